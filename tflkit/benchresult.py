@@ -1,0 +1,67 @@
+"""One result format for every latency measurement, host or phone.
+
+Plain dataclass with no heavy imports: the Android side (which never imports TensorFlow) and the host harness both
+produce it, and `tflkit report` puts their columns side by side. Times are milliseconds, memory megabytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUS_OK = "ok"
+
+
+@dataclass
+class BenchResult:
+    model: str  # the .tflite file name (not the full path, so host and device rows join on it)
+    target: str  # "host" or "android:<serial>"
+    runtime: str  # "ai_edge_litert", "tflite_runtime", "tf.lite", "benchmark_model"
+    device: str = ""  # CPU model / phone model, for the reader
+    threads: int = 1
+    delegate: str = "cpu"  # cpu, xnnpack, gpu, nnapi
+    status: str = STATUS_OK  # ok, or a short failure code such as delegate_failed, timeout, not_executable
+    message: str = ""  # the one-line reason when status is not ok
+    init_ms: float | None = None
+    first_ms: float | None = None
+    warmup_mean_ms: float | None = None
+    median_ms: float | None = None
+    p5_ms: float | None = None
+    p95_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    count: int | None = None
+    peak_memory_mb: float | None = None
+    init_memory_mb: float | None = None
+    size_bytes: int | None = None
+    macs: int | None = None
+    delegated_ops: int | None = None  # nodes the delegate took, when the log says
+    cpu_ops: int | None = None  # nodes left on the CPU
+    op_profile: list[dict] = field(default_factory=list)  # per node type: {"node_type", "avg_ms", "percent", "count"}
+    raw_log: str | None = None  # path of the saved tool output
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BenchResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def save_results(results: list[BenchResult], path: str | Path) -> None:
+    from tflkit.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+
+
+def load_results(path: str | Path) -> list[BenchResult]:
+    return [BenchResult.from_dict(d) for d in json.loads(Path(path).read_text())]
