@@ -1,0 +1,86 @@
+"""Building blocks shared by the architectures, from plain Keras layers only.
+
+Every function takes the Keras module (`keras` for Keras 3, `tf_keras` for tfmot) so one builder serves both.
+No Lambda and no raw TF ops: those become TFOpLambda layers that tfmot refuses and the converter cannot name.
+Stride-2 convolutions pad explicitly like PyTorch (k//2 on every side), so reference weights port exactly.
+"""
+
+from __future__ import annotations
+
+
+def normalize(x, mean, std, keras, name="normalize"):
+    """Raw 0..255 pixels in, (x - mean) / std out: the model owns its preprocessing."""
+    variance = [s * s for s in std]
+    return keras.layers.Normalization(axis=-1, mean=list(mean), variance=variance, name=name)(x)
+
+
+def activation(x, kind, keras, name):
+    if kind is None:
+        return x
+    if kind == "relu6":
+        return keras.layers.ReLU(max_value=6.0, name=name)(x)
+    if kind in ("hard_swish", "hard_sigmoid"):
+        return keras.layers.Activation(_hard_activation(kind, keras), name=name)(x)
+    return keras.layers.Activation(kind, name=name)(x)
+
+
+def _hard_activation(kind, keras):
+    # Keras 3 defines hard_sigmoid as relu6(x + 3) / 6 (PyTorch's); tf_keras still uses 0.2 * x + 0.5, so there
+    # the PyTorch form is spelled out.
+    if not keras.__name__.startswith("tf_keras"):
+        return kind
+    import tensorflow as tf
+
+    if kind == "hard_sigmoid":
+        return lambda x: tf.nn.relu6(x + 3.0) / 6.0
+    return lambda x: x * tf.nn.relu6(x + 3.0) / 6.0
+
+
+def pad_for_stride(x, kernel_size, stride, keras, name):
+    """PyTorch-style symmetric padding for strided convs; 'same' is identical for stride 1 with odd kernels."""
+    if stride == 1 or kernel_size == 1:
+        return x, "same" if kernel_size > 1 else "valid"
+    p = kernel_size // 2
+    return keras.layers.ZeroPadding2D(padding=p, name=f"{name}_pad")(x), "valid"
+
+
+def conv_bn_act(x, filters, kernel_size, stride, act, keras, name, bn_eps=1e-5, bn_momentum=0.9, groups=1):
+    x, padding = pad_for_stride(x, kernel_size, stride, keras, name)
+    x = keras.layers.Conv2D(
+        filters, kernel_size, strides=stride, padding=padding, use_bias=False, groups=groups, name=f"{name}_conv"
+    )(x)
+    x = keras.layers.BatchNormalization(epsilon=bn_eps, momentum=bn_momentum, name=f"{name}_bn")(x)
+    return activation(x, act, keras, f"{name}_{act}")
+
+
+def dwconv_bn_act(x, kernel_size, stride, act, keras, name, bn_eps=1e-5, bn_momentum=0.9):
+    x, padding = pad_for_stride(x, kernel_size, stride, keras, name)
+    x = keras.layers.DepthwiseConv2D(
+        kernel_size, strides=stride, padding=padding, use_bias=False, name=f"{name}_dwconv"
+    )(x)
+    x = keras.layers.BatchNormalization(epsilon=bn_eps, momentum=bn_momentum, name=f"{name}_bn")(x)
+    return activation(x, act, keras, f"{name}_{act}")
+
+
+def squeeze_excite(x, squeeze_channels, keras, name, inner_act="relu", gate_act="hard_sigmoid"):
+    """Channel attention: global pool, 1x1 down, 1x1 up, gate, scale (1x1 convs with bias, as torchvision)."""
+    channels = x.shape[-1]
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    s = keras.layers.Conv2D(squeeze_channels, 1, use_bias=True, name=f"{name}_fc1")(s)
+    s = activation(s, inner_act, keras, f"{name}_{inner_act}")
+    s = keras.layers.Conv2D(channels, 1, use_bias=True, name=f"{name}_fc2")(s)
+    s = activation(s, gate_act, keras, f"{name}_gate")
+    return keras.layers.Multiply(name=f"{name}_scale")([x, s])
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Round a channel count to a multiple of `divisor`, never below 90% of it (the MobileNet rule)."""
+    min_value = min_value or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def classifier_input(shape, keras, name="pixels"):
+    return keras.Input(shape=shape, name=name)

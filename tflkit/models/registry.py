@@ -1,0 +1,106 @@
+"""The model registry: one small entry point per variant, one typed spec per model (timm style).
+
+An entry point is a function `fn(*, num_classes, input_size, small_input, keras) -> Model` decorated with
+`@register_model(...)`; the decorator records what a user needs to deploy it (input size, pixel contract) and what
+it must match (the reference parameter count and MACs).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable
+
+from tflkit.errors import unknown_choice
+
+# Every model takes raw 0..255 RGB pixels and normalizes as its first layer, so a deployed .tflite eats camera
+# pixels directly. These are the ImageNet statistics in that 0..255 scale.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    builder: Callable
+    default_input_size: int = 224
+    default_num_classes: int = 1000
+    mean: tuple = IMAGENET_MEAN  # in 0..255 pixel units
+    std: tuple = IMAGENET_STD
+    reference: str = "torchvision"  # whose layer-for-layer definition this matches
+    reference_params: int | None = None  # at default_input_size with default_num_classes
+    reference_macs: int | None = None
+    small_input_note: str = ""  # what --small-input changes, for the docs and `tflkit models`
+    test_variant: bool = False  # tiny shapes for fast tests, not a real architecture
+
+    @property
+    def pixel_range(self) -> tuple:
+        return (0.0, 255.0)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(family: str, **spec_fields):
+    """Decorator that registers an entry point under its function name."""
+
+    def wrap(fn):
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelSpec(name=name, family=family, builder=fn, **spec_fields)
+        return fn
+
+    return wrap
+
+
+def list_models(pattern: str = "*", include_test: bool = False) -> list[str]:
+    _load_entry_points()
+    return sorted(
+        n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (include_test or not s.test_variant)
+    )
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load_entry_points()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_choice("model", name, _REGISTRY) from None
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    input_size: int | None = None,
+    small_input: bool = False,
+    keras_module=None,
+):
+    """Build a registered model. `keras_module` picks the Keras flavour: Keras 3 (default) or `tf_keras` for tfmot."""
+    spec = get_spec(name)
+    if keras_module is None:
+        import keras as keras_module
+    input_size = input_size or spec.default_input_size
+    if input_size < 32:
+        from tflkit.errors import UsageError
+
+        raise UsageError(f"input size {input_size} is too small; models take 32x32 and up")
+    return spec.builder(
+        num_classes=num_classes or spec.default_num_classes,
+        input_size=input_size,
+        small_input=small_input,
+        keras=keras_module,
+    )
+
+
+def count_params(model) -> int:
+    """Learnable parameters, as torchvision counts them (BatchNorm moving statistics are buffers, not parameters)."""
+    import numpy as np
+
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def _load_entry_points() -> None:
+    # Importing the family modules runs their @register_model decorators.
+    from tflkit.models import families  # noqa: F401
