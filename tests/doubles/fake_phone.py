@@ -52,10 +52,12 @@ class FakePhones:
         (root / "data/local/tmp").mkdir(parents=True, exist_ok=True)
         return root
 
-    def fault(self, *faults: str, serial: str | None = None) -> None:
+    def fault(self, *faults: str, serial: str | None = None, delegate: str | None = None) -> None:
         self.monkeypatch.setenv("FAKE_ADB_FAULT", ",".join(faults))
         if serial:
             self.monkeypatch.setenv("FAKE_ADB_FAULT_SERIAL", serial)
+        if delegate:
+            self.monkeypatch.setenv("FAKE_ADB_FAULT_DELEGATE", delegate)
 
     def root(self, serial: str) -> Path:
         return self.home / serial / "root"
@@ -98,6 +100,7 @@ def fake_phone(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_ADB_HOME", str(home))
     monkeypatch.delenv("FAKE_ADB_FAULT", raising=False)
     monkeypatch.delenv("FAKE_ADB_FAULT_SERIAL", raising=False)
+    monkeypatch.delenv("FAKE_ADB_FAULT_DELEGATE", raising=False)
     monkeypatch.delenv("ANDROID_SERIAL", raising=False)
     phones = FakePhones(home, monkeypatch)
     yield phones

@@ -1,0 +1,71 @@
+"""A compact text table of BenchResults for the terminal."""
+
+from __future__ import annotations
+
+from tflkit.benchresult import BenchResult
+
+COLUMNS = ("model", "target", "delegate", "threads", "status", "median_ms", "mean_ms", "std_ms", "min_ms",
+           "init_ms", "peak_mb", "ops deleg/cpu")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 100 else f"{value:.1f}"
+
+
+def _ops(result: BenchResult) -> str:
+    """Nodes on the delegate / left on the CPU, as the log stated them; "?" where it did not say."""
+    if result.delegated_ops is None and result.cpu_ops is None:
+        return "-"
+    return "/".join("?" if n is None else str(n) for n in (result.delegated_ops, result.cpu_ops))
+
+
+def _row(result: BenchResult) -> list[str]:
+    return [
+        result.model or "-",
+        result.target,
+        result.delegate,
+        str(result.threads),
+        result.status,
+        _ms(result.median_ms),
+        _ms(result.mean_ms),
+        _ms(result.std_ms),
+        _ms(result.min_ms),
+        _ms(result.init_ms),
+        "-" if result.peak_memory_mb is None else f"{result.peak_memory_mb:.1f}",
+        _ops(result),
+    ]
+
+
+def format_table(results: list[BenchResult]) -> str:
+    """One line per run; failures get their one-line reason underneath. Median shows only where printed."""
+    if not results:
+        return "(no results)"
+    rows = [list(COLUMNS)] + [_row(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    numeric = {i for i, name in enumerate(COLUMNS) if name.endswith(("_ms", "_mb")) or name == "threads"}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [line(rows[0]).rstrip()]
+    for result, row in zip(results, rows[1:]):
+        out.append(line(row).rstrip())
+        if not result.ok and result.message:
+            out.append(f"    -> {result.message}")
+    return "\n".join(out)
+
+
+def format_op_profile(result: BenchResult, limit: int = 15) -> str:
+    """The per-node-type summary of one run, slowest first."""
+    rows = sorted(result.op_profile, key=lambda row: -(row.get("avg_ms") or 0.0))[:limit]
+    if not rows:
+        return ""
+    width = max(len(str(row.get("node_type", ""))) for row in rows)
+    lines = [f"op profile of {result.model or 'the run'} ({result.delegate}, {result.threads} threads):",
+             f"  {'node type'.ljust(width)}  count     avg_ms       %"]
+    for row in rows:
+        lines.append(f"  {str(row.get('node_type', '')).ljust(width)}  {row.get('count', '-'):>5}  "
+                     f"{row.get('avg_ms', 0.0):>9.3f}  {row.get('percent', 0.0):>6.1f}")
+    return "\n".join(lines)
