@@ -245,6 +245,7 @@ class Adb:
             pass  # the phone went away with its process; nothing left to kill
 
     def push(self, serial: str, local: str | Path, remote: str, *, timeout_s: float = PUSH_TIMEOUT_S) -> None:
+        """Copy a file to the phone; adb creates missing remote folders and keeps the local permission bits."""
         self.run(["push", str(local), remote], serial=serial, timeout_s=timeout_s)
 
     def pull(self, serial: str, remote: str, local: str | Path, *, timeout_s: float = PUSH_TIMEOUT_S) -> None:

@@ -203,7 +203,6 @@ def ensure_benchmark_model(
     local_sha = sha256_file(local)
     pushed = adb.sha256(serial, REMOTE_BINARY) != local_sha
     if pushed:
-        adb.shell(serial, f"mkdir -p {REMOTE_DIR}")
         adb.push(serial, local, REMOTE_BINARY)
     chmod = adb.shell(serial, f"chmod 755 {REMOTE_BINARY}")
     if chmod.exit_code != 0:

@@ -228,7 +228,6 @@ class _Session:
         if self.adb.sha256(serial, remote) == sha256_file(model):
             self.say(f"[{serial}] {model.name} already on the device (same sha256); not pushed")
         else:
-            self.adb.shell(serial, f"mkdir -p {REMOTE_DIR}")
             self.adb.push(serial, model, remote)
         return remote
 

@@ -102,6 +102,7 @@ def fake_phone(tmp_path, monkeypatch):
     monkeypatch.delenv("FAKE_ADB_FAULT_SERIAL", raising=False)
     monkeypatch.delenv("FAKE_ADB_FAULT_DELEGATE", raising=False)
     monkeypatch.delenv("ANDROID_SERIAL", raising=False)
+    monkeypatch.delenv("TFLKIT_BENCHMARK_MODEL", raising=False)  # the CLI's --binary default
     phones = FakePhones(home, monkeypatch)
     yield phones
     for pid in phones.running_device_processes():  # never leave a "phone process" behind, even on failure
@@ -122,9 +123,22 @@ def fake_binary(tmp_path) -> Path:
     return write_fake_elf(tmp_path / "benchmark_model")
 
 
+_BUILT_MODELS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A 2-layer keras model at 16x16, converted with TensorFlow (tests may import TF; android_bench may not)."""
+    """A 2-layer keras model at 16x16, converted with TensorFlow (tests may import TF; android_bench may not).
+
+    Built once per test session: each test module that imports this fixture gets its own fixture definition, so
+    the model is memoized here rather than by pytest's scope.
+    """
+    if "tiny" not in _BUILT_MODELS:
+        _BUILT_MODELS["tiny"] = _build_tiny_model(tmp_path_factory.mktemp("tiny_model") / "tflite")
+    return _BUILT_MODELS["tiny"]
+
+
+def _build_tiny_model(folder: Path) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
@@ -138,7 +152,7 @@ def tiny_model(tmp_path_factory) -> Path:
             keras.layers.Dense(3),
         ]
     )
-    path = tmp_path_factory.mktemp("tiny_model") / "tflite" / "tiny_cnn16.tflite"
-    path.parent.mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny_cnn16.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     return path
