@@ -143,6 +143,7 @@ def parse_log(
     extras: dict = {}
     if any(_COMPILED_MODEL_MARK in line for line in lines):
         family = _read_compiled_model_block(lines, result, extras)
+        _read_percentiles(lines, result)
     else:
         family = _read_classic_timings(lines, result, extras)
     _read_memory(lines, result, extras)
@@ -168,9 +169,10 @@ def _model_from_params(params: dict[str, str]) -> str:
 
 
 def _threads_from_params(params: dict[str, str]) -> int:
-    for key in ("Num threads", "#threads used for CPU inference"):
+    # The count actually used first; -1 ("the tool's default") is reported as printed, not guessed.
+    for key in ("#threads used for CPU inference", "Num threads"):
         value = params.get(key, "")
-        if value.lstrip("-").isdigit() and int(value) > 0:
+        if value.lstrip("-").isdigit():
             return int(value)
     return 1
 
@@ -256,6 +258,15 @@ def _read_classic_timings(lines: list[str], result: BenchResult, extras: dict) -
     first_of_warmup = warmup.get("first", warmup.get("curr") if warmup.get("count") == 1 else None)
     result.first_ms = _us_to_ms(timing_pairs.get("First inference", first_of_warmup))
     return family
+
+
+def _read_percentiles(lines: list[str], result: BenchResult) -> None:
+    """The CompiledModel block has no median, but the same tool's `count=` line may print one (microseconds)."""
+    runs = [_stat_line(line) for line in lines if line.startswith("count=")]
+    if runs and "median" in runs[-1]:
+        result.p5_ms = _us_to_ms(runs[-1].get("p5"))
+        result.median_ms = _us_to_ms(runs[-1]["median"])
+        result.p95_ms = _us_to_ms(runs[-1].get("p95"))
 
 
 def _read_compiled_model_block(lines: list[str], result: BenchResult, extras: dict) -> str:

@@ -43,9 +43,13 @@ def check_model_file(path: str | Path) -> Path:
 
 
 def check_taskset_mask(mask: str | None) -> str | None:
-    if mask is not None and not all(c in "0123456789abcdefABCDEF" for c in mask.removeprefix("0x")):
-        raise UsageError(f"--taskset takes a hexadecimal CPU mask such as f0, got {mask!r}")
-    return mask
+    """A hex CPU mask for the phone's taskset (f0 = cores 4-7), without any 0x prefix."""
+    if mask is None:
+        return None
+    digits = mask.lower().removeprefix("0x")
+    if not digits or any(c not in "0123456789abcdef" for c in digits) or int(digits, 16) == 0:
+        raise UsageError(f"--taskset takes a non-zero hexadecimal CPU mask such as f0, got {mask!r}")
+    return digits
 
 
 def select_devices(adb: Adb, serials: Sequence[str] | None, progress: Callable[[str], None]) -> list[str]:
@@ -132,7 +136,7 @@ def bench(
         raise UsageError(f"thread counts must be 1 or more, got {list(threads)}")
     if runs < 1 or warmup < 0 or timeout_s <= 0 or cooldown_s < 0:
         raise UsageError("runs must be >= 1, warmup and cooldown >= 0, timeout > 0")
-    check_taskset_mask(taskset)
+    taskset = check_taskset_mask(taskset)
     if binary is not None:
         binary = check_local_binary(binary)
     say = progress or (lambda message: None)

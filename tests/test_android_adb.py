@@ -140,7 +140,7 @@ def test_a_hung_remote_process_is_killed_on_the_phone(fake_phone, fake_binary):
     fake_phone.fault("hang")
     adb = Adb()
     adb.push("FAKE01", fake_binary, "/data/local/tmp/tflkit/benchmark_model")
-    result = adb.shell("FAKE01", "/data/local/tmp/tflkit/benchmark_model --graph=/x.tflite", timeout_s=1.5,
+    result = adb.shell("FAKE01", "/data/local/tmp/tflkit/benchmark_model --graph=/x.tflite", timeout_s=2.5,
                        kill_on_timeout=True)
     assert result.timed_out and result.exit_code is None
     assert "STARTING!" in result.stdout and "__TFLKIT_PID" not in result.stdout

@@ -278,11 +278,11 @@ def test_all_same_samples():
 
 
 COMPILED_MODEL_SAMPLE = """\
-INFO: [benchmark_litert_model.cc:88] Loaded model /data/local/tmp/gemma_part.tflite
-INFO: [benchmark_litert_model.h:72]
+INFO: [litert/tools/benchmark_litert_model.cc:88] Loaded model /data/local/tmp/gemma_part.tflite
+INFO: [litert/tools/benchmark_litert_model.h:72]
 ========== BENCHMARK RESULTS ==========
-Model initialization: 812.44 ms
-Warmup (first):       8120.51 ms
+INFO: [litert/tools/benchmark_litert_model.h:73] Model initialization: 812.44 ms
+INFO: [litert/tools/benchmark_litert_model.h:74] Warmup (first):       8120.51 ms
 Warmup (avg):         8120.51 ms (1 runs)
 Inference (avg):      7430.20 ms (10 runs)
 Inference (min):      7391.02 ms
@@ -307,6 +307,13 @@ def test_litert_compiled_model_block_is_already_in_ms():
     assert (r.init_memory_mb, r.peak_memory_mb) == (120.5, 455.0)
     assert parsed.extras["throughput_mb_per_s"] == 0.53
     assert r.median_ms is None
+
+
+def test_compiled_model_block_takes_the_median_its_count_line_printed():
+    count_line = "INFO: count=10 first=7502880 curr=7411000 min=7391020 max=7502880 avg=7.4302e+06 std=31070 " \
+                 "p5=7391020 median=7420500 p95=7502880\n"
+    r = parse_log(count_line + COMPILED_MODEL_SAMPLE).result
+    assert (r.mean_ms, r.p5_ms, r.median_ms, r.p95_ms) == (7430.20, 7391.02, 7420.5, 7502.88)
 
 
 def test_gpu_split_in_newer_wording_and_completely_delegated():
@@ -365,6 +372,11 @@ def test_a_permission_warning_does_not_void_printed_timings():
     sample = "WARNING: open /sys/kernel/debug/x: Permission denied\n" \
              "count=3 first=10 curr=10 min=9 max=10 avg=9.6 std=0\n"
     assert parse_log(sample).result.status == "ok"
+
+
+def test_thread_count_as_printed():
+    assert parse_log("Num threads: [-1]\ncount=1 curr=5\n").result.threads == -1
+    assert parse_log("Num threads: [-1]\n#threads used for CPU inference: [8]\n").result.threads == 8
 
 
 def test_arguments_win_over_the_parameter_echo():

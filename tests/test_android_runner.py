@@ -48,7 +48,7 @@ def test_a_model_already_on_the_phone_is_not_pushed_again(fake_phone, tiny_model
 
 def test_gpu_placement_op_profile_and_taskset(fake_phone, tiny_model, fake_binary):
     fake_phone.add("FAKE01")
-    (r,) = bench([tiny_model], threads=[4], delegates=["gpu"], op_profiling=True, taskset="f0",
+    (r,) = bench([tiny_model], threads=[4], delegates=["gpu"], op_profiling=True, taskset="0xF0",
                  binary=fake_binary, **FAST)
     assert r.status == "ok" and r.delegate == "gpu" and r.threads == 4
     assert r.delegated_ops >= 3 and r.cpu_ops == 0
@@ -62,9 +62,9 @@ def test_a_hanging_run_times_out_and_the_rest_go_on(fake_phone, tiny_model, fake
     fake_phone.add("FAKE01")
     fake_phone.fault("hang", delegate="gpu")
     results = bench([tiny_model], threads=[1], delegates=["gpu", "cpu"], logs_dir=tmp_path, binary=fake_binary,
-                    **{**FAST, "timeout_s": 2})
+                    **{**FAST, "timeout_s": 2.5})
     assert [(r.delegate, r.status) for r in results] == [("gpu", "timeout"), ("cpu", "ok")]
-    assert results[0].message == "no result within 2 s; benchmark_model was killed"
+    assert results[0].message == "no result within 2.5 s; benchmark_model was killed"
     assert "STARTING!" in open(results[0].raw_log).read()
     assert fake_phone.running_device_processes() == []  # killed on the phone, not only the adb client
 
@@ -141,8 +141,9 @@ def test_bad_arguments(tmp_path, tiny_model):
         bench([not_tflite])
     with pytest.raises(UsageError, match="unknown delegate 'tpu'; choose from: cpu, gpu, nnapi, xnnpack"):
         bench([tiny_model], delegates=["tpu"])
-    with pytest.raises(UsageError, match="hexadecimal CPU mask"):
-        bench([tiny_model], taskset="cores 4-7")
+    for mask in ("cores 4-7", "", "0"):
+        with pytest.raises(UsageError, match="non-zero hexadecimal CPU mask"):
+            bench([tiny_model], taskset=mask)
     with pytest.raises(UsageError, match="benchmark_model binary not found"):
         bench([tiny_model], binary=tmp_path / "nope")
 
