@@ -40,6 +40,7 @@ _GETPROP_LINE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 # First non-empty property wins.
 ABI_PROPS = ("ro.product.cpu.abilist", "ro.product.cpu.abi")
 SOC_PROPS = ("ro.soc.model", "ro.board.platform", "ro.hardware")
+CPU_MAX_FREQ_GLOB = "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq"
 
 
 @dataclass(frozen=True)
@@ -251,16 +252,12 @@ class Adb:
     def pull(self, serial: str, remote: str, local: str | Path, *, timeout_s: float = PUSH_TIMEOUT_S) -> None:
         self.run(["pull", remote, str(local)], serial=serial, timeout_s=timeout_s)
 
-    def getprops(self, serial: str) -> dict[str, str]:
-        return parse_getprop(self.shell(serial, "getprop").stdout)
-
-    def cpu_max_freqs_khz(self, serial: str) -> list[int]:
-        # One call for all cores; glob order (cpu0, cpu1, cpu10, ...) does not matter for a grouped summary.
-        result = self.shell(serial, "cat /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq")
-        return [int(token) for token in result.stdout.split() if token.isdigit()]
-
     def facts(self, serial: str) -> DeviceFacts:
-        return facts_from_props(serial, self.getprops(serial), self.cpu_max_freqs_khz(serial))
+        """getprop and every core's max frequency, in one round trip."""
+        result = self.shell(serial, f"getprop; cat {CPU_MAX_FREQ_GLOB}")
+        # Glob order (cpu0, cpu1, cpu10, ...) does not matter: the summary groups cores by frequency.
+        freqs = [int(line) for line in result.stdout.splitlines() if line.strip().isdigit()]
+        return facts_from_props(serial, parse_getprop(result.stdout), freqs)
 
     def sha256(self, serial: str, remote: str) -> str | None:
         """The remote file's sha256, or None when it is missing or the phone has no sha256sum (old toybox)."""

@@ -166,9 +166,11 @@ def download_prebuilt(
     return target
 
 
-def probe_binary(adb: Adb, serial: str, remote: str = REMOTE_BINARY) -> tuple[str, str]:
-    """Run `remote --help` once: ("ok", "") when it starts, else (status, one-line reason)."""
-    result = adb.shell(serial, f"{shlex.quote(remote)} --help", timeout_s=60, kill_on_timeout=True)
+def probe_binary(adb: Adb, serial: str, remote: str = REMOTE_BINARY, *, chmod: bool = False) -> tuple[str, str]:
+    """Run `remote --help` once (after `chmod 755` if asked): ("ok", "") when it starts, else (status, reason)."""
+    quoted = shlex.quote(remote)
+    command = f"chmod 755 {quoted} && {quoted} --help" if chmod else f"{quoted} --help"
+    result = adb.shell(serial, command, timeout_s=60)
     if result.timed_out:
         return "timeout", f"{remote} --help did not return within 60 s"
     text = result.output
@@ -204,10 +206,7 @@ def ensure_benchmark_model(
     pushed = adb.sha256(serial, REMOTE_BINARY) != local_sha
     if pushed:
         adb.push(serial, local, REMOTE_BINARY)
-    chmod = adb.shell(serial, f"chmod 755 {REMOTE_BINARY}")
-    if chmod.exit_code != 0:
-        raise DeviceError(f"{serial}: cannot make {REMOTE_BINARY} executable: {chmod.output.strip()[:160]}")
-    status, reason = probe_binary(adb, serial)
+    status, reason = probe_binary(adb, serial, chmod=True)
     if status != "ok":
         raise BinaryUnusable(f"{serial}: {reason}", status)
     return InstalledBinary(serial, REMOTE_BINARY, str(local), local_sha, pushed)
