@@ -98,11 +98,17 @@ def run_devices(args) -> int:
         print("no Android device attached (adb devices lists none)")
         return 0
     for row in rows:
-        details = row.get("error") or (
-            f"{row['description']}  abi {','.join(row['abis']) or '?'}  sdk {row['sdk'] or '?'}  {row['cpu']}"
-            if "description" in row else "")
-        print(f"{row['serial']:<20} {row['state']:<14} {details}".rstrip())
+        print(f"{row['serial']:<20} {row['state']:<14} {_device_details(row)}".rstrip())
     return 0
+
+
+def _device_details(row: dict) -> str:
+    if "error" in row:
+        return row["error"]
+    if "description" not in row:
+        return ""  # not ready: adb cannot ask it anything
+    abis = ",".join(row["abis"]) or "?"
+    return f"{row['description']}  abi {abis}  sdk {row['sdk'] or '?'}  {row['cpu']}"
 
 
 def run_setup(args) -> int:
