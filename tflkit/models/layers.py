@@ -8,10 +8,23 @@ Stride-2 convolutions pad explicitly like PyTorch (k//2 on every side), so refer
 from __future__ import annotations
 
 
-def normalize(x, mean, std, keras, name="normalize"):
-    """Raw 0..255 pixels in, (x - mean) / std out: the model owns its preprocessing."""
-    variance = [s * s for s in std]
-    return keras.layers.Normalization(axis=-1, mean=list(mean), variance=variance, name=name)(x)
+NORMALIZE_LAYER = "normalize"
+
+
+def normalize(x, mean, std, keras, name=NORMALIZE_LAYER):
+    """Raw 0..255 pixels in, (x - mean) / std out: the model owns its preprocessing.
+
+    A frozen 1x1 depthwise convolution (scale 1/std, bias -mean/std) rather than `Normalization` or `Rescaling`:
+    tfmot quantizes a depthwise conv but refuses those two (and a standalone BatchNormalization). Pruning must
+    skip this layer (it has three weights, all needed); its name is `NORMALIZE_LAYER`. The same layer type in
+    both Keras flavours keeps Keras 3 and tf_keras weights interchangeable layer by layer.
+    """
+    scale = [[[[1.0 / s] for s in std]]]  # the depthwise kernel's shape, (1, 1, channels, 1)
+    bias = [-m / s for m, s in zip(mean, std)]
+    return keras.layers.DepthwiseConv2D(
+        1, use_bias=True, trainable=False, name=name,
+        depthwise_initializer=keras.initializers.Constant(scale), bias_initializer=keras.initializers.Constant(bias),
+    )(x)
 
 
 def activation(x, kind, keras, name):
