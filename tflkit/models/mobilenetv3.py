@@ -89,6 +89,28 @@ def mobilenetv3_small_100(*, num_classes, input_size, small_input, keras):
 
 @register_model(
     "mobilenetv3",
+    default_input_size=224,
+    reference="timm mobilenetv3_small_050 (torchvision layout at width 0.5)",
+    small_input_note=_SMALL_INPUT_NOTE,
+)
+def mobilenetv3_small_050(*, num_classes, input_size, small_input, keras):
+    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
+                             small_input=small_input, keras=keras, width=0.5, name="mobilenetv3_small_050")
+
+
+@register_model(
+    "mobilenetv3",
+    default_input_size=224,
+    reference="timm mobilenetv3_small_075 (torchvision layout at width 0.75)",
+    small_input_note=_SMALL_INPUT_NOTE,
+)
+def mobilenetv3_small_075(*, num_classes, input_size, small_input, keras):
+    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
+                             small_input=small_input, keras=keras, width=0.75, name="mobilenetv3_small_075")
+
+
+@register_model(
+    "mobilenetv3",
     default_input_size=32,
     default_num_classes=10,
     small_input_note=_SMALL_INPUT_NOTE,

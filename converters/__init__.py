@@ -1,0 +1,1 @@
+"""Keras to TFLite: recipes, calibration, conversion, MAC counting."""

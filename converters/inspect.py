@@ -1,0 +1,59 @@
+"""What is inside a .tflite: operators with their tensor types, input/output quantization. No TensorFlow import."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from tflkit.runtime import load_interpreter
+
+_FLOAT = {np.float32, np.float16, np.float64}
+# Ops whose job is to convert between float and integer: unavoidable at a float boundary, not a float kernel.
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+def _type_name(t) -> str:
+    return np.dtype(t).name
+
+
+def op_table(path) -> list[dict]:
+    """One row per operator: index, op name, input and output tensor types."""
+    interpreter = load_interpreter(path)
+    return [
+        {
+            "index": op["index"],
+            "op": op["op_name"],
+            "inputs": [_type_name(t) for t in op["operand_types"]],
+            "outputs": [_type_name(t) for t in op["result_types"]],
+        }
+        for op in interpreter._get_ops_details()
+    ]
+
+
+def op_counts(path) -> dict[str, int]:
+    return dict(Counter(row["op"] for row in op_table(path)))
+
+
+def float_ops(path) -> list[str]:
+    """Operators that compute in float (any float output), excluding QUANTIZE/DEQUANTIZE boundaries.
+    Flex (TF select) ops are always reported: they need the TF runtime on the device."""
+    found = []
+    for row in op_table(path):
+        is_flex = row["op"].startswith("Flex") or row["op"] == "CUSTOM"
+        computes_float = any(np.dtype(t).type in _FLOAT for t in row["outputs"])
+        if is_flex or (computes_float and row["op"] not in _BOUNDARY_OPS):
+            found.append(row["op"])
+    return sorted(set(found))
+
+
+def io_details(path) -> dict:
+    interpreter = load_interpreter(path)
+
+    def describe(d):
+        scale, zero_point = d["quantization"]
+        return {"name": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": _type_name(d["dtype"]),
+                "scale": float(scale), "zero_point": int(zero_point)}
+
+    return {"inputs": [describe(d) for d in interpreter.get_input_details()],
+            "outputs": [describe(d) for d in interpreter.get_output_details()]}

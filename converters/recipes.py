@@ -1,0 +1,85 @@
+"""Quantization recipes, named by what they do (ai-edge-quantizer style) and driven from one table.
+
+`w` is the weight type, `a` the activation type; `static` recipes calibrate activation ranges on representative
+images, `dynamic` ones quantize activations at run time. Adding a recipe is one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tflkit.errors import unknown_choice
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    weights: str  # float32, float16, int8
+    activations: str  # float32, int8, int16
+    io_dtype: str  # the input/output tensor type a caller feeds and reads
+    needs_calibration: bool
+    configure: Callable  # (converter, representative_dataset) -> None
+
+    @property
+    def integer_only(self) -> bool:
+        return self.activations in ("int8", "int16")
+
+
+def _fp32(converter, _rep):
+    pass
+
+
+def _fp16(converter, _rep):
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic(converter, _rep):
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def _static_int8(converter, rep):
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = rep
+    # Integer-only kernels: conversion fails loudly instead of silently leaving float ops in the graph.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe("fp32", "float32 weights and activations (the baseline)", "float32", "float32", "float32", False,
+               _fp32),
+        Recipe("fp16", "float16 weights, float32 compute", "float16", "float32", "float32", False, _fp16),
+        Recipe("dynamic_wi8_afp32", "int8 weights, float activations quantized at run time", "int8", "float32",
+               "float32", False, _dynamic),
+        Recipe("static_wi8_ai8", "full integer: int8 weights and activations, int8 input and output, calibrated",
+               "int8", "int8", "int8", True, _static_int8),
+    )
+}
+
+DEFAULT_RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise unknown_choice("recipe", name, RECIPES) from None
+
+
+def resolve_recipes(names) -> list[Recipe]:
+    names = list(names)
+    if names == ["all"]:
+        return list(RECIPES.values())
+    return [get_recipe(n) for n in names]

@@ -1,0 +1,102 @@
+"""Whole-run steps that chain the API: evaluate and benchmark every artifact of a run, and the demo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tflkit.hostbench import BenchSettings, bench_models
+from tflkit.runrecords import record_eval, record_host_bench
+
+
+def run_artifacts(run_dir) -> list[Path]:
+    from converters.export import load_export_record
+
+    return [Path(r["path"]) for r in load_export_record(run_dir) if r["status"] == "ok" and Path(r["path"]).is_file()]
+
+
+def evaluate_run(run_dir, source=None, include_keras: bool = True, log=print) -> list:
+    from tflkit.data import load_dataset
+    from tflkit.evaluation import evaluate
+    from tflkit.training import RunFiles, load_run_config
+
+    config = load_run_config(run_dir)
+    source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+    paths = ([RunFiles(Path(run_dir)).model] if include_keras else []) + run_artifacts(run_dir)
+    results = []
+    for path in paths:
+        result = evaluate(path, source)
+        record_eval(run_dir, result)
+        top5 = f"  top5 {100 * result.top5:.2f}%" if result.top5 is not None else ""
+        log(f"eval     {path.name}  top1 {100 * result.top1:.2f}%{top5}  ({result.count} test images)")
+        results.append(result)
+    return results
+
+
+def bench_run(run_dir, threads=(1,), settings: BenchSettings = BenchSettings(), log=print):
+    results = bench_models(run_artifacts(run_dir), threads=threads, settings=settings, log=log)
+    record_host_bench(run_dir, results)
+    return results
+
+
+@dataclass
+class StageTimer:
+    """Wall time per named stage, for `tflkit demo` and benchmarks/demo_stages.py."""
+
+    seconds: dict = field(default_factory=dict)
+
+    def __call__(self, name):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.start
+
+        return _Stage()
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    model: str = "mobilenetv3_small_050"
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 3e-3
+    recipes: tuple = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
+    threads: tuple = (1, 2)
+    runs: int = 100
+    warmup: int = 10
+    seed: int = 0
+
+
+def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: StageTimer | None = None) -> str:
+    """Train on the embedded shapes dataset, convert under every recipe, evaluate, benchmark, report."""
+    from converters.export import export_run
+    from tflkit.data import load_dataset
+    from tflkit.report import write_report
+    from tflkit.training import TrainConfig, train
+
+    timer = timer or StageTimer()
+    out_dir = Path(out_dir)
+    with timer("data"):
+        source = load_dataset("shapes", seed=settings.seed)
+    config = TrainConfig(model=settings.model, dataset="shapes", epochs=settings.epochs,
+                         batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed)
+    resume = (out_dir / "state.json").is_file()
+    log(f"train    {settings.model} on shapes ({len(source.split('train'))} images, {settings.epochs} epochs)"
+        + ("  resuming" if resume else ""))
+    with timer("train"):
+        train(config, out_dir, resume=resume, verbose=2, source=source)
+    with timer("convert"):
+        export_run(out_dir, settings.recipes, source=source, log=log)
+    with timer("eval"):
+        evaluate_run(out_dir, source=source, log=log)
+    with timer("bench"):
+        bench_run(out_dir, threads=settings.threads,
+                  settings=BenchSettings(runs=settings.runs, warmup=settings.warmup), log=log)
+    with timer("report"):
+        _, markdown = write_report(out_dir)
+    return markdown

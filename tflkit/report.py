@@ -1,0 +1,133 @@
+"""The quantized-vs-float report of a run: one row per recipe, written as JSON, CSV and Markdown.
+
+Assembles what was measured (exports.json, eval.json, bench/*.json, model_info.json); it measures nothing itself.
+Ratios are against the fp32 row of the same run. Latency columns carry the thread count (median_ms_t1) and the
+target (host, or a phone's model name), so host and phone numbers sit side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+from tflkit.fileio import atomic_write_text
+from tflkit.runrecords import load_bench, load_evals, load_model_info
+
+BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_ratio", "params", "macs", "top1",
+                "top1_drop", "top5"]
+
+
+def _target_prefix(result) -> str:
+    if result.target == "host":
+        return ""
+    name = result.device or result.target.split(":", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") + "_"
+
+
+def build_rows(run_dir) -> list[dict]:
+    from converters.export import load_export_record
+    from tflkit.training import load_run_config
+
+    config = load_run_config(run_dir)
+    info = load_model_info(run_dir)
+    evals = load_evals(run_dir)
+    bench = load_bench(run_dir)
+    rows = []
+    for export in load_export_record(run_dir):
+        name = Path(export["path"]).name if export.get("path") else None
+        row = {"model": config.model, "dataset": config.dataset, "recipe": export["recipe"],
+               "status": export["status"], "size_bytes": export.get("size_bytes"), "params": info.get("params"),
+               "file": name, "message": export.get("message", "")}
+        if name in evals:
+            row["top1"] = evals[name]["top1"]
+            row["top5"] = evals[name]["top5"]
+        for r in bench:
+            if r.model != name:
+                continue
+            if not r.ok:
+                row["status"] = row["status"] if row["status"] != "ok" else r.status
+                row["message"] = row["message"] or r.message
+                continue
+            prefix = _target_prefix(r)
+            row[f"{prefix}median_ms_t{r.threads}"] = r.median_ms
+            row[f"{prefix}p95_ms_t{r.threads}"] = r.p95_ms
+            if prefix == "" and r.macs is not None:
+                row["macs"] = r.macs
+        if export["status"] == "ok" and export["recipe"].startswith(("static_", "qat_", "prune")):
+            from converters.inspect import float_ops
+
+            row["float_ops"] = ",".join(float_ops(export["path"])) if Path(export["path"]).is_file() else ""
+        rows.append(row)
+    _add_ratios(rows)
+    return rows
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    base = next((r for r in rows if r["recipe"] == "fp32" and r["status"] == "ok"), None)
+    if base is None:
+        return
+    for row in rows:
+        if row.get("size_bytes") and base.get("size_bytes"):
+            row["size_ratio"] = row["size_bytes"] / base["size_bytes"]
+        if row.get("top1") is not None and base.get("top1") is not None:
+            row["top1_drop"] = base["top1"] - row["top1"]
+        for key in list(row):
+            if "median_ms_t" in key and base.get(key):
+                row[key.replace("median_ms", "speedup")] = base[key] / row[key]
+
+
+def columns(rows: list[dict]) -> list[str]:
+    extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - {"file", "message", "float_ops"},
+                   key=lambda k: (not k.startswith(("median", "p95", "speedup")), k.split("_t")[-1], k))
+    return BASE_COLUMNS + extra + ["float_ops", "file", "message"]
+
+
+def _fmt(key: str, value) -> str:
+    if value is None or value == "":
+        return ""
+    if key in ("top1", "top5", "top1_drop"):
+        return f"{100 * value:.2f}"
+    if key == "size_ratio" or key.startswith("speedup"):
+        return f"{value:.2f}x"
+    if "_ms_" in key:
+        return f"{value:.3f}"
+    if key == "macs":
+        return f"{value / 1e6:.2f}M"
+    if key == "params":
+        return f"{value:,}"
+    return str(value)
+
+
+def to_markdown(rows: list[dict]) -> str:
+    cols = [c for c in columns(rows) if c not in ("file", "model", "dataset") and any(r.get(c) not in (None, "")
+                                                                                       for r in rows)]
+    header = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "macs": "MACs"}
+    lines = []
+    if rows:
+        lines.append(f"**{rows[0]['model']}** on **{rows[0]['dataset']}**\n")
+    lines.append("| " + " | ".join(header.get(c, c) for c in cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(c, r.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns(rows), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def write_report(run_dir) -> tuple[list[dict], str]:
+    rows = build_rows(run_dir)
+    run_dir = Path(run_dir)
+    markdown = to_markdown(rows)
+    atomic_write_text(run_dir / "report.json", json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(run_dir / "report.csv", to_csv(rows))
+    atomic_write_text(run_dir / "report.md", markdown)
+    return rows, markdown
