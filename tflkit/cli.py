@@ -36,7 +36,7 @@ def cmd_train(args) -> int:
     from tflkit.training import TrainConfig, train
 
     fields = {k: getattr(args, k) for k in ("model", "dataset", "data_dir", "image_size", "small_input", "epochs",
-                                           "batch_size", "lr", "optimizer", "weight_decay", "seed")}
+                                           "batch_size", "lr", "optimizer", "weight_decay", "bn_momentum", "seed")}
     if args.config:
         base = load_yaml(TrainConfig, args.config)
         fields = {**base.__dict__, **{k: v for k, v in fields.items() if v is not None}}
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer")
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--bn-momentum", type=float, help="BatchNorm moving-average momentum (default: the model's)")
     p.add_argument("--image-size", type=int)
     p.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                    help="CIFAR-style stem without early downsampling (default: on for inputs <= 64)")

@@ -65,6 +65,7 @@ class DemoSettings:
     epochs: int = 6
     batch_size: int = 64
     lr: float = 3e-3
+    bn_momentum: float = 0.9
     recipes: tuple = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
     threads: tuple = (1, 2)
     runs: int = 100
@@ -84,7 +85,8 @@ def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: Sta
     with timer("data"):
         source = load_dataset("shapes", seed=settings.seed)
     config = TrainConfig(model=settings.model, dataset="shapes", epochs=settings.epochs,
-                         batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed)
+                         batch_size=settings.batch_size, lr=settings.lr,
+                         bn_momentum=settings.bn_momentum, seed=settings.seed)
     resume = (out_dir / "state.json").is_file()
     log(f"train    {settings.model} on shapes ({len(source.split('train'))} images, {settings.epochs} epochs)"
         + ("  resuming" if resume else ""))

@@ -33,6 +33,7 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    bn_momentum: float | None = None  # None: the architecture's reference value; 0.9 suits short runs
     seed: int = 0
 
     def check(self) -> "TrainConfig":
@@ -43,6 +44,8 @@ class TrainConfig:
                 raise UsageError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise UsageError(f"lr must be positive, got {self.lr}")
+        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
+            raise UsageError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if self.image_size is not None and self.image_size < 32:
             raise UsageError(f"image_size must be at least 32, got {self.image_size}")
         return self
@@ -100,6 +103,16 @@ def _optimizer(config: TrainConfig, keras):
     return keras.optimizers.Adam(config.lr, weight_decay=config.weight_decay or None)
 
 
+def set_bn_momentum(model, momentum: float | None) -> None:
+    """A training choice, not architecture: reference values (0.99 for torchvision's 0.01) lag for hundreds of
+    steps, so a short run's validation sits at chance while its moving statistics catch up."""
+    if momentum is None:
+        return
+    for layer in model.layers:
+        if hasattr(layer, "moving_mean"):
+            layer.momentum = momentum
+
+
 def compile_for_training(model, config: TrainConfig, num_classes: int, keras):
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1")]
     if num_classes > 5:
@@ -143,6 +156,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             raise UsageError(f"{run_dir} already holds a trained model; pass --resume or choose another --out")
         model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
                              small_input=config.small_input)
+        set_bn_momentum(model, config.bn_momentum)
         compile_for_training(model, config, source.num_classes, keras)
     files.root.mkdir(parents=True, exist_ok=True)
     save_yaml(config, files.config)
