@@ -17,7 +17,7 @@ from tflkit.errors import TflkitError, UsageError
 def cmd_models(args) -> int:
     from tflkit.models.summary import describe_models
 
-    rows = describe_models(include_test=args.all, with_macs=not args.no_macs)
+    rows = describe_models(include_test=args.all, compute_macs=not args.no_macs)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tflkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list the registered architectures")
+    p = sub.add_parser("models", help="list the registered architectures",
+                       description="MACs are counted from each model's converted .tflite the first time (a few "
+                                   "minutes for all), then cached in ~/.cache/tflkit until the model code changes.")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include the tiny test variants")
     p.add_argument("--no-macs", action="store_true", help="skip MAC counting (no conversion needed)")
