@@ -60,4 +60,5 @@ class DatasetSource:
             "num_classes": self.num_classes,
             "classes": list(self.class_names),
             "splits": {k: len(v) for k, v in self.splits.items()},
+            "notes": list(self.extra.get("notes", [])),  # e.g. where val came from
         }

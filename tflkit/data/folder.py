@@ -1,0 +1,62 @@
+"""`folder:PATH`: any tree of images as `train/<class>/*` with optional `val/<class>/*` and `test/<class>/*`.
+
+Class names are train's subfolder names, sorted; a class index is its position in that list. Files are decoded
+on the fly (JPEG, PNG, BMP, GIF), and cached in memory by the pipeline when they fit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tflkit.data.source import Split
+from tflkit.errors import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+
+
+def _files(class_dir: Path) -> list[Path]:
+    return sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_split(split_dir: Path, class_names: list[str]) -> Split:
+    index = {c: i for i, c in enumerate(class_names)}
+    paths, labels = [], []
+    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        if class_dir.name not in index:
+            raise DatasetError(f"{class_dir}: class {class_dir.name!r} is not in train/ ({len(class_names)} classes)")
+        files = _files(class_dir)
+        paths += [str(f) for f in files]
+        labels += [index[class_dir.name]] * len(files)
+    if not paths:
+        raise DatasetError(f"{split_dir}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class folders")
+    return Split(labels=np.array(labels), paths=paths)
+
+
+def read_folder(root) -> dict:
+    """{"train": Split, ["val": Split], ["test": Split], "class_names": [...], "image_size": int}."""
+    root = Path(root).expanduser()
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        raise DatasetError(f"{root}: no train/ folder; expected train/<class>/<image> (and optional val/, test/)")
+    class_names = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    if not class_names:
+        raise DatasetError(f"{train_dir}: no class subfolders")
+    parts = {"class_names": class_names}
+    for name in ("train", "val", "test"):
+        if (root / name).is_dir():
+            parts[name] = read_split(root / name, class_names)
+    parts["image_size"] = _probe_size(parts["train"].paths[0])
+    return parts
+
+
+def _probe_size(path: str) -> int:
+    """The first image's longer side: the native size a model is trained at unless --image-size says otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return max(image.size)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DatasetError(f"{path}: not a readable image ({exc})") from None
