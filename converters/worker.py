@@ -1,0 +1,36 @@
+"""The conversion worker process (`python -m converters.worker`), driven by converters.isolated.
+
+Reads one JSON request a line on stdin ({"saved_model", "recipe", "calib", "out"}), converts, writes the .tflite
+to "out", and answers one JSON line: {"size": N} or {"error": "..."}. The C++ converter prints to stdout as well,
+so the protocol travels on a private copy of the original stdout and fd 1 is pointed at stderr.
+"""
+
+import json
+import os
+import sys
+
+
+def main() -> int:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+
+    from converters.convert import ConversionError, convert_saved_model
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            images = np.load(request["calib"]) if request.get("calib") else None
+            data = convert_saved_model(request["saved_model"], request["recipe"], images)
+        except ConversionError as exc:
+            protocol.write(json.dumps({"error": str(exc)}) + "\n")
+            continue
+        with open(request["out"], "wb") as f:
+            f.write(data)
+        protocol.write(json.dumps({"size": len(data)}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
