@@ -31,12 +31,36 @@ def cmd_models(args) -> int:
     return 0
 
 
+# TrainConfig keys that `tflkit train` takes as flags (--image-size for image_size, ...)
+TRAIN_FLAGS = ("model", "dataset", "data_dir", "image_size", "small_input", "epochs", "batch_size", "lr", "optimizer",
+               "weight_decay", "bn_momentum", "seed", "lr_schedule", "warmup_epochs", "step_epochs", "step_gamma",
+               "label_smoothing", "augment", "patience", "pretrained", "finetune_epochs", "finetune_lr",
+               "train_limit", "strategy")
+
+
+def cmd_data(args) -> int:
+    from tflkit.data import load_dataset
+
+    info = load_dataset(args.spec, data_dir=args.data_dir, seed=args.seed).describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['label']}  ({info['num_classes']} classes, {info['image_size']}x{info['image_size']} native)")
+    for name, count in info["splits"].items():
+        print(f"  {name:<6} {count:>8,} images")
+    for note in info["notes"]:
+        print(f"  note: {note}")
+    shown = info["classes"][:20]
+    more = f", ... ({len(info['classes']) - 20} more)" if len(info["classes"]) > 20 else ""
+    print(f"  classes: {', '.join(shown)}{more}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from tflkit.config import load_yaml
     from tflkit.training import TrainConfig, train
 
-    fields = {k: getattr(args, k) for k in ("model", "dataset", "data_dir", "image_size", "small_input", "epochs",
-                                           "batch_size", "lr", "optimizer", "weight_decay", "bn_momentum", "seed")}
+    fields = {k: getattr(args, k) for k in TRAIN_FLAGS}
     if args.config:
         base = load_yaml(TrainConfig, args.config)
         fields = {**base.__dict__, **{k: v for k, v in fields.items() if v is not None}}
@@ -158,10 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                    help="CIFAR-style stem without early downsampling (default: on for inputs <= 64)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--lr-schedule", help="constant (default), step or cosine")
+    p.add_argument("--warmup-epochs", type=float, help="linear lr warm-up, in epochs (fractions allowed)")
+    p.add_argument("--step-epochs", type=int, help="step schedule: decay every N epochs")
+    p.add_argument("--step-gamma", type=float, help="step schedule: decay factor")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--augment", help="none (default), basic, randaugment, mixup, cutmix")
+    p.add_argument("--patience", type=int, help="stop after N epochs without a better val top-1")
+    p.add_argument("--pretrained", help="none (default), imagenet, a weights file (.h5/.weights.h5/.keras) "
+                                        "or a tflkit run directory")
+    p.add_argument("--finetune-epochs", type=int, help="with --pretrained: epochs training all layers after "
+                                                       "--epochs of head-only training")
+    p.add_argument("--finetune-lr", type=float, help="learning rate of the fine-tuning phase (default lr/10)")
+    p.add_argument("--train-limit", type=int, help="train on a stratified subset of N images")
+    p.add_argument("--strategy", help="default, mirrored (all local devices) or multi_worker (TF_CONFIG)")
     p.add_argument("--config", help="YAML file of TrainConfig keys; flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="describe a dataset source: splits, classes, image size")
+    p.add_argument("spec", help="shapes, cifar10, cifar100[:coarse], tiny_imagenet, folder:PATH or auto")
+    p.add_argument("--data-dir")
+    p.add_argument("--seed", type=int, default=0, help="seed of a carved val split")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("convert", help="convert a trained run to .tflite under quantization recipes")
     p.add_argument("run_dir")

@@ -4,7 +4,19 @@ A run directory holds everything a later step needs:
   config.yaml        the resolved TrainConfig
   model.keras        the final model (the best validation epoch)
   checkpoints/       last.keras (with optimizer state, for --resume) and best.keras
-  history.json       per-epoch metrics; state.json, the last finished epoch
+  history.json       per-epoch metrics; state.json, the last finished epoch, the best score, early stopping
+  pretrained.json    with --pretrained: where the weights came from and which layers took them
+
+Resume is exact: the data order and the stateless augmentations are functions of (seed, epoch, step), the
+optimizer state, its step counter (which drives the lr schedule) and every layer's random-generator state are
+inside last.keras, and state.json is written last, so a kill at any point replays at most the unfinished epoch.
+
+With --pretrained the run has two phases: `epochs` with the pretrained layers frozen (BatchNorm in inference
+mode; only the new classifier learns), then `finetune_epochs` with everything trainable at `finetune_lr`.
+
+Multi-device: `strategy="mirrored"` trains under tf.distribute.MirroredStrategy on all local devices (GPUs, or
+the logical CPU devices a test configures); `batch_size` is the global batch. Multi-worker: set `TF_CONFIG` on
+every worker and use `strategy="multi_worker"` (see `MULTI_WORKER_DOC`).
 """
 
 from __future__ import annotations
@@ -19,6 +31,24 @@ from tflkit.errors import UsageError, unknown_choice
 from tflkit.fileio import atomic_path, atomic_write_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+SCHEDULES = ("constant", "step", "cosine")
+AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix")
+
+MULTI_WORKER_DOC = """\
+### Training on several machines (multi-worker)
+
+`tflkit train --strategy multi_worker ...` runs under `tf.distribute.MultiWorkerMirroredStrategy`. Start the same
+command on every machine, each with a `TF_CONFIG` environment variable naming the whole cluster and its own place
+in it, for example on the first of two workers:
+
+    export TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+    tflkit train --strategy multi_worker --model resnet18 --dataset cifar10 --data-dir DATA --out runs/r18
+
+and on the second the same with `"index": 1`. Every worker needs the data (same `--data-dir` layout) and the
+same flags; `--batch-size` is the global batch, split across all replicas. Worker 0 (the chief) writes the run
+directory; give the others a scratch `--out`. Within one machine, `--strategy mirrored` uses all its GPUs.
+"""
 
 
 @dataclass(frozen=True)
@@ -28,27 +58,62 @@ class TrainConfig:
     data_dir: str | None = None
     image_size: int | None = None  # None: the dataset's native size
     small_input: bool | None = None  # None: on for inputs of 64x64 and below (the CIFAR adaptation)
-    epochs: int = 10
+    epochs: int = 10  # with `pretrained`: the head-only phase
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
     bn_momentum: float | None = None  # None: the architecture's reference value; 0.9 suits short runs
     seed: int = 0
+    lr_schedule: str = "constant"  # constant, step, cosine
+    warmup_epochs: float = 0.0
+    step_epochs: int = 30  # step schedule: multiply the lr by step_gamma every step_epochs
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    augment: str = "none"  # none, basic, randaugment, mixup, cutmix
+    patience: int | None = None  # early stopping: epochs without a better val top-1
+    pretrained: str = "none"  # none, imagenet, a weights file, or a tflkit run directory
+    finetune_epochs: int = 0  # with `pretrained`: epochs with all layers trainable, after the head phase
+    finetune_lr: float | None = None  # None: lr / 10
+    train_limit: int | None = None  # train on a stratified, seeded subset of this many images
+    strategy: str = "default"  # default, mirrored, multi_worker
 
     def check(self) -> "TrainConfig":
         if self.optimizer not in OPTIMIZERS:
             raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
+        for key, choices in (("lr_schedule", SCHEDULES), ("augment", AUGMENT_PRESETS), ("strategy", STRATEGIES)):
+            if getattr(self, key) not in choices:
+                raise unknown_choice(key.replace("_", " "), getattr(self, key), choices)
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise UsageError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise UsageError(f"lr must be positive, got {self.lr}")
+        for key in ("finetune_epochs", "warmup_epochs"):
+            if getattr(self, key) < 0:
+                raise UsageError(f"{key} must not be negative, got {getattr(self, key)}")
+        if self.lr <= 0 or (self.finetune_lr is not None and self.finetune_lr <= 0):
+            raise UsageError(f"learning rates must be positive, got {self.lr} / {self.finetune_lr}")
         if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
             raise UsageError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UsageError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.image_size is not None and self.image_size < 32:
             raise UsageError(f"image_size must be at least 32, got {self.image_size}")
+        if self.patience is not None and self.patience < 1:
+            raise UsageError(f"patience must be at least 1, got {self.patience}")
+        if self.train_limit is not None and self.train_limit < self.batch_size:
+            raise UsageError(f"train_limit {self.train_limit} is below one batch ({self.batch_size})")
+        if self.finetune_epochs and self.pretrained in ("none", ""):
+            raise UsageError("finetune_epochs needs --pretrained (without it, all layers train from the start)")
         return self
+
+    @property
+    def soft_labels(self) -> bool:
+        """One-hot labels and a categorical loss: mixup/cutmix mix labels, label smoothing needs them too."""
+        return self.augment in ("mixup", "cutmix") or self.label_smoothing > 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + (self.finetune_epochs if self.pretrained not in ("none", "") else 0)
 
 
 @dataclass
@@ -79,6 +144,10 @@ class RunFiles:
     def state(self):
         return self.root / "state.json"
 
+    @property
+    def pretrained(self):
+        return self.root / "pretrained.json"
+
 
 def load_run_config(run_dir) -> TrainConfig:
     import yaml
@@ -95,12 +164,23 @@ def _resolve(config: TrainConfig, source) -> TrainConfig:
     return replace(config, image_size=image_size, small_input=small_input)
 
 
-def _optimizer(config: TrainConfig, keras):
+def _schedule(config: TrainConfig, lr: float, epochs: int, steps: int):
+    if config.lr_schedule == "constant" and not config.warmup_epochs:
+        return lr
+    from tflkit.schedules import WarmupSchedule
+
+    return WarmupSchedule(config.lr_schedule, lr, total_steps=epochs * steps,
+                          warmup_steps=int(round(config.warmup_epochs * steps)),
+                          step_size=config.step_epochs * steps, gamma=config.step_gamma)
+
+
+def _optimizer(config: TrainConfig, keras, lr=None):
+    lr = config.lr if lr is None else lr
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None)
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay or 0.004)
-    return keras.optimizers.Adam(config.lr, weight_decay=config.weight_decay or None)
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay or 0.004)
+    return keras.optimizers.Adam(lr, weight_decay=config.weight_decay or None)
 
 
 def set_bn_momentum(model, momentum: float | None) -> None:
@@ -113,25 +193,62 @@ def set_bn_momentum(model, momentum: float | None) -> None:
             layer.momentum = momentum
 
 
-def compile_for_training(model, config: TrainConfig, num_classes: int, keras):
-    metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1")]
-    if num_classes > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
-    model.compile(
-        optimizer=_optimizer(config, keras),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=metrics,
-    )
+def compile_for_training(model, config: TrainConfig, num_classes: int, keras, lr=None):
+    """`lr` may be a float or a schedule; default config.lr."""
+    if config.soft_labels:
+        metrics = [keras.metrics.CategoricalAccuracy(name="top1")]
+        if num_classes > 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+    else:
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1")]
+        if num_classes > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=_optimizer(config, keras, lr), loss=loss, metrics=metrics)
 
 
-def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, source=None) -> dict:
-    """Train and return the history (a dict of metric name -> per-epoch values)."""
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def train_subset(split, limit: int | None, seed: int):
+    """The stratified, seeded subset of `limit` training images (all of them without a limit)."""
+    if not limit or limit >= len(split):
+        return split
+    from tflkit.data.splits import holdout_indices
+
+    return split.take(holdout_indices(split.labels, limit, seed))
+
+
+def _phases(config: TrainConfig) -> list[tuple[str, int, int, float]]:
+    """(name, first epoch, end epoch, lr)."""
+    if config.pretrained in ("none", ""):
+        return [("all", 0, config.epochs, config.lr)]
+    phases = [("head", 0, config.epochs, config.lr)]
+    if config.finetune_epochs:
+        phases.append(("finetune", config.epochs, config.total_epochs, config.finetune_lr or config.lr / 10))
+    return phases
+
+
+def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, source=None,
+          callbacks=None) -> dict:
+    """Train and return the history (a dict of metric name -> per-epoch values). `callbacks`: extra Keras
+    callbacks (e.g. a test's hook that kills the process mid-epoch)."""
     from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
+    import tflkit.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
     from tflkit.data import load_dataset
+    from tflkit.data.augment import make_augment
     from tflkit.data.pipeline import make_dataset
     from tflkit.models import create_model
 
@@ -144,35 +261,55 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     config = _resolve(config, source)
 
-    history, initial_epoch, best = {}, 0, -1.0
+    history, initial_epoch, state = {}, 0, {"best_val_top1": -1.0, "since_best": 0, "phase": None}
     keras.utils.set_random_seed(config.seed)
-    if resume and files.last.is_file():
-        state = json.loads(files.state.read_text())
-        initial_epoch, best = state["epochs_done"], state["best_val_top1"]
-        history = json.loads(files.history.read_text())
-        model = keras.models.load_model(files.last)
-    else:
-        if files.model.exists() and not resume:
-            raise UsageError(f"{run_dir} already holds a trained model; pass --resume or choose another --out")
-        model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
-                             small_input=config.small_input)
-        set_bn_momentum(model, config.bn_momentum)
-        compile_for_training(model, config, source.num_classes, keras)
+    strategy = make_strategy(config.strategy)
+    resumed = resume and files.last.is_file() and files.state.is_file()
+    with strategy.scope():
+        if resumed:
+            state = {**state, **json.loads(files.state.read_text())}
+            initial_epoch = state["epochs_done"]
+            history = json.loads(files.history.read_text())
+            model = keras.models.load_model(files.last)
+        else:
+            if files.model.exists() and not resume:
+                raise UsageError(f"{run_dir} already holds a trained model; pass --resume or choose another --out")
+            model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
+                                 small_input=config.small_input)
+            set_bn_momentum(model, config.bn_momentum)
     files.root.mkdir(parents=True, exist_ok=True)
     save_yaml(config, files.config)
+    if not resumed and config.pretrained not in ("none", ""):
+        from tflkit.transfer import load_pretrained
 
-    train_split = source.split("train")
+        report = load_pretrained(model, config.pretrained, config.model)
+        atomic_write_text(files.pretrained, json.dumps(report, indent=1) + "\n")
+
+    train_split = train_subset(source.split("train"), config.train_limit, config.seed)
     steps = max(1, len(train_split) // config.batch_size)
-    train_ds = make_dataset(train_split, config.image_size, config.batch_size, shuffle=True, seed=config.seed,
-                            epochs=config.epochs, initial_epoch=initial_epoch, drop_remainder=True)
+    one_hot = source.num_classes if config.soft_labels else None
+    augment = make_augment(config.augment, config.seed)
     val_ds = None
     if "val" in source.splits:
-        val_ds = make_dataset(source.split("val"), config.image_size, config.batch_size)
+        val_ds = make_dataset(source.split("val"), config.image_size, config.batch_size, num_classes=one_hot)
 
-    checkpoint = _Checkpoint(files, history, best)
-    if initial_epoch < config.epochs:
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=[checkpoint], verbose=verbose)
+    checkpoint = _Checkpoint(files, history, state, config.patience, config.seed)
+    for phase, start, end, lr in _phases(config):
+        if initial_epoch >= end or checkpoint.state.get("stopped"):
+            continue
+        if checkpoint.state.get("phase") != phase:  # a fresh model, or a resumed one at a phase boundary
+            with strategy.scope():
+                _set_phase_trainable(model, phase, files)
+                compile_for_training(model, config, source.num_classes, keras,
+                                     lr=_schedule(config, lr, end - start, steps))
+            checkpoint.state["phase"] = phase
+        first = max(initial_epoch, start)
+        train_ds = make_dataset(train_split, config.image_size, config.batch_size, shuffle=True, seed=config.seed,
+                                epochs=end, initial_epoch=first, drop_remainder=True, augment=augment,
+                                num_classes=one_hot)
+        model.fit(train_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps, validation_data=val_ds,
+                  callbacks=[checkpoint, *(callbacks or [])], verbose=verbose)
+        initial_epoch = end
     final = files.best if files.best.is_file() else files.last
     with atomic_path(files.model) as tmp:
         shutil.copyfile(final, tmp)
@@ -185,29 +322,68 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     return checkpoint.history
 
 
+def _set_phase_trainable(model, phase: str, files: RunFiles) -> None:
+    """Head phase: freeze the layers that took pretrained weights (a frozen BatchNorm runs in inference mode).
+    Otherwise everything trains, except layers built frozen (the input normalization)."""
+    from tflkit.models.layers import NORMALIZE_LAYER
+
+    frozen = {NORMALIZE_LAYER}  # built frozen: its weights are the pixel normalization, not learned
+    if phase == "head" and files.pretrained.is_file():
+        frozen |= set(json.loads(files.pretrained.read_text())["loaded_layers"])
+    for layer in model.layers:
+        if layer.weights:
+            layer.trainable = layer.name not in frozen
+
+
+def reseed_layers(model, seed: int, epoch: int) -> None:
+    """Set every random layer's generator (Dropout, ...) to a state derived from (seed, epoch, layer position):
+    their draws become a function of the epoch, so a resumed epoch repeats the uninterrupted run's dropout."""
+    import numpy as np
+
+    position = 0
+    for layer in model._flatten_layers(include_self=False):
+        generator = getattr(layer, "seed_generator", None)
+        if generator is None or not hasattr(generator, "state"):
+            continue
+        position += 1
+        value = np.random.default_rng([seed, epoch, position]).integers(0, 2**30, size=2)
+        generator.state.assign(value.astype(generator.state.dtype))
+
+
 class _Checkpoint:
-    """Keras callback (duck-typed to stay importable without keras) writing last/best models and the history."""
+    """Keras callback (duck-typed to stay importable without keras) writing last/best models, the history and
+    the run state; stops early after `patience` epochs without a better validation top-1."""
 
     def __new__(cls, *args, **kwargs):
         import keras
 
         class Checkpoint(keras.callbacks.Callback):
-            def __init__(self, files: RunFiles, history: dict, best: float):
+            def __init__(self, files: RunFiles, history: dict, state: dict, patience: int | None, seed: int):
                 super().__init__()
-                self.files, self.history, self.best = files, history, best
+                self.files, self.history, self.state, self.patience = files, history, dict(state), patience
+                self.seed = seed
+
+            def on_epoch_begin(self, epoch, logs=None):
+                reseed_layers(self.model, self.seed, epoch)
 
             def on_epoch_end(self, epoch, logs=None):
-                for key, value in (logs or {}).items():
+                logs = logs or {}
+                for key, value in logs.items():
                     self.history.setdefault(key, []).append(float(value))
-                score = (logs or {}).get("val_top1", (logs or {}).get("top1", 0.0))
+                score = logs.get("val_top1", logs.get("top1", 0.0))
                 with atomic_path(self.files.last) as tmp:
                     self.model.save(tmp)
-                if score > self.best:
-                    self.best = float(score)
+                if score > self.state["best_val_top1"]:
+                    self.state.update(best_val_top1=float(score), since_best=0)
                     with atomic_path(self.files.best) as tmp:
                         self.model.save(tmp)
+                else:
+                    self.state["since_best"] += 1
+                if self.patience and self.state["since_best"] >= self.patience:
+                    self.state["stopped"] = True
+                    self.model.stop_training = True
                 atomic_write_text(self.files.history, json.dumps(self.history, indent=1) + "\n")
                 # state.json last: a kill before this line replays the epoch rather than skipping it
-                atomic_write_text(self.files.state, json.dumps({"epochs_done": epoch + 1, "best_val_top1": self.best}))
+                atomic_write_text(self.files.state, json.dumps({**self.state, "epochs_done": epoch + 1}))
 
         return Checkpoint(*args, **kwargs)
