@@ -1,0 +1,146 @@
+"""Weight porting: pretrained weights from files in other layouts into tflkit models, by layer name and shape.
+
+SqueezeNet 1.1 ImageNet weights (rcmalli/keras-squeezenet, converted from the Caffe model) come as a Keras-1 HDF5
+file: groups `conv1`, `fire2`..`fire9` (each with `squeeze1x1`, `expand1x1`, `expand3x3`), weight datasets with
+generated names (`uniform3`, `fire2/expand1x1_b`), so kernels and biases are told apart by rank and checked by shape.
+
+Those weights expect Caffe preprocessing: BGR channel order, the ImageNet mean subtracted, no scaling
+(x[..., ::-1] - (103.939, 116.779, 123.68)). tflkit models take RGB 0..255 and normalize inside, so the port
+(1) reverses conv1's input channels, which makes it read RGB, and (2) sets the model's frozen normalization layer
+to subtract the mean only (scale 1), in RGB order. The result matches the original on the same image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tflkit.errors import ModelFileError
+
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+SQUEEZENET_URL = ("https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
+                  "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
+
+
+def _open_h5(path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 weights file ({exc})") from None
+
+
+def is_keras1_squeezenet(path) -> bool:
+    with _open_h5(path) as f:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("layer_names", [])]
+    return "fire2/squeeze1x1" in names
+
+
+def _kernel_and_bias(group, where: str):
+    import h5py
+
+    arrays = []
+    group.visititems(lambda _, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    kernels = [a for a in arrays if a.ndim == 4]
+    biases = [a for a in arrays if a.ndim == 1]
+    if len(kernels) != 1 or len(biases) != 1:
+        raise ModelFileError(f"{where}: expected one kernel and one bias, found shapes {[a.shape for a in arrays]}")
+    return kernels[0], biases[0]
+
+
+def port_squeezenet_keras1(model, path) -> list[str]:
+    """Load the Keras-1 SqueezeNet file into a tflkit squeezenet1_1; returns the names of the layers loaded."""
+    from tflkit.models.layers import NORMALIZE_LAYER
+
+    loaded = []
+    with _open_h5(path) as f:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["layer_names"]]
+        for name in names:
+            group = f
+            for part in name.split("/"):
+                group = group.get(part) if group is not None else None
+            if group is None or not len(group):
+                continue  # input, relu, pool, concat, dropout: no weights
+            kernel, bias = _kernel_and_bias(group, f"{path}:{name}")
+            target = name.replace("/", "_")
+            try:
+                layer = model.get_layer(target)
+            except ValueError:
+                raise ModelFileError(f"{path}: layer {name} has no counterpart {target!r} in {model.name}") from None
+            if target == "conv1":
+                kernel = kernel[:, :, ::-1, :]  # BGR -> RGB input channels
+            expected = [tuple(w.shape) for w in layer.weights]
+            if expected != [kernel.shape, bias.shape]:
+                raise ModelFileError(f"{path}: {name} has shapes {kernel.shape}, {bias.shape}; "
+                                     f"{target} needs {expected}")
+            layer.set_weights([kernel, bias])
+            loaded.append(target)
+    norm = model.get_layer(NORMALIZE_LAYER)
+    norm.set_weights([np.ones((1, 1, 3, 1), np.float32), -np.array(CAFFE_MEAN_RGB, np.float32)])
+    return loaded
+
+
+def copy_matching_weights(model, named_weights: dict[str, list[np.ndarray]]) -> tuple[list[str], list[str]]:
+    """Set each layer of `model` whose name is in `named_weights` and whose shapes match; (loaded, skipped)."""
+    loaded, skipped = [], []
+    for layer in model.layers:
+        if not layer.weights or layer.name not in named_weights:
+            continue
+        arrays = named_weights[layer.name]
+        if [tuple(w.shape) for w in layer.weights] == [tuple(a.shape) for a in arrays]:
+            layer.set_weights(arrays)
+            loaded.append(layer.name)
+        else:
+            skipped.append(layer.name)  # e.g. a classifier for another number of classes
+    return loaded, skipped
+
+
+def weights_from_model(source_model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in source_model.layers
+            if layer.weights}
+
+
+def weights_from_keras2_h5(path) -> dict[str, list[np.ndarray]]:
+    """A Keras 2 `save_weights` .h5: top-level group per layer, with a `weight_names` attribute giving the order."""
+    out = {}
+    with _open_h5(path) as f:
+        root = f["model_weights"] if "model_weights" in f else f
+        for name in root.attrs.get("layer_names", []):
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            group = root[name]
+            order = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
+            if order:
+                out[name] = [group[w][()] for w in order]
+    return out
+
+
+def weights_from_keras3_h5(path) -> dict[str, list[np.ndarray]]:
+    """A Keras 3 `.weights.h5`: `layers/<name>/vars/<i>` (nested functional layers are not descended into)."""
+    out = {}
+    with _open_h5(path) as f:
+        if "layers" not in f:
+            raise ModelFileError(f"{path}: no layers/ group; not a Keras 3 .weights.h5 file")
+        for name, group in f["layers"].items():
+            if "vars" in group and len(group["vars"]):
+                out[name] = [group["vars"][str(i)][()] for i in range(len(group["vars"]))]
+    return out
+
+
+def load_weights_file(model, path) -> tuple[list[str], list[str]]:
+    """Any supported file into `model` by layer name; (loaded, skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"weights file not found: {path}")
+    if path.name.endswith(".keras"):
+        import keras
+
+        return copy_matching_weights(model, weights_from_model(keras.models.load_model(path, compile=False)))
+    if path.name.endswith(".weights.h5"):
+        return copy_matching_weights(model, weights_from_keras3_h5(path))
+    if path.suffix == ".h5":
+        if is_keras1_squeezenet(path):
+            return port_squeezenet_keras1(model, path), []
+        return copy_matching_weights(model, weights_from_keras2_h5(path))
+    raise ModelFileError(f"{path}: unknown weights format; use .keras, .weights.h5 or .h5")
