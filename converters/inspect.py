@@ -19,7 +19,8 @@ def _type_name(t) -> str:
 
 def op_table(path) -> list[dict]:
     """One row per operator: index, op name, input and output tensor types."""
-    interpreter = load_interpreter(path)
+    # Without XNNPACK: with it, the ops it takes show up as DELEGATE nodes instead of their own names.
+    interpreter = load_interpreter(path, xnnpack=False)
     return [
         {
             "index": op["index"],
@@ -57,3 +58,31 @@ def io_details(path) -> dict:
 
     return {"inputs": [describe(d) for d in interpreter.get_input_details()],
             "outputs": [describe(d) for d in interpreter.get_output_details()]}
+
+
+WEIGHT_OPS = ("CONV_2D", "FULLY_CONNECTED")
+
+
+def weight_sparsity(path, ops=WEIGHT_OPS) -> float | None:
+    """Fraction of exact zeros in the constant weight tensors (input 1) of `ops`, read back from the .tflite.
+    Quantized weights are symmetric (zero point 0), so a pruned zero stays an exact zero."""
+    interpreter = load_interpreter(path, xnnpack=False)
+    zeros = total = 0
+    for op in interpreter._get_ops_details():
+        if op["op_name"] not in ops or len(op["inputs"]) < 2:
+            continue
+        try:
+            weights = interpreter.get_tensor(int(op["inputs"][1]))
+        except ValueError:  # not a constant (a weight computed at run time): nothing to count
+            continue
+        zeros += int(np.sum(weights == 0))
+        total += weights.size
+    return zeros / total if total else None
+
+
+def gzip_size(path) -> int:
+    """Size of the .tflite after gzip -9: what sparsity buys when the app ships or downloads the file."""
+    import gzip
+    from pathlib import Path
+
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))

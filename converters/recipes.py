@@ -21,6 +21,8 @@ class Recipe:
     io_dtype: str  # the input/output tensor type a caller feeds and reads
     needs_calibration: bool
     configure: Callable  # (converter, representative_dataset) -> None
+    # A training step before conversion, on the tf_keras twin with tfmot: None, "qat" or "prune50".
+    prepare: str | None = None
 
     @property
     def integer_only(self) -> bool:
@@ -55,6 +57,24 @@ def _static_int8(converter, rep):
     converter.inference_output_type = tf.int8
 
 
+def _static_int8_float_io(converter, rep):
+    # Integer kernels inside, QUANTIZE/DEQUANTIZE at the boundary: a drop-in for a float app.
+    import tensorflow as tf
+
+    _static_int8(converter, rep)
+    converter.inference_input_type = tf.float32
+    converter.inference_output_type = tf.float32
+
+
+def _static_int16x8(converter, rep):
+    # 16x8: int16 activations keep ~256x finer steps than int8 where ranges are wide; weights stay int8. Float I/O.
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = rep
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -65,6 +85,14 @@ RECIPES: dict[str, Recipe] = {
                "float32", False, _dynamic),
         Recipe("static_wi8_ai8", "full integer: int8 weights and activations, int8 input and output, calibrated",
                "int8", "int8", "int8", True, _static_int8),
+        Recipe("static_wi8_ai8_fio", "full integer inside, float32 input and output (quantize/dequantize at the ends)",
+               "int8", "int8", "float32", True, _static_int8_float_io),
+        Recipe("static_wi8_ai16", "int8 weights, int16 activations (16x8), float32 input and output, calibrated",
+               "int8", "int16", "float32", True, _static_int16x8),
+        Recipe("qat_wi8_ai8", "quantization-aware fine-tune (tfmot), then full integer with int8 input and output",
+               "int8", "int8", "int8", True, _static_int8, prepare="qat"),
+        Recipe("prune50_static_wi8_ai8", "magnitude pruning to 50% sparse Conv2D/Dense kernels (tfmot), then full "
+               "integer with int8 input and output", "int8", "int8", "int8", True, _static_int8, prepare="prune50"),
     )
 }
 

@@ -17,7 +17,7 @@ from tflkit.fileio import atomic_write_text
 from tflkit.runrecords import load_bench, load_evals, load_model_info
 
 BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_ratio", "params", "macs", "top1",
-                "top1_drop", "top5"]
+                "top1_drop", "top5", "agreement"]
 
 
 def _target_prefix(result) -> str:
@@ -41,6 +41,9 @@ def build_rows(run_dir) -> list[dict]:
         row = {"model": config.model, "dataset": config.dataset, "recipe": export["recipe"],
                "status": export["status"], "size_bytes": export.get("size_bytes"), "params": info.get("params"),
                "file": name, "message": export.get("message", "")}
+        validation = export.get("validation") or {}  # converters.validate: vs the float model, held-out images
+        row["agreement"] = validation.get("agreement")
+        row["worst_layer"] = validation.get("worst_layer") or None
         if name in evals:
             row["top1"] = evals[name]["top1"]
             row["top5"] = evals[name]["top5"]
@@ -80,15 +83,15 @@ def _add_ratios(rows: list[dict]) -> None:
 
 
 def columns(rows: list[dict]) -> list[str]:
-    extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - {"file", "message", "float_ops"},
+    extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - {"file", "message", "float_ops", "worst_layer"},
                    key=lambda k: (not k.startswith(("median", "p95", "speedup")), k.split("_t")[-1], k))
-    return BASE_COLUMNS + extra + ["float_ops", "file", "message"]
+    return BASE_COLUMNS + extra + ["worst_layer", "float_ops", "file", "message"]
 
 
 def _fmt(key: str, value) -> str:
     if value is None or value == "":
         return ""
-    if key in ("top1", "top5", "top1_drop"):
+    if key in ("top1", "top5", "top1_drop", "agreement"):
         return f"{100 * value:.2f}"
     if key == "size_ratio" or key.startswith("speedup"):
         return f"{value:.2f}x"
@@ -104,7 +107,8 @@ def _fmt(key: str, value) -> str:
 def to_markdown(rows: list[dict]) -> str:
     cols = [c for c in columns(rows) if c not in ("file", "model", "dataset") and any(r.get(c) not in (None, "")
                                                                                        for r in rows)]
-    header = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "macs": "MACs"}
+    header = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "macs": "MACs",
+              "agreement": "agreement %"}
     lines = []
     if rows:
         lines.append(f"**{rows[0]['model']}** on **{rows[0]['dataset']}**\n")

@@ -1,0 +1,78 @@
+"""The model card beside each .tflite (`<artifact>.card.json`): what a phone app needs to use the file unaided.
+
+Input contract (size, pixel range, where normalization happens, dtype and quantization of the input tensor), the
+output (logits, class names, dtype and quantization), how it was made (recipe, calibration, source run) and
+sha256 checksums of the .tflite and of the .keras it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from tflkit.fileio import atomic_write_text
+
+CARD_SUFFIX = ".card.json"
+
+
+def card_path(tflite_path) -> Path:
+    path = Path(tflite_path)
+    return path.with_name(path.name[: -len(".tflite")] + CARD_SUFFIX)
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_size: int, class_names,
+               calibration: dict | None, fine_tune: dict | None = None, dataset: str = "") -> dict:
+    from converters.inspect import io_details
+    from tflkit.models import get_spec
+
+    spec = get_spec(model)
+    io = io_details(tflite_path)
+    return {
+        "format": "tflkit.model_card/1",
+        "file": Path(tflite_path).name,
+        "sha256": sha256(tflite_path),
+        "size_bytes": Path(tflite_path).stat().st_size,
+        "architecture": {"name": model, "family": spec.family, "reference": spec.reference},
+        "input": {
+            "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": input_size,
+            "pixel_range": list(spec.pixel_range),
+            # The model normalizes inside (its first layer), so the app feeds raw pixels.
+            "normalization": {"inside_model": True, "mean": list(spec.mean), "std": list(spec.std),
+                              "units": "0..255 pixels"},
+            "dtype": io["inputs"][0]["dtype"],
+            "quantization": _quant(io["inputs"][0]),
+        },
+        "output": {
+            "shape": io["outputs"][0]["shape"], "meaning": "logits (apply softmax for probabilities)",
+            "dtype": io["outputs"][0]["dtype"], "quantization": _quant(io["outputs"][0]),
+            "class_names": list(class_names),
+        },
+        "recipe": {"name": recipe.name, "summary": recipe.summary, "weights": recipe.weights,
+                   "activations": recipe.activations},
+        "calibration": calibration if recipe.needs_calibration else None,
+        "fine_tune": fine_tune,
+        "source": {"run_dir": str(run_dir), "dataset": dataset, "keras": Path(keras_path).name,
+                   "keras_sha256": sha256(keras_path)},
+    }
+
+
+def _quant(detail: dict) -> dict | None:
+    if detail["scale"] == 0.0:
+        return None
+    # real = scale * (q - zero_point); for a pixel p in 0..255 the app feeds round(p / scale + zero_point).
+    return {"scale": detail["scale"], "zero_point": detail["zero_point"]}
+
+
+def write_card(tflite_path, card: dict) -> Path:
+    path = card_path(tflite_path)
+    atomic_write_text(path, json.dumps(card, indent=2) + "\n")
+    return path

@@ -1,0 +1,110 @@
+"""Quantization-aware training with tfmot: annotate, fine-tune briefly, save for full-integer conversion.
+
+Layers tfmot's default 8-bit registry knows are annotated with its own configs (which also fold BatchNormalization
+into the preceding convolution, as the converter will). Hard-swish / hard-sigmoid, which tfmot has no config for,
+get an output-only fake-quant (`_OutputQuantizeConfig`), so their int8 output range is learnt during the fine-tune
+too. Anything else unknown is left float in the QAT graph and calibrated by the converter like post-training
+quantization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+
+from converters.twin import TfmotError, custom_objects, fine_tune, import_tfmot, tf_keras_twin
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-4
+    # tfmot's activation ranges start at [-6, 6] and follow an EMA with decay 0.999: after 300 steps they are only a
+    # quarter of the way to the real ranges (clipping wide layers, wasting resolution on narrow ones), and QAT ends
+    # worse than post-training calibration. A short fine-tune needs a faster EMA (0.99: converged in ~300 steps).
+    range_ema_decay: float = 0.99
+
+
+def _output_quantize_config(tfmot):
+    base = tfmot.quantization.keras.QuantizeConfig
+    quantizers = tfmot.quantization.keras.quantizers
+
+    class OutputQuantizeConfig(base):
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                      narrow_range=False)]
+
+        def get_config(self):
+            return {}
+
+    return OutputQuantizeConfig
+
+
+def quantize_aware(twin):
+    """The tfmot QAT model of a tf_keras twin (not yet trained)."""
+    tfmot = import_tfmot()
+    import tf_keras
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry,
+    )
+
+    qk = tfmot.quantization.keras
+    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+    hard = custom_objects()["HardActivation"]
+    output_config = _output_quantize_config(tfmot)
+
+    def annotate(layer):
+        if isinstance(layer, hard):
+            return qk.quantize_annotate_layer(layer, quantize_config=output_config())
+        if registry.supports(layer):
+            return qk.quantize_annotate_layer(layer)
+        return layer
+
+    annotated = tf_keras.models.clone_model(twin, clone_function=annotate)
+    scope = {**custom_objects(), "OutputQuantizeConfig": output_config}
+    try:
+        with qk.quantize_scope(scope):
+            return qk.quantize_apply(annotated)
+    except (ValueError, TypeError, RuntimeError) as exc:  # tfmot's refusals of a layer or pattern
+        raise TfmotError(f"tfmot quantize_apply: {str(exc).splitlines()[0][:300]}") from exc
+
+
+@contextlib.contextmanager
+def range_ema_decay(decay: float):
+    """Trace tfmot's activation quantizers with `decay` instead of their hard-coded 0.999 (see FineTuneSettings).
+    tfmot offers no parameter for it; `MovingAverageQuantizer.__call__` looks `quant_ops.MovingAvgQuantize` up at
+    trace time, so wrapping it while `fit` traces its train step is enough, and it is restored afterwards."""
+    from tensorflow_model_optimization.python.core.quantization.keras import quantizers
+
+    original = quantizers.quant_ops.MovingAvgQuantize
+    patched = functools.wraps(original)(lambda *a, **kw: original(*a, **{**kw, "ema_decay": decay}))
+    quantizers.quant_ops.MovingAvgQuantize = patched
+    try:
+        yield
+    finally:
+        quantizers.quant_ops.MovingAvgQuantize = original
+
+
+def qat_model(model, name: str, source, image_size: int, small_input: bool, settings: FineTuneSettings = None,
+              seed: int = 0, log=print):
+    """Keras 3 trained model -> fine-tuned tf_keras QAT model, ready for `save_for_conversion`."""
+    settings = settings or FineTuneSettings()
+    twin = tf_keras_twin(model, name, source.num_classes, image_size, small_input)
+    qmodel = quantize_aware(twin)
+    with range_ema_decay(settings.range_ema_decay):
+        fine_tune(qmodel, source, image_size, settings.steps, settings.batch_size, settings.lr, seed=seed, log=log)
+    return qmodel
