@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=6)
     p.set_defaults(func=cmd_demo)
 
+    from converters.cli import register as register_converters
+
+    register_converters(sub)
     try:
         from android_bench.cli import register
     except ImportError:
