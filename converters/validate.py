@@ -22,6 +22,9 @@ from tflkit.tflite_model import TFLiteClassifier, dequantize, quantize
 DEFAULT_VALIDATION_SAMPLES = 200
 DEFAULT_TENSOR_SAMPLES = 8  # per-tensor comparison runs batch 1 with every tensor kept: a few images suffice
 WORST_LAYERS = 5
+# SNR is measured end to end, so error piles up towards the output and the worst tensors sit near the end. The
+# first tensor in graph order below this SNR is where the damage starts: the layer worth looking at.
+DEGRADED_DB = 15.0
 SNR_CAP_DB = 200.0
 
 
@@ -31,6 +34,7 @@ class TensorError:
     op: str
     snr_db: float
     mse: float
+    position: int = 0  # graph order (0 = nearest the input)
 
 
 @dataclass
@@ -49,16 +53,24 @@ class Validation:
     def worst(self) -> TensorError | None:
         return self.tensors[0] if self.tensors else None
 
+    @property
+    def first_degraded(self) -> TensorError | None:
+        below = [t for t in self.tensors if t.snr_db < DEGRADED_DB]
+        return min(below, key=lambda t: t.position) if below else None
+
     def summary(self) -> dict:
         """The compact form that goes into exports.json rows (and from there into the report)."""
         worst = self.worst
         return {"agreement": round(self.top1_agreement, 4), "max_abs_logit_diff": round(self.max_abs_logit_diff, 4),
                 "worst_layer": f"{worst.layer} ({worst.snr_db:.1f} dB)" if worst else "",
+                "first_degraded": (f"{self.first_degraded.layer} ({self.first_degraded.snr_db:.1f} dB)"
+                                   if self.first_degraded else ""),
                 "float_ops": ",".join(self.float_ops)}
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["worst_layers"] = [asdict(t) for t in self.tensors[:WORST_LAYERS]]
+        d["first_degraded"] = asdict(self.first_degraded) if self.first_degraded else None
         return d
 
 
@@ -134,7 +146,7 @@ def compare_tensors(path, fp32_path, images: np.ndarray) -> tuple[list[TensorErr
         signal, noise, count = sums[i]
         # Capped so an exact match stays valid JSON (no Infinity).
         snr = SNR_CAP_DB if noise == 0 else min(SNR_CAP_DB, 10.0 * np.log10(max(signal, 1e-30) / noise))
-        rows.append(TensorError(layer=layer, op=op, snr_db=round(snr, 2), mse=noise / max(count, 1)))
+        rows.append(TensorError(layer=layer, op=op, snr_db=round(snr, 2), mse=noise / max(count, 1), position=i))
     rows.sort(key=lambda r: r.snr_db)
     return rows, len(pairs)
 
