@@ -73,7 +73,13 @@ def to_markdown(report) -> str:
              f"QAT / pruning fine-tune: {report['finetune_steps']} steps, batch 64, lr 1e-4. Validation: 500 "
              "held-out (val) images against the float Keras model; per-tensor SNR on 8 of them vs the fp32 .tflite.",
              "Training is brief (a stratified subset, 1-2 epochs, input 32x32), so absolute top-1 is modest; compare "
-             "recipes within a model.", ""]
+             "recipes within a model.", "",
+             "Reading the table: `agreement` is top-1 agreement with the float Keras model on held-out images. For "
+             "`qat_wi8_ai8` and `prune50_static_wi8_ai8` the weights were fine-tuned (300 more steps on an "
+             "undertrained model), so their agreement and per-tensor SNR against the original fp32 graph measure the "
+             "fine-tune's drift as well as quantization; their top-1 is the number to compare. SNR is end to end, so "
+             "error accumulates towards the output; the worst layer is where it ends up (the `.validation.json` beside "
+             "each .tflite also lists the first tensor below 15 dB in graph order).", ""]
     for m in report["models"]:
         lines += [f"## {m['model']}  (train_limit {m['train_limit']}, {m['epochs']} epochs, small_input "
                   f"{m['small_input']}; Keras top-1 {100 * m['keras_top1']:.2f}%; train {m['train_s']:.0f}s, "
@@ -101,7 +107,12 @@ def main() -> int:
     parser.add_argument("--out", default="/tmp/tflkit-quant-cifar10")
     parser.add_argument("--calib-samples", type=int, default=300)
     parser.add_argument("--finetune-steps", type=int, default=300)
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     args = parser.parse_args()
+    if args.render:
+        report = json.loads((RESULTS / "quant_cifar10.json").read_text())
+        (RESULTS / "quant_cifar10.md").write_text(to_markdown(report))
+        return 0
     from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
