@@ -110,6 +110,11 @@ def cmd_bench(args) -> int:
     from tflkit.hostbench import BenchSettings, bench_models
     from tflkit.runrecords import record_host_bench, run_dir_of
 
+    from tflkit.errors import ModelFileError
+
+    missing = [p for p in args.model if not Path(p).is_file()]
+    if missing:  # a typo in a path: nothing to measure. A corrupt file, by contrast, is a failed row below.
+        raise ModelFileError(f"model file not found: {missing[0]}")
     settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
                              xnnpack=not args.no_xnnpack, runtime=args.runtime)
     results = bench_models(args.model, threads=args.threads, settings=settings,
