@@ -307,8 +307,9 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         train_ds = make_dataset(train_split, config.image_size, config.batch_size, shuffle=True, seed=config.seed,
                                 epochs=end, initial_epoch=first, drop_remainder=True, augment=augment,
                                 num_classes=one_hot)
-        model.fit(train_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps, validation_data=val_ds,
-                  callbacks=[checkpoint, *(callbacks or [])], verbose=verbose)
+        # the dataset is already shuffled per (seed, epoch); shuffle=False only silences Keras' warning
+        model.fit(train_ds, shuffle=False, epochs=end, initial_epoch=first, steps_per_epoch=steps,
+                  validation_data=val_ds, callbacks=[checkpoint, *(callbacks or [])], verbose=verbose)
         initial_epoch = end
     final = files.best if files.best.is_file() else files.last
     with atomic_path(files.model) as tmp:
