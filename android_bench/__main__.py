@@ -9,18 +9,13 @@ import argparse
 import sys
 
 from android_bench.cli import register
-from tflkit.errors import TflkitError
+from tflkit.cli import dispatch
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m android_bench")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except TflkitError as exc:
-        print(f"tflkit: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

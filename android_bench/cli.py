@@ -180,12 +180,14 @@ def run_parse(args) -> int:
         result = parse_log(path.read_text(errors="replace")).result
         result.raw_log = str(path)
         results.append(result)
+    # Like `bench`: exit 1 when a log records a failed (or empty) run, so scripts can tell.
+    status = 0 if all(r.ok for r in results) else 1
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
-        return 0
+        return status
     print(format_table(results))
     for result in results:
         if result.op_profile:
             print()
             print(format_op_profile(result))
-    return 0
+    return status

@@ -53,6 +53,13 @@ def test_parse_table_and_json(tmp_path, capsys):
     assert row["raw_log"] == str(log)
 
 
+def test_parse_of_a_log_without_results_exits_1(tmp_path, capsys):
+    log = tmp_path / "garbage.log"
+    log.write_text("adb: device offline\n")
+    assert main(["android", "parse", str(log)]) == 1
+    assert "no_results" in capsys.readouterr().out
+
+
 def test_parse_missing_log_is_a_usage_error(tmp_path, capsys):
     assert main(["android", "parse", str(tmp_path / "nope.log")]) == 2
     assert capsys.readouterr().err == f"tflkit: error: log file not found: {tmp_path / 'nope.log'}\n"

@@ -68,7 +68,6 @@ def cmd_train(args) -> int:
     if "model" not in fields and not args.resume:
         raise UsageError("--model is required (see `tflkit models`)")
     from tflkit.models import get_spec
-    from tflkit.data import load_dataset  # noqa: F401  (validates names early, below)
 
     if not args.resume:
         get_spec(fields["model"])
@@ -254,18 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     from converters.cli import register as register_converters
 
     register_converters(sub)
-    try:
-        from android_bench.cli import register
-    except ImportError:
-        register = None
-    if register is not None:
-        register(sub)
+    from android_bench.cli import register as register_android
+
+    register_android(sub)
     return parser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args) -> int:
+    """Run a parsed subcommand: a TflkitError becomes one line on stderr and its exit code."""
     try:
         return args.func(args)
     except TflkitError as exc:

@@ -13,7 +13,9 @@ resumed run draws different operations from the point of the restart).
 
 from __future__ import annotations
 
-import tensorflow as tf
+from tflkit.tfenv import quiet_tensorflow
+
+tf = quiet_tensorflow()
 
 PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix")
 SOFT_LABEL_PRESETS = ("mixup", "cutmix")

@@ -14,9 +14,11 @@ Images that live as files are decoded once into memory when they fit (`CACHE_BUD
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from tflkit.data.source import Split
+from tflkit.tfenv import quiet_tensorflow
+
+tf = quiet_tensorflow()
 
 CACHE_BUDGET_BYTES = 3 << 30  # decoded uint8 images kept in memory up to this size
 

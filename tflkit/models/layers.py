@@ -94,6 +94,3 @@ def make_divisible(value, divisor=8, min_value=None):
         new += divisor
     return new
 
-
-def classifier_input(shape, keras, name="pixels"):
-    return keras.Input(shape=shape, name=name)
