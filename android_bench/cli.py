@@ -19,6 +19,7 @@ from android_bench.runner import DELEGATE_FLAGS, bench, select_devices
 from android_bench.table import format_op_profile, format_table
 from tflkit.benchresult import BenchResult, load_results, save_results
 from tflkit.errors import DeviceError, UsageError
+from tflkit.runrecords import run_dir_of
 
 BINARY_ENV = "TFLKIT_BENCHMARK_MODEL"  # a default for --binary, so a lab machine sets it once
 
@@ -130,8 +131,15 @@ def run_setup(args) -> int:
 
 
 def default_out_path(first_model: str | Path) -> Path:
-    folder = Path(first_model).parent
-    run_dir = folder.parent if folder.name == "tflite" else folder
+    """RUN/bench/android.json, where `tflkit report RUN` reads it; else bench/ beside the model's folder.
+
+    The path is resolved first: `tflkit android bench m.tflite` run inside RUN/tflite must still find RUN.
+    """
+    path = Path(first_model).resolve()
+    run_dir = run_dir_of(path)
+    if run_dir is None:
+        folder = path.parent
+        run_dir = folder.parent if folder.name == "tflite" else folder
     return run_dir / "bench" / "android.json"
 
 

@@ -134,3 +134,15 @@ def test_argparse_rejects_bad_choices(bad, tiny_model):
     with pytest.raises(SystemExit) as excinfo:
         main(["android", "bench", str(tiny_model), *bad])
     assert excinfo.value.code == 2
+
+
+def test_default_out_path_finds_the_run_of_a_relative_model(tmp_path, monkeypatch):
+    # `tflkit android bench m.tflite` inside RUN/tflite used to write RUN/tflite/bench/android.json, where
+    # `tflkit report RUN` never looks
+    run = tmp_path / "run"
+    (run / "tflite").mkdir(parents=True)
+    (run / "config.yaml").write_text("model: x\n")
+    monkeypatch.chdir(run / "tflite")
+    assert default_out_path("m.tflite") == run / "bench" / "android.json"
+    monkeypatch.chdir(run)
+    assert default_out_path("tflite/m.tflite") == run / "bench" / "android.json"

@@ -22,6 +22,8 @@ class BenchResult:
     device: str = ""  # CPU model / phone model, for the reader
     threads: int = 1
     delegate: str = "cpu"  # cpu, xnnpack, gpu, nnapi
+    inputs: str = "random"  # "random" (benchmark_model's default too), or the dataset spec whose test images were fed
+    input_images: int | None = None  # how many distinct dataset images were cycled through
     status: str = STATUS_OK  # ok, or a short failure code such as delegate_failed, timeout, not_executable
     message: str = ""  # the one-line reason when status is not ok
     init_ms: float | None = None
@@ -53,6 +55,7 @@ class BenchResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> "BenchResult":
+        """Unknown keys are ignored and missing ones take their defaults, so older result files still load."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

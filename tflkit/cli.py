@@ -106,7 +106,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from tflkit.hostbench import BenchSettings, bench_models
+    from tflkit.hostbench import BenchSettings, bench_models, open_input_data
     from tflkit.runrecords import record_host_bench, run_dir_of
 
     from tflkit.errors import ModelFileError
@@ -116,8 +116,9 @@ def cmd_bench(args) -> int:
         raise ModelFileError(f"model file not found: {missing[0]}")
     settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
                              xnnpack=not args.no_xnnpack, runtime=args.runtime)
+    images = open_input_data(args.input_data, data_dir=args.data_dir, count=args.input_images)
     results = bench_models(args.model, threads=args.threads, settings=settings,
-                           log=None if args.json else print)
+                           log=None if args.json else print, images=images)
     for path in args.model:
         run_dir = run_dir_of(path)
         if run_dir is not None:
@@ -235,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-seconds", type=float, default=0.0)
     p.add_argument("--no-xnnpack", action="store_true")
     p.add_argument("--runtime", help="ai_edge_litert (default), tflite_runtime or tf.lite")
+    p.add_argument("--input-data", default="random", metavar="SPEC",
+                   help="random (default), or a --dataset spec (shapes, cifar10, folder:PATH, ...) whose test images "
+                        "are fed as `tflkit eval` feeds them, a different one each run")
+    p.add_argument("--data-dir", help="with --input-data DATASET: where its files are")
+    p.add_argument("--input-images", type=int, metavar="N",
+                   help="with --input-data DATASET: cycle through the first N test images (default: 256)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

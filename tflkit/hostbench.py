@@ -1,24 +1,31 @@
-"""Time a .tflite on this machine with the TFLite runtime, the way benchmark_model does. No TensorFlow import.
+"""Time a .tflite on this machine with the TFLite runtime, the way benchmark_model does.
 
 Per model and thread count: interpreter init time, the first inference, then warm-up runs, then timed runs until
 both a minimum count and a minimum time are reached. Reports median, p5, p95, mean, std, min, max, count, and
 the peak resident memory of the process across the run.
+
+Inputs are random (the default, like benchmark_model; no TensorFlow import) or images of a dataset's test split
+(`InputImages`), preprocessed exactly as `tflkit eval` feeds them and cycled through, one per invoke. As in
+benchmark_model, setting the next input happens between timed invokes, never inside one.
 """
 
 from __future__ import annotations
 
 import platform
 import resource
-import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tflkit.benchresult import BenchResult
-from tflkit.errors import TflkitError
+from tflkit.errors import DatasetError, TflkitError, UsageError, unknown_choice
 from tflkit.runtime import check_tflite_file, load_interpreter, resolve_runtime
+
+RANDOM_INPUTS = "random"  # BenchResult.inputs of random inputs; otherwise the dataset spec
+DEFAULT_INPUT_IMAGES = 256  # distinct test images a dataset-fed benchmark cycles through
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,72 @@ def random_inputs(interpreter, seed: int = 0) -> list[np.ndarray]:
     return arrays
 
 
+@dataclass
+class InputImages:
+    """The first `count` images of a dataset's test split, as each model's input tensor takes them.
+
+    Per input size the images are resized and kept as float32 0..255 pixels by the same pipeline `tflkit eval` uses
+    (`tflkit.data.pipeline.load_images`); per input tensor they are quantized with its own scale and zero point
+    (`tflkit.tflite_model.quantize`), exactly what evaluation feeds the interpreter.
+    """
+
+    source: object  # a tflkit.data.DatasetSource
+    spec: str  # what BenchResult.inputs records, e.g. "shapes", "cifar100:coarse", "folder:/data/flowers"
+    count: int = DEFAULT_INPUT_IMAGES
+    split: str = "test"
+    _pixels: dict = field(default_factory=dict, init=False, repr=False)  # size -> float32 (N, S, S, 3), last only
+
+    def __post_init__(self):
+        if self.count < 1:
+            raise UsageError(f"--input-images must be 1 or more, got {self.count}")
+        if len(self.source.split(self.split)) == 0:
+            raise DatasetError(f"dataset {self.spec!r} has no images in its {self.split} split")
+
+    def pixels(self, image_size: int) -> np.ndarray:
+        if image_size not in self._pixels:
+            from tflkit.data.pipeline import load_images
+
+            data = self.source.split(self.split)
+            self._pixels = {image_size: load_images(data, image_size, indices=np.arange(min(self.count, len(data))))}
+        return self._pixels[image_size]
+
+    def batches(self, detail: dict) -> list[np.ndarray]:
+        """One array per invoke for this input tensor (batches of its fixed batch size, wrapping around)."""
+        shape = [int(d) for d in detail["shape"]]
+        if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+            raise UsageError(f"input {detail['name']!r} of shape {shape} is not a square RGB image batch "
+                             f"(N, S, S, 3); use random inputs")
+        from tflkit.tflite_model import quantize
+
+        images = self.pixels(shape[1])
+        batch, n = shape[0], len(images)
+        return [quantize(images[np.arange(i * batch, (i + 1) * batch) % n], detail)
+                for i in range(max(1, n // batch))]
+
+
+def open_input_data(spec: str | None, data_dir=None, seed: int = 0, count: int | None = None,
+                    split: str = "test") -> InputImages | None:
+    """None for random inputs; else the dataset named by `spec` (any `--dataset` spec), loaded once.
+
+    `count` (default DEFAULT_INPUT_IMAGES) caps how many test images are preprocessed and cycled through.
+    """
+    if spec in (None, "", RANDOM_INPUTS):
+        for flag, value in (("--data-dir", data_dir), ("--input-images", count)):
+            if value is not None:
+                raise UsageError(f"{flag} is only read with --input-data DATASET (the inputs are random)")
+        return None
+    count = DEFAULT_INPUT_IMAGES if count is None else count
+    from tflkit.data import SOURCES, load_dataset, parse_spec
+
+    name, _ = parse_spec(spec)
+    if name not in SOURCES and name != "auto":
+        raise unknown_choice("input data", spec, [RANDOM_INPUTS, *SOURCES, "auto"])
+    if count < 1:
+        raise UsageError(f"--input-images must be 1 or more, got {count}")
+    source = load_dataset(spec, data_dir=data_dir, seed=seed)
+    return InputImages(source, spec=source.name, count=count, split=split)  # name: "auto" resolved, folder absolute
+
+
 def summarize_ms(times_ms: list[float]) -> dict:
     a = np.asarray(times_ms)
     return {
@@ -71,14 +144,21 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def time_invokes(interpreter, settings: BenchSettings) -> list[float]:
-    """The timed loop: warm-up, then runs until min count and min time are both met (or max_seconds passes)."""
+def time_invokes(interpreter, settings: BenchSettings, feed: Callable[[], None] | None = None) -> list[float]:
+    """The timed loop: warm-up, then runs until min count and min time are both met (or max_seconds passes).
+
+    `feed`, when given, sets the next inputs before every invoke (warm-up and timed), outside the timed span.
+    """
     for _ in range(settings.warmup):
+        if feed is not None:
+            feed()
         interpreter.invoke()
     times = []
     clock = time.perf_counter
     start = clock()
     while True:
+        if feed is not None:
+            feed()
         t0 = clock()
         interpreter.invoke()
         times.append((clock() - t0) * 1e3)
@@ -87,17 +167,42 @@ def time_invokes(interpreter, settings: BenchSettings) -> list[float]:
             return times
 
 
-def bench_model(path, settings: BenchSettings = BenchSettings()) -> BenchResult:
+def _feeder(interpreter, images: InputImages) -> Callable[[], None]:
+    """A callable that sets the next dataset batch on every input tensor, cycling through them."""
+    inputs = [(detail["index"], images.batches(detail)) for detail in interpreter.get_input_details()]
+    state = {"i": 0}
+
+    def feed():
+        i = state["i"]
+        for index, arrays in inputs:
+            interpreter.set_tensor(index, arrays[i % len(arrays)])
+        state["i"] = i + 1
+
+    return feed
+
+
+def bench_model(path, settings: BenchSettings = BenchSettings(), images: InputImages | None = None) -> BenchResult:
+    """One model at settings.threads, on random inputs or, with `images`, on a dataset's test images."""
     path = check_tflite_file(path)
     runtime = resolve_runtime(settings.runtime)
     result = BenchResult(model=path.name, target="host", runtime=runtime, device=cpu_name(),
                          threads=settings.threads, delegate="xnnpack" if settings.xnnpack else "cpu",
-                         size_bytes=path.stat().st_size)
+                         size_bytes=path.stat().st_size, inputs=images.spec if images else RANDOM_INPUTS)
     t0 = time.perf_counter()
     interpreter = load_interpreter(path, threads=settings.threads, xnnpack=settings.xnnpack, runtime=runtime)
     result.init_ms = (time.perf_counter() - t0) * 1e3
-    for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter, settings.seed)):
-        interpreter.set_tensor(detail["index"], array)
+    feed = None
+    if images is None:
+        for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter, settings.seed)):
+            interpreter.set_tensor(detail["index"], array)
+    else:
+        try:
+            feed = _feeder(interpreter, images)
+        except UsageError as exc:  # this model cannot take these images; the other models go on
+            result.status, result.message = "inputs_mismatch", str(exc)
+            return result
+        result.input_images = min(images.count, len(images.source.split(images.split)))
+        feed()
     t0 = time.perf_counter()
     try:
         interpreter.invoke()
@@ -105,15 +210,18 @@ def bench_model(path, settings: BenchSettings = BenchSettings()) -> BenchResult:
         result.status, result.message = "invoke_failed", str(exc).strip().splitlines()[0]
         return result
     result.first_ms = (time.perf_counter() - t0) * 1e3
-    for key, value in summarize_ms(time_invokes(interpreter, settings)).items():
+    for key, value in summarize_ms(time_invokes(interpreter, settings, feed)).items():
         setattr(result, key, value)
     result.peak_memory_mb = peak_rss_mb()
     return result
 
 
 def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(), with_macs: bool = True,
-                 log=None) -> list[BenchResult]:
-    """Every model at every thread count; a model that fails is a row with its status, the rest go on."""
+                 log=None, images: InputImages | None = None) -> list[BenchResult]:
+    """Every model at every thread count; a model that fails is a row with its status, the rest go on.
+
+    Inputs are random unless `images` (see `open_input_data`) is given.
+    """
     from dataclasses import replace
 
     results = []
@@ -128,10 +236,11 @@ def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(),
                 macs = None
         for n in threads:
             try:
-                result = bench_model(path, replace(settings, threads=n))
+                result = bench_model(path, replace(settings, threads=n), images=images)
             except TflkitError as exc:
                 result = BenchResult(model=Path(path).name, target="host", runtime=settings.runtime or "",
-                                     threads=n, status="load_failed", message=str(exc))
+                                     threads=n, status="load_failed", message=str(exc),
+                                     inputs=images.spec if images else RANDOM_INPUTS)
             result.macs = macs
             results.append(result)
             if log:
@@ -142,5 +251,6 @@ def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(),
 def format_result_line(r: BenchResult) -> str:
     if not r.ok:
         return f"bench    {r.model}  threads={r.threads}  {r.status}: {r.message}"
+    inputs = "" if r.inputs == RANDOM_INPUTS else f", {r.input_images} {r.inputs} images"
     return (f"bench    {r.model}  threads={r.threads}  median {r.median_ms:.3f} ms  p95 {r.p95_ms:.3f} ms  "
-            f"(n={r.count}, init {r.init_ms:.1f} ms, first {r.first_ms:.2f} ms)")
+            f"(n={r.count}, init {r.init_ms:.1f} ms, first {r.first_ms:.2f} ms{inputs})")

@@ -2,7 +2,11 @@
 
 Assembles what was measured (exports.json, eval.json, bench/*.json, model_info.json); it measures nothing itself.
 Ratios are against the fp32 row of the same run. Latency columns carry the thread count (median_ms_t1) and the
-target (host, or a phone's model name), so host and phone numbers sit side by side.
+target, so host and phone numbers sit side by side: host columns are bare with XNNPACK (the default) and prefixed
+by the delegate otherwise (cpu_median_ms_t1); phone columns are prefixed by the phone's name and the delegate
+(google_pixel_7_gs201_cpu_median_ms_t1), so runs with several delegates never overwrite each other. Where a
+benchmark_model version printed no median (TF 2.x builds print only the mean), the phone's column is `mean_ms_t<N>`:
+a mean is never shown as a median.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_rati
 
 def _target_prefix(result) -> str:
     if result.target == "host":
-        return ""
+        return "" if result.delegate == "xnnpack" else f"{result.delegate}_"
     name = result.device or result.target.split(":", 1)[-1]
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") + "_"
+    return re.sub(r"[^a-z0-9]+", "_", f"{name} {result.delegate}".lower()).strip("_") + "_"
 
 
 def build_rows(run_dir) -> list[dict]:
@@ -50,14 +54,22 @@ def build_rows(run_dir) -> list[dict]:
         for r in bench:
             if r.model != name:
                 continue
-            if not r.ok:
-                row["status"] = row["status"] if row["status"] != "ok" else r.status
-                row["message"] = row["message"] or r.message
-                continue
             prefix = _target_prefix(r)
-            row[f"{prefix}median_ms_t{r.threads}"] = r.median_ms
-            row[f"{prefix}p95_ms_t{r.threads}"] = r.p95_ms
-            if prefix == "" and r.macs is not None:
+            if not r.ok:
+                if r.target == "host":  # the file does not run here: that is the row's status
+                    row["status"] = row["status"] if row["status"] != "ok" else r.status
+                    row["message"] = row["message"] or r.message
+                else:  # one phone/delegate/thread run failed: the recipe itself (and its ratios) still stand
+                    note = f"{prefix}t{r.threads}: {r.status}"
+                    row["message"] = f"{row['message']}; {note}" if row["message"] else note
+                continue
+            if r.median_ms is not None:
+                row[f"{prefix}median_ms_t{r.threads}"] = r.median_ms
+            elif r.mean_ms is not None:
+                row[f"{prefix}mean_ms_t{r.threads}"] = r.mean_ms
+            if r.p95_ms is not None:
+                row[f"{prefix}p95_ms_t{r.threads}"] = r.p95_ms
+            if r.target == "host" and r.macs is not None:
                 row["macs"] = r.macs
         if export["status"] == "ok" and export["recipe"].startswith(("static_", "qat_", "prune")):
             from converters.inspect import float_ops
@@ -78,13 +90,13 @@ def _add_ratios(rows: list[dict]) -> None:
         if row.get("top1") is not None and base.get("top1") is not None:
             row["top1_drop"] = base["top1"] - row["top1"]
         for key in list(row):
-            if "median_ms_t" in key and base.get(key):
-                row[key.replace("median_ms", "speedup")] = base[key] / row[key]
+            if ("median_ms_t" in key or "mean_ms_t" in key) and base.get(key) and row[key]:
+                row[re.sub(r"(median|mean)_ms", "speedup", key)] = base[key] / row[key]
 
 
 def columns(rows: list[dict]) -> list[str]:
     extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - {"file", "message", "float_ops", "worst_layer"},
-                   key=lambda k: (not k.startswith(("median", "p95", "speedup")), k.split("_t")[-1], k))
+                   key=lambda k: (not k.startswith(("median", "p95", "speedup", "mean")), k.split("_t")[-1], k))
     return BASE_COLUMNS + extra + ["worst_layer", "float_ops", "file", "message"]
 
 
