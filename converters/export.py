@@ -96,13 +96,17 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
 
     results = []
     with tempfile.TemporaryDirectory(prefix="tflkit-export-") as tmp, contextlib.ExitStack() as workers:
-        start = time.perf_counter()
-        saved_model = export_saved_model(model, Path(tmp) / "saved_model")
-        log(f"export   saved_model  {time.perf_counter() - start:6.1f}s  (once, reused by every recipe)")
         # Conversions run in a worker process (converters/isolated.py): a converter crash is a failed row.
-        convert = workers.enter_context(IsolatedConverter(saved_model, calib))
+        saved_model = Path(tmp) / "saved_model"
+        convert = workers.enter_context(IsolatedConverter(saved_model, calib)).start()
+        start = time.perf_counter()
+        export_saved_model(model, saved_model)
+        log(f"export   saved_model  {time.perf_counter() - start:6.1f}s  (once, reused by every recipe)")
+        # The float .tflite is the per-tensor reference of the others: the fp32 recipe's own file when it is
+        # converted in this batch (it comes first), else a scratch conversion.
         fp32_ref = None
-        if val_logits is not None and tensor_samples > 0 and any(r.name != "fp32" for r in recipes):
+        wants_ref = val_logits is not None and tensor_samples > 0 and any(r.name != "fp32" for r in recipes)
+        if wants_ref and recipes[0].name != "fp32":
             fp32_ref = Path(tmp) / "fp32_reference.tflite"
             fp32_ref.write_bytes(convert("fp32"))
         prepared = {}  # prepare kind -> a converter over its SavedModel (or the TfmotError)
@@ -118,6 +122,8 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
                                                 config, files, calibration, fine_tune, log)
             else:
                 log(f"convert  {recipe.name:<22} FAILED ({result.status})  {result.message}")
+            if recipe.name == "fp32" and result.status == "ok" and wants_ref:
+                fp32_ref = Path(result.path)
             results.append(result)
     record = {"calibration": calibration, "validation": {"split": held_out, "samples": len(val_images)},
               "results": [asdict(r) for r in results]}

@@ -36,6 +36,11 @@ class IsolatedConverter:
     def __enter__(self):
         return self
 
+    def start(self) -> "IsolatedConverter":
+        """Start the worker now, so its TensorFlow import overlaps the caller's work instead of the first call."""
+        self._process()
+        return self
+
     def __exit__(self, *exc):
         self.close()
 

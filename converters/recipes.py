@@ -55,6 +55,14 @@ def _static_int8(converter, rep):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    _per_tensor_dense(converter)
+
+
+def _per_tensor_dense(converter):
+    # TFLite's int8 spec quantizes FULLY_CONNECTED weights per tensor (conv and depthwise per channel); TF 2.16+
+    # defaults to per-channel, which older runtimes and NNAPI drivers on phones reject, and whose per-channel
+    # scales and int64 zero points (12 bytes a channel, twice with the bias) weigh on small models.
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
 
 
 def _static_int8_float_io(converter, rep):

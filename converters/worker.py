@@ -13,8 +13,11 @@ import sys
 def main() -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
+
+    from tflkit.tfenv import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's C++ start-up lines, once per worker, would interleave with the demo's log
 
     from converters.convert import ConversionError, convert_saved_model
 
