@@ -67,12 +67,21 @@ def weight_sparsity(path, ops=WEIGHT_OPS) -> float | None:
     """Fraction of exact zeros in the constant weight tensors (input 1) of `ops`, read back from the .tflite.
     Quantized weights are symmetric (zero point 0), so a pruned zero stays an exact zero."""
     interpreter = load_interpreter(path, xnnpack=False)
+    details = interpreter._get_ops_details()
+    producer = {int(i): op for op in details for i in op["outputs"]}
     zeros = total = 0
-    for op in interpreter._get_ops_details():
+    for op in details:
         if op["op_name"] not in ops or len(op["inputs"]) < 2:
             continue
+        index = int(op["inputs"][1])
+        if index in producer:
+            # fp16 keeps each weight as a float16 constant behind a DEQUANTIZE, whose output is only filled at run
+            # time (reading it here gave all zeros): count the constant. Any other producer: not a constant weight.
+            if producer[index]["op_name"] != "DEQUANTIZE":
+                continue
+            index = int(producer[index]["inputs"][0])
         try:
-            weights = interpreter.get_tensor(int(op["inputs"][1]))
+            weights = interpreter.get_tensor(index)
         except ValueError:  # not a constant (a weight computed at run time): nothing to count
             continue
         zeros += int(np.sum(weights == 0))
