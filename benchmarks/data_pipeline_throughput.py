@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def main(argv=None):
         f"per timed epoch; {args.rounds} rounds alternating the feeds, each a fit of one warm-up and "
         f"{args.repeats} timed epochs; "
         f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}.",
-        "Command: `python benchmarks/data_pipeline_throughput.py`",
+        f"Command: `python benchmarks/data_pipeline_throughput.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
         "| feed | median images/s | min | max | ratio to tensors |",
         "|---|---|---|---|---|",

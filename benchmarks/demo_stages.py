@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tflkit.fileio import atomic_write_text
 from tflkit.hostbench import cpu_name
 from tflkit.pipeline import DemoSettings, StageTimer, demo
 
@@ -67,7 +68,7 @@ def main():
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    atomic_write_text(RESULTS, text)
     print(f"written: {RESULTS}")
 
 
