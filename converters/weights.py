@@ -7,7 +7,10 @@ generated names (`uniform3`, `fire2/expand1x1_b`), so kernels and biases are tol
 Those weights expect Caffe preprocessing: BGR channel order, the ImageNet mean subtracted, no scaling
 (x[..., ::-1] - (103.939, 116.779, 123.68)). tflkit models take RGB 0..255 and normalize inside, so the port
 (1) reverses conv1's input channels, which makes it read RGB, and (2) sets the model's frozen normalization layer
-to subtract the mean only (scale 1), in RGB order. The result matches the original on the same image.
+to subtract the mean only (scale 1), in RGB order (`tflkit.models.squeezenet.CAFFE`, which the registry spec of
+squeezenet1_1 names as its `pretrained_normalization`). The result matches the original on the same image: the
+ported model on RGB pixels gives the Keras-1 computation on BGR pixels minus the mean (tests/test_models_weights.py).
+The Caffe prototxt's mean (104.006, 116.669, 122.679 BGR) differs from this one by under one pixel level.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from tflkit.errors import ModelFileError
+from tflkit.models.squeezenet import CAFFE
 
-CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+CAFFE_MEAN_RGB = CAFFE.mean
 SQUEEZENET_URL = ("https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
                   "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
 
@@ -78,7 +82,8 @@ def port_squeezenet_keras1(model, path) -> list[str]:
             layer.set_weights([kernel, bias])
             loaded.append(target)
     norm = model.get_layer(NORMALIZE_LAYER)
-    norm.set_weights([np.ones((1, 1, 3, 1), np.float32), -np.array(CAFFE_MEAN_RGB, np.float32)])
+    std = np.array(CAFFE.std, np.float32)
+    norm.set_weights([(1.0 / std).reshape(1, 1, 3, 1), -np.array(CAFFE.mean, np.float32) / std])
     return loaded
 
 

@@ -47,6 +47,14 @@ def test_bad_arguments_name_the_value():
         create_model("test_resnet", input_size=16)
 
 
+def test_unknown_model_lists_only_the_real_entries():
+    with pytest.raises(UsageError) as error:
+        get_spec("resnet19")
+    choices = str(error.value).split("choose from: ")[1].split(", ")
+    assert choices == list_models() and "test_" not in str(error.value)
+    assert get_spec("test_resnet").test_variant  # test variants still resolve by name
+
+
 @pytest.mark.parametrize("name", MEASURED_MODELS)
 def test_reference_parameter_count_is_exact(name):
     spec = get_spec(name)

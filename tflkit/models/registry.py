@@ -20,14 +20,28 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @dataclass(frozen=True)
+class Normalization:
+    """What a model's first layer does to raw 0..255 RGB pixels: (x - mean) / std per channel, in pixel units."""
+
+    name: str
+    mean: tuple
+    std: tuple
+
+
+IMAGENET = Normalization("imagenet", IMAGENET_MEAN, IMAGENET_STD)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     family: str
     builder: Callable
     default_input_size: int = 224
     default_num_classes: int = 1000
-    mean: tuple = IMAGENET_MEAN  # in 0..255 pixel units
-    std: tuple = IMAGENET_STD
+    normalization: Normalization = IMAGENET  # what the built model's first layer does
+    # What loading the published ImageNet weights (--pretrained imagenet) sets that layer to, when those weights
+    # were trained with other statistics (SqueezeNet 1.1's Caffe weights: mean only, no scaling).
+    pretrained_normalization: Normalization | None = None
     reference: str = "torchvision"  # whose layer-for-layer definition this matches
     reference_params: int | None = None  # at default_input_size with default_num_classes
     reference_macs: int | None = None
@@ -37,6 +51,17 @@ class ModelSpec:
     @property
     def pixel_range(self) -> tuple:
         return (0.0, 255.0)
+
+    @property
+    def mean(self) -> tuple:
+        return self.normalization.mean
+
+    @property
+    def std(self) -> tuple:
+        return self.normalization.std
+
+    def known_normalizations(self) -> list[Normalization]:
+        return [self.normalization] + ([self.pretrained_normalization] if self.pretrained_normalization else [])
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -67,7 +92,8 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise unknown_choice("model", name, _REGISTRY) from None
+        # test variants still resolve by name, but the message lists only the real architectures
+        raise unknown_choice("model", name, list_models()) from None
 
 
 def create_model(

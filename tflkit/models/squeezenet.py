@@ -4,6 +4,12 @@ torchvision: squeezenet1_0 1,248,424 parameters / 0.819 GMACs, squeezenet1_1 1,2
 Layer names follow the original Caffe model and its Keras port (`conv1`, `fire2_squeeze1x1`, `fire2_expand1x1`,
 `fire2_expand3x3`, ..., `conv10`), and the convolutions keep their biases and have no BatchNorm, so the published
 ImageNet weights load by name.
+
+Normalization: built, both versions do torchvision's ImageNet normalization ((x - mean) / std). The published
+SqueezeNet 1.1 ImageNet weights (Caffe, through rcmalli/keras-squeezenet, ported by converters/weights.py) were
+trained on BGR pixels minus the Caffe mean, unscaled. Porting them keeps RGB input (conv1's input channels are
+reversed) and sets the normalization layer to `CAFFE`: the RGB mean subtracted, std 1. The spec records both; the
+model card reads what the exported model actually does from its normalization layer.
 """
 
 from __future__ import annotations
@@ -11,7 +17,12 @@ from __future__ import annotations
 import math
 
 from tflkit.models.layers import normalize
-from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
+from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, Normalization, register_model
+
+# Caffe's ImageNet mean (keras.applications' "caffe" preprocessing: BGR 103.939, 116.779, 123.68), in RGB order,
+# and no scaling: what the ported Caffe SqueezeNet 1.1 weights expect once conv1 reads RGB.
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+CAFFE = Normalization("caffe", CAFFE_MEAN_RGB, (1.0, 1.0, 1.0))
 
 _SMALL_INPUT_NOTE = (
     "conv1 at stride 1 with same padding (total stride 8 instead of 16): 32x32 input ends at 4x4"
@@ -88,6 +99,7 @@ def squeezenet1_0(*, num_classes, input_size, small_input, keras):
     reference_params=1_235_496,
     reference_macs=349_000_000,
     small_input_note=_SMALL_INPUT_NOTE,
+    pretrained_normalization=CAFFE,
 )
 def squeezenet1_1(*, num_classes, input_size, small_input, keras):
     return build_squeezenet(_V1_1, num_classes=num_classes, input_size=input_size, small_input=small_input,
