@@ -121,31 +121,82 @@ def weights_from_keras2_h5(path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def weights_from_keras3_h5(path) -> dict[str, list[np.ndarray]]:
-    """A Keras 3 `.weights.h5`: `layers/<name>/vars/<i>` (nested functional layers are not descended into)."""
-    out = {}
+def _keras3_structural_keys(model) -> list[str]:
+    """The group names Keras 3 gives `model.layers` in a .weights.h5: the class name in snake case, numbered per
+    class in layer order (`conv2d`, `conv2d_1`, ...; keras.src.saving.saving_lib._save_container_state)."""
+    import re
+
+    used, keys = {}, []
+    for layer in model.layers:
+        name = re.sub(r"\W+", "", type(layer).__name__)
+        name = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
+        if name in used:
+            used[name] += 1
+            name = f"{name}_{used[name]}"
+        else:
+            used[name] = 0
+        keys.append(name)
+    return keys
+
+
+def weights_from_keras3_h5(path, model=None) -> dict[str, list[np.ndarray]]:
+    """A Keras 3 `.weights.h5`, keyed by layer name.
+
+    Keras 3 does not key a layer's group by its name but by class and position: `layers/conv2d_3/vars/0`,
+    `layers/batch_normalization/vars/3` (snake-case class name, numbered per class in `model.layers` order), with
+    the layer's name in the `name` attribute of its `vars` group (keras 3.15). That attribute gives the key. A file
+    without it is mapped the way Keras itself loads it, by class and position, which needs `model` and holds only
+    when `model` has the file's layer structure (same classes in the same order; sizes may differ). Nested
+    functional models and layers holding sub-layers are not descended into.
+    """
+    out, unnamed = {}, {}
     with _open_h5(path) as f:
         if "layers" not in f:
             raise ModelFileError(f"{path}: no layers/ group; not a Keras 3 .weights.h5 file")
-        for name, group in f["layers"].items():
-            if "vars" in group and len(group["vars"]):
-                out[name] = [group["vars"][str(i)][()] for i in range(len(group["vars"]))]
-    return out
+        groups = set(f["layers"])
+        for key, group in f["layers"].items():
+            vars_ = group.get("vars")
+            if vars_ is None:
+                continue
+            name = vars_.attrs.get("name")
+            arrays = [vars_[str(i)][()] for i in range(len(vars_))]
+            if name is None:
+                unnamed[key] = arrays
+            elif arrays:
+                out[name.decode() if isinstance(name, bytes) else str(name)] = arrays
+    if not unnamed:
+        return out
+    where = f"{path}: layer groups carry no layer names (written by an older Keras 3)"
+    if model is None:
+        raise ModelFileError(f"{where}; pass the model to map them by class and position")
+    keys = _keras3_structural_keys(model)
+    if set(keys) != groups:
+        raise ModelFileError(f"{where}, and its {len(groups)} layers are not the {len(keys)} layers of "
+                             f"{model.name} by class and position; load it into the architecture that saved it")
+    named = dict(zip(keys, (layer.name for layer in model.layers)))
+    return out | {named[key]: arrays for key, arrays in unnamed.items() if arrays}
 
 
 def load_weights_file(model, path) -> tuple[list[str], list[str]]:
-    """Any supported file into `model` by layer name; (loaded, skipped)."""
+    """Any supported file into `model` by layer name; (loaded, skipped). A file that loads no layer is an error."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"weights file not found: {path}")
     if path.name.endswith(".keras"):
         import keras
 
-        return copy_matching_weights(model, weights_from_model(keras.models.load_model(path, compile=False)))
-    if path.name.endswith(".weights.h5"):
-        return copy_matching_weights(model, weights_from_keras3_h5(path))
-    if path.suffix == ".h5":
+        named = weights_from_model(keras.models.load_model(path, compile=False))
+    elif path.name.endswith(".weights.h5"):
+        named = weights_from_keras3_h5(path, model)
+    elif path.suffix == ".h5":
         if is_keras1_squeezenet(path):
             return port_squeezenet_keras1(model, path), []
-        return copy_matching_weights(model, weights_from_keras2_h5(path))
-    raise ModelFileError(f"{path}: unknown weights format; use .keras, .weights.h5 or .h5")
+        named = weights_from_keras2_h5(path)
+    else:
+        raise ModelFileError(f"{path}: unknown weights format; use .keras, .weights.h5 or .h5")
+    loaded, skipped = copy_matching_weights(model, named)
+    if not loaded:
+        shown = ", ".join(sorted(named)[:5]) + (", ..." if len(named) > 5 else "")
+        raise ModelFileError(f"{path}: no layer of {model.name} matches by name and shape ({len(skipped)} match "
+                             f"by name only; the file has {len(named)} layers with weights: {shown})")
+    return loaded, skipped

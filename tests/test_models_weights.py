@@ -87,3 +87,117 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
     want = features[1].predict(rgb[..., ::-1] - CAFFE_MEAN_BGR, verbose=0)
     assert np.abs(want).max() > 10  # real activations, not a dead network
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
+
+
+# Keras 3 `save_weights("x.weights.h5")` files, through the paths a user reaches them by: `--pretrained PATH`
+# (tflkit.transfer.load_pretrained) and converters.weights.load_weights_file.
+
+def _randomized(name, num_classes, seed):
+    """A tiny registry model whose every weight (BatchNorm statistics too) is seeded noise, so a port that
+    leaves anything at its initial value shows."""
+    model = create_model(name, num_classes=num_classes, input_size=32, small_input=True)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    return model
+
+
+def _weighted(model):
+    return [layer.name for layer in model.layers if layer.weights]
+
+
+def _assert_same_weights(a, b, names):
+    for name in names:
+        for wa, wb in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(wa, wb, err_msg=name)
+
+
+def test_keras3_weights_file_ports_every_tensor(tmp_path):
+    from converters.weights import copy_matching_weights, weights_from_keras3_h5
+    from tflkit.transfer import load_pretrained
+
+    source = _randomized("test_mobilenetv3", 10, seed=0)
+    path = tmp_path / "src.weights.h5"
+    source.save_weights(path)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    want = source.predict(x, verbose=0)
+
+    target = _randomized("test_mobilenetv3", 10, seed=2)
+    assert not np.allclose(target.predict(x, verbose=0), want, atol=1e-3)  # the port has something to do
+    report = load_pretrained(target, str(path), "test_mobilenetv3")  # what --pretrained PATH runs
+    assert sorted(report["loaded_layers"]) == sorted(_weighted(source)) and report["skipped_layers"] == []
+    _assert_same_weights(source, target, _weighted(source))
+    np.testing.assert_allclose(target.predict(x, verbose=0), want, rtol=0, atol=1e-5)
+
+    named = weights_from_keras3_h5(path)  # the function itself: keyed by layer name
+    assert sorted(named) == sorted(_weighted(source))
+    other = _randomized("test_mobilenetv3", 10, seed=3)
+    assert copy_matching_weights(other, named) == (_weighted(other), [])
+    np.testing.assert_allclose(other.predict(x, verbose=0), want, rtol=0, atol=1e-5)
+
+
+def test_keras3_weights_file_other_head_ports_backbone_skips_classifier(tmp_path):
+    import keras
+
+    from tflkit.transfer import load_pretrained
+
+    source = _randomized("test_mobilenetv3", 10, seed=0)
+    path = tmp_path / "src.weights.h5"
+    source.save_weights(path)
+    target = _randomized("test_mobilenetv3", 5, seed=2)
+    head_before = target.get_layer("logits").get_weights()
+
+    report = load_pretrained(target, str(path), "test_mobilenetv3")
+    assert report["skipped_layers"] == ["logits"]
+    backbone = [n for n in _weighted(source) if n != "logits"]
+    assert sorted(report["loaded_layers"]) == sorted(backbone)
+    _assert_same_weights(source, target, backbone)
+    for before, after in zip(head_before, target.get_layer("logits").get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)  # the classifier keeps its own initialization
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    features = [keras.Model(m.input, m.get_layer("logits").input) for m in (source, target)]
+    np.testing.assert_allclose(features[1].predict(x, verbose=0), features[0].predict(x, verbose=0),
+                               rtol=0, atol=1e-5)
+
+
+def test_keras3_weights_file_matching_no_layer_is_one_clear_line(tmp_path):
+    import keras
+
+    from converters.weights import load_weights_file
+    from tflkit.errors import ModelFileError
+
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="unrelated_dense")])
+    path = tmp_path / "other.weights.h5"
+    other.save_weights(path)
+    model = create_model("test_resnet", num_classes=10, input_size=32, small_input=True)
+    with pytest.raises(ModelFileError, match="no layer") as err:
+        load_weights_file(model, path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "unrelated_dense" in message
+
+
+def test_keras3_weights_file_without_layer_names_maps_by_structure(tmp_path):
+    """Keras 3 writes the layer's name as the `name` attribute of each `layers/<class>_<i>/vars` group; a file
+    without those attributes is read the way Keras reads it, by class and position, when the model's layer
+    structure is the file's."""
+    import h5py
+
+    from converters.weights import load_weights_file
+    from tflkit.errors import ModelFileError
+
+    source = _randomized("test_mobilenetv3", 10, seed=0)
+    path = tmp_path / "src.weights.h5"
+    source.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        for group in f["layers"].values():
+            del group["vars"].attrs["name"]
+    target = _randomized("test_mobilenetv3", 5, seed=2)
+    loaded, skipped = load_weights_file(target, path)
+    assert skipped == ["logits"] and sorted(loaded) == sorted(n for n in _weighted(source) if n != "logits")
+    _assert_same_weights(source, target, loaded)
+
+    different = create_model("test_resnet", num_classes=10, input_size=32, small_input=True)
+    with pytest.raises(ModelFileError, match="no layer names") as err:
+        load_weights_file(different, path)
+    assert "\n" not in str(err.value)
