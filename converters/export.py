@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -20,12 +21,14 @@ import numpy as np
 
 from converters.calibration import DEFAULT_CALIB_SAMPLES, calibration_images, calibration_indices
 from converters.convert import ConversionError, export_saved_model
-from converters.isolated import IsolatedConverter
+from converters.isolated import ConverterPool, IsolatedConverter
 from converters.qat import FineTuneSettings
 from converters.recipes import DEFAULT_RECIPES, resolve_recipes
 from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES
 from tflkit.errors import ModelFileError
 from tflkit.fileio import atomic_write_bytes, atomic_write_text
+
+MAX_CONVERT_WORKERS = 2  # conversions in flight at once (each its own process); the demo machine has 2 cores
 
 
 @dataclass
@@ -98,15 +101,19 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     with tempfile.TemporaryDirectory(prefix="tflkit-export-") as tmp, contextlib.ExitStack() as workers:
         # Conversions run in a worker process (converters/isolated.py): a converter crash is a failed row.
         saved_model = Path(tmp) / "saved_model"
-        convert = workers.enter_context(IsolatedConverter(saved_model, calib)).start()
+        plain = [r for r in recipes if r.prepare is None]  # converted straight from the SavedModel
+        fp32_ref = None
+        wants_ref = val_logits is not None and tensor_samples > 0 and any(r.name != "fp32" for r in recipes)
+        scratch_ref = wants_ref and recipes[0].name != "fp32"
+        workers_wanted = min(MAX_CONVERT_WORKERS, os.cpu_count() or 1, max(1, len(plain) + scratch_ref))
+        convert = workers.enter_context(ConverterPool(saved_model, calib, workers=workers_wanted)).start()
         start = time.perf_counter()
         export_saved_model(model, saved_model)
         log(f"export   saved_model  {time.perf_counter() - start:6.1f}s  (once, reused by every recipe)")
+        convert.prefetch((["fp32"] if scratch_ref else []) + plain)
         # The float .tflite is the per-tensor reference of the others: the fp32 recipe's own file when it is
         # converted in this batch (it comes first), else a scratch conversion.
-        fp32_ref = None
-        wants_ref = val_logits is not None and tensor_samples > 0 and any(r.name != "fp32" for r in recipes)
-        if wants_ref and recipes[0].name != "fp32":
+        if scratch_ref:
             fp32_ref = Path(tmp) / "fp32_reference.tflite"
             fp32_ref.write_bytes(convert("fp32"))
         prepared = {}  # prepare kind -> a converter over its SavedModel (or the TfmotError)
@@ -115,7 +122,8 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
             start = time.perf_counter()
             result = _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp,
                                  workers, log)
-            result.seconds = time.perf_counter() - start
+            # a pooled conversion's own time; it may have run in the background while earlier files validated
+            result.seconds = convert.seconds.get(recipe.name, time.perf_counter() - start)
             if result.status == "ok":
                 log(f"convert  {recipe.name:<22} {result.seconds:6.1f}s  {path}  ({result.size_bytes / 1e6:.2f} MB)")
                 result = _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples,

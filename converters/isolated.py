@@ -10,10 +10,13 @@ A plain subprocess rather than multiprocessing: nothing depends on the caller's 
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +82,61 @@ class IsolatedConverter:
         if "error" in reply:
             raise ConversionError(reply["error"])
         return out_path.read_bytes()
+
+
+class ConverterPool:
+    """Several IsolatedConverter workers over one SavedModel: `prefetch(recipes)` starts their conversions in the
+    background, `pool(recipe)` returns one's bytes (waiting for a prefetched one, else converting it now).
+
+    One conversion is mostly one core's work (the MLIR passes, then calibration in the interpreter), so on a
+    multi-core machine two workers nearly halve the convert stage, and the caller validates one file while the
+    next converts. A crash still costs only the recipe that crashed: each worker restarts on its own.
+    """
+
+    def __init__(self, saved_model_dir, calibration_images: np.ndarray | None = None, workers: int = 2):
+        self._idle = queue.Queue()
+        self._converters = [IsolatedConverter(saved_model_dir, calibration_images) for _ in range(max(1, workers))]
+        for converter in self._converters:
+            self._idle.put(converter)
+        self._executor = ThreadPoolExecutor(max_workers=len(self._converters), thread_name_prefix="tflkit-convert")
+        self._pending: dict[str, Future] = {}
+        self.seconds: dict[str, float] = {}  # recipe -> its own conversion time (not the wait for it)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self) -> "ConverterPool":
+        for converter in self._converters:
+            converter.start()
+        return self
+
+    def close(self):
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for converter in self._converters:
+            converter.close()
+
+    def prefetch(self, recipes) -> None:
+        for recipe in recipes:
+            name = recipe if isinstance(recipe, str) else recipe.name
+            if name not in self._pending:
+                self._pending[name] = self._executor.submit(self._convert, recipe)
+
+    def __call__(self, recipe) -> bytes:
+        name = recipe if isinstance(recipe, str) else recipe.name
+        future = self._pending.pop(name, None)
+        return future.result() if future is not None else self._convert(recipe)
+
+    def _convert(self, recipe) -> bytes:
+        converter = self._idle.get()
+        start = time.perf_counter()
+        try:
+            return converter(recipe)
+        finally:
+            self.seconds[recipe if isinstance(recipe, str) else recipe.name] = time.perf_counter() - start
+            self._idle.put(converter)
 
 
 def _describe_exit(code: int) -> str:

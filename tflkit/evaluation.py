@@ -9,6 +9,8 @@ import numpy as np
 
 from tflkit.errors import ModelFileError, UsageError
 
+KERAS_BATCH = 256
+
 
 @dataclass
 class EvalResult:
@@ -69,7 +71,14 @@ class Predictor:
     def predict(self, images: np.ndarray) -> np.ndarray:
         if self._tflite is not None:
             return self._tflite.predict(images)
-        return np.asarray(self._keras.predict(images, batch_size=256, verbose=0))
+        # predict_on_batch, not predict: predict() builds a new data adapter per call, which cost more than the
+        # forward pass when called once per 256-image batch. Padding to a full batch keeps to one traced shape.
+        logits = []
+        for start in range(0, len(images), KERAS_BATCH):
+            chunk = images[start:start + KERAS_BATCH]
+            padded = np.concatenate([chunk, np.zeros((KERAS_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            logits.append(np.asarray(self._keras.predict_on_batch(padded))[:len(chunk)])
+        return np.concatenate(logits) if logits else np.zeros((0, int(self._keras.output_shape[-1])), np.float32)
 
 
 def evaluate(path, source, split: str = "test", threads: int | None = None) -> EvalResult:

@@ -29,10 +29,12 @@ def evaluate_run(run_dir, source=None, include_keras: bool = True, log=print) ->
     paths = ([RunFiles(Path(run_dir)).model] if include_keras else []) + run_artifacts(run_dir)
     results = []
     for path in paths:
+        start = time.perf_counter()
         result = evaluate(path, source)
         record_eval(run_dir, result)
         top5 = f"  top5 {100 * result.top5:.2f}%" if result.top5 is not None else ""
-        log(f"eval     {path.name}  top1 {100 * result.top1:.2f}%{top5}  ({result.count} test images)")
+        log(f"eval     {path.name}  top1 {100 * result.top1:.2f}%{top5}  ({result.count} test images, "
+            f"{time.perf_counter() - start:.1f}s)")
         results.append(result)
     return results
 
@@ -95,6 +97,8 @@ class DemoSettings:
     runs: int = 100
     warmup: int = 10
     seed: int = 0
+    image_size: int | None = None  # None: the dataset's own (32)
+    small_input: bool | None = None  # None: the CIFAR stem at 64 px and below
 
 
 def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: StageTimer | None = None) -> str:
@@ -110,7 +114,8 @@ def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: Sta
         source = load_dataset("shapes", seed=settings.seed)
     config = TrainConfig(model=settings.model, dataset="shapes", epochs=settings.epochs,
                          batch_size=settings.batch_size, lr=settings.lr, lr_schedule=settings.lr_schedule,
-                         bn_momentum=settings.bn_momentum, seed=settings.seed)
+                         bn_momentum=settings.bn_momentum, seed=settings.seed, image_size=settings.image_size,
+                         small_input=settings.small_input)
     resume = (out_dir / "state.json").is_file()
     log(f"train    {settings.model} on shapes ({len(source.split('train'))} images, {settings.epochs} epochs)"
         + ("  resuming" if resume else ""))
