@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,11 +36,12 @@ def run_once(out_dir: Path) -> tuple[dict, str]:
     start = time.perf_counter()
     markdown = demo(out_dir, DemoSettings(), log=log, timer=timer)
     stages = dict(timer.seconds)
-    # split "convert" into the one export and each recipe, from the exporter's own log lines
+    # split the convert and eval stages from the log lines: the one export, each recipe, each model's evaluation
     for line in lines:
-        m = re.match(r"(export|convert)\s+(\S+)\s+([\d.]+)s", line)
-        if m:
+        if m := re.match(r"(export|convert)\s+(\S+)\s+([\d.]+)s", line):
             stages[f"  {m.group(1)} {m.group(2)}"] = float(m.group(3))
+        elif m := re.match(r"eval\s+(\S+)\s.*, ([\d.]+)s\)$", line):
+            stages[f"  eval {m.group(1)}"] = float(m.group(2))
     stages["total"] = time.perf_counter() - start
     return stages, markdown
 
@@ -53,18 +56,24 @@ def main():
         base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="tflkit-demo-"))
         stages, markdown = run_once(base / f"run{i}")
         runs.append(stages)
-    keys = list(runs[0])
+    top = [k for k in runs[0] if not k.startswith("  ")]
+    parent = {"export": "convert", "convert": "convert", "eval": "eval"}
+    keys = [row for key in top
+            for row in [key] + [k for k in runs[0] if k.startswith("  ") and parent.get(k.split()[0]) == key]]
     load = os.getloadavg()[0]
     lines = [f"# tflkit demo: where the time goes", "",
              f"CPU: {cpu_name()}, {os.cpu_count()} cores, load average at the end {load:.2f}; "
              f"{args.repeat} run(s); settings {DemoSettings()}", "",
+             f"Command: `python benchmarks/demo_stages.py {shlex.join(sys.argv[1:])}`", "",
              "| stage | median s | min s | max s | share of total |", "|---|---|---|---|---|"]
     total = statistics.median(r["total"] for r in runs)
     for key in keys:
         values = [r.get(key, 0.0) for r in runs]
         med = statistics.median(values)
         lines.append(f"| {key} | {med:.1f} | {min(values):.1f} | {max(values):.1f} | {100 * med / total:.0f}% |")
-    lines += ["", "Last run's report:", "", markdown]
+    lines += ["", "Indented rows split a stage (from the log lines). Recipes "
+              "convert two at a time in worker processes while the finished ones validate, so their seconds add "
+              "up to more than the convert stage.", "", "Last run's report:", "", markdown]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tflkit.errors import TflkitError, UsageError
@@ -147,7 +148,8 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from tflkit.pipeline import DemoSettings, StageTimer, demo
 
-    settings = DemoSettings(model=args.model, epochs=args.epochs)
+    overrides = {key: value for key, value in (("model", args.model), ("epochs", args.epochs)) if value is not None}
+    settings = replace(DemoSettings(), **overrides)
     timer = StageTimer()
     markdown = demo(args.out, settings, timer=timer)
     print()
@@ -253,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded shapes dataset, no network")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--model", default="mobilenetv3_small_050")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--model", help="default: the demo's own choice (tflkit.pipeline.DemoSettings)")
+    p.add_argument("--epochs", type=int, help="default: the demo's own choice")
     p.set_defaults(func=cmd_demo)
 
     from converters.cli import register as register_converters
