@@ -1,15 +1,16 @@
 """Every registered architecture through the whole pipeline, end to end: train, convert, evaluate, bench, report.
 
     python benchmarks/pipeline_every_model.py [--models resnet18,squeezenet1_1] [--train-limit 1000] [--epochs 1]
-                                              [--out DIR]
+                                              [--recipes all] [--finetune-steps 300] [--out DIR]
 
 The same Python API path as `tflkit demo` (tflkit/pipeline.py): `training.train` on the embedded `shapes` dataset
-at 32x32 with a small budget, `converters.export.export_run` under fp32, fp16, dynamic_wi8_afp32 and
-static_wi8_ai8, `pipeline.evaluate_run` (the .keras and every .tflite on the test split), `pipeline.bench_run`
-(1 thread, few runs) and `report.write_report`. Per model and recipe it records the status, file size, top-1,
-the largest logit difference against the Keras model (from the exporter's validation record), whether the
-static_wi8_ai8 file has int8 input and output and no float or Flex operators (converters/inspect.py), and the wall
-time of every stage.
+at 32x32 with a small budget, `converters.export.export_run` under the `--recipes` (default fp32, fp16,
+dynamic_wi8_afp32 and static_wi8_ai8; `all` for every recipe of converters/recipes.py, the tfmot ones fine-tuned
+for `--finetune-steps`), `pipeline.evaluate_run` (the .keras and every .tflite on the test split),
+`pipeline.bench_run` (1 thread, few runs) and `report.write_report`. Per model and recipe it records the status,
+file size, top-1, the largest logit difference against the Keras model (from the exporter's validation record),
+the input and output types and, for the integer recipes, the float or Flex operators left (converters/inspect.py),
+and the wall time of every stage.
 
 Each model runs in its own child process, so a failure of any kind (an exception, a crash of the converter, running
 out of memory, a timeout) is a row naming the stage it reached, and the next model goes on. The child writes its
@@ -34,10 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from converters.qat import FineTuneSettings  # noqa: E402  (these three import no TensorFlow)
+from converters.recipes import get_recipe, resolve_recipes  # noqa: E402
+from tflkit.errors import UsageError  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline_every_model"
-RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
+RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")  # the default of --recipes
 INT8_RECIPE = "static_wi8_ai8"
 STAGES = ("data", "train", "convert", "eval", "bench", "report")
+FINETUNE_STEPS = FineTuneSettings().steps  # the default of --finetune-steps
 
 
 # ---------------------------------------------------------------------------------------------------- one model
@@ -79,7 +85,8 @@ def run_one(name: str, run_dir: Path, row_path: Path, args) -> None:
     row["train"]["val_top1_last_epoch"] = (history.get("val_top1") or [None])[-1]
     save("convert")
     with timer("convert"):
-        exports = export_run(run_dir, RECIPES, source=source, log=print)
+        exports = export_run(run_dir, args.recipes, source=source, log=print,
+                             fine_tune=FineTuneSettings(steps=args.finetune_steps))
     for result in exports:
         entry = {"status": result.status, "message": result.message, "size_bytes": result.size_bytes,
                  "convert_s": result.seconds}
@@ -94,6 +101,7 @@ def run_one(name: str, run_dir: Path, row_path: Path, args) -> None:
             entry["input_dtype"] = io["inputs"][0]["dtype"]
             entry["output_dtype"] = io["outputs"][0]["dtype"]
             entry["float_ops"] = float_ops(path)
+            entry["weight_sparsity"] = result.weight_sparsity
         row["recipes"][result.recipe] = entry
     save("eval")
     with timer("eval"):
@@ -173,6 +181,11 @@ def _f(value, fmt):
 
 def to_markdown(rows: list[dict], meta: dict) -> str:
     runs = meta["invocations"]
+    recipes = meta.get("recipes", list(RECIPES))
+    integer = _integer_recipes(recipes)
+    tuned = [name for name in recipes if get_recipe(name).prepare]
+    fine_tune = (f" ({_and(tuned)} fine-tuned with tfmot first: {meta.get('finetune_steps', FINETUNE_STEPS)} "
+                 f"steps of batch {FineTuneSettings().batch_size})") if tuned else ""
     lines = ["# Every architecture through the whole pipeline", ""]
     for run in runs:
         lines.append(f"Command ({run['date']}, {', '.join(run['models'])}): `{run['command']}`: wall time "
@@ -184,7 +197,7 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
               "",
              f"Per model: `training.train` on `shapes` at {meta['image_size']}x{meta['image_size']} "
              f"({meta['train_limit']} training images, {meta['epochs']} epoch(s), batch {meta['batch_size']}, "
-             f"lr {meta['lr']}), `export_run` with {', '.join(RECIPES)}, `evaluate_run` (the .keras and every "
+             f"lr {meta['lr']}), `export_run` with {', '.join(recipes)}{fine_tune}, `evaluate_run` (the .keras and every "
              f".tflite on the 2000 test images), `bench_run` (1 thread, {meta['runs']} runs after {meta['warmup']} "
              f"warm-up, random inputs), `write_report`; each model in its own process. The budget is for "
              "getting every architecture through every stage, not for accuracy: after one short epoch from scratch "
@@ -209,14 +222,15 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
             + f" | {_f(row.get('wall_s'), '.0f')} |")
     lines += ["", "## Per model and recipe", "",
               "| model | recipe | status | size MB | top-1 | agreement with Keras | max \\|Δlogit\\| vs Keras | "
-              "input / output | float or Flex ops (int8 recipe) | median ms (1 thread) | convert s |",
+              f"input / output | float or Flex ops ({'int8 recipe' if integer == [INT8_RECIPE] else 'integer recipes'})"
+              " | median ms (1 thread) | convert s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for recipe, r in row.get("recipes", {}).items():
             status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('message', '')[:120]}"
             io = f"{r['input_dtype']} / {r['output_dtype']}" if "input_dtype" in r else "-"
             ops = "-"
-            if recipe == INT8_RECIPE and "float_ops" in r:
+            if recipe in integer and "float_ops" in r:
                 ops = ", ".join(r["float_ops"]) or "none"
             lines.append(
                 f"| {row['model']} | {recipe} | {status} | {_f(r.get('size_bytes') and r['size_bytes'] / 1e6, '.2f')} "
@@ -227,14 +241,27 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
         lines += ["", "## Failures", ""]
         for row in failed:
             lines.append(f"- {row['model']}: {row['status']} at stage `{row.get('stage')}`: {row.get('message', '')}")
-    lines += ["", f"Float ops are checked on {INT8_RECIPE} only: fp32, fp16 and dynamic_wi8_afp32 compute in float by "
+    floating = [name for name in recipes if name not in integer]
+    lines += ["", f"Float ops are checked on {', '.join(integer)} only: {_and(floating)} compute in float by "
               "design. `max |Δlogit| vs Keras` is over the exporter's held-out validation images (its "
               "`.validation.json`); `max |logit|` is the Keras model's on the same images. Where it is about 0 (SqueezeNet's "
               "ReLU before the average pool, with every class map dead after this short run) the fp32 and int8 "
               "agreement checks are trivially met and prove only that the files convert and run; the deploy tests "
-              "(tests/test_models_deploy.py) check the logits of untrained models. Logs and run directories: "
+              "(tests/test_models_deploy.py) check the logits of untrained models. "
+              + (f"For {_and(tuned)} the Keras reference is the model before the tfmot fine-tune, so their difference "
+                 "and agreement include what the fine-tune changed, not only quantization. " if tuned else "")
+              + "Logs and run directories: "
               + ", ".join(f"`{run['out_dir']}`" for run in runs) + " (not kept in the repository).", ""]
     return "\n".join(lines)
+
+
+def _and(names) -> str:
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""
+
+
+def _integer_recipes(names) -> list[str]:
+    """The recipes whose activations are integer: the ones where a float operator is a defect."""
+    return [name for name in names if get_recipe(name).integer_only]
 
 
 def _trivial(checks: dict) -> bool:
@@ -283,13 +310,17 @@ def run_all(names: list[str], out_dir: Path, args) -> list[dict]:
     return rows
 
 
-BUDGET = ("train_limit", "epochs", "batch_size", "lr", "image_size", "runs", "warmup", "seed", "timeout")
+BUDGET = ("train_limit", "epochs", "batch_size", "lr", "image_size", "runs", "warmup", "seed", "timeout", "recipes",
+          "finetune_steps")
+# What results written before an option existed were made with (finetune_steps: FineTuneSettings' default).
+BUDGET_DEFAULTS = {"recipes": list(RECIPES), "finetune_steps": FINETUNE_STEPS}
 
 
 def merge(path: Path, meta: dict, rows: list[dict]) -> tuple[dict, list[dict]]:
     """These rows replace the same models' rows of the results at `path`; the runs are listed one after another."""
     old = json.loads(path.read_text())
-    changed = {k: (old["meta"].get(k), meta[k]) for k in BUDGET if k != "timeout" and old["meta"].get(k) != meta[k]}
+    changed = {k: (old_value, meta[k]) for k in BUDGET if k != "timeout"
+               and (old_value := old["meta"].get(k, BUDGET_DEFAULTS.get(k))) != meta[k]}
     if changed:
         sys.exit(f"--merge: {path} was made with another budget {changed}; run every model again instead")
     new = {row["model"]: row for row in rows}
@@ -307,7 +338,20 @@ def _last_error(log_path: Path, returncode: int) -> str:
 def _budget_argv(args) -> list[str]:
     return ["--train-limit", str(args.train_limit), "--epochs", str(args.epochs), "--batch-size",
             str(args.batch_size), "--lr", str(args.lr), "--image-size", str(args.image_size), "--runs",
-            str(args.runs), "--warmup", str(args.warmup), "--seed", str(args.seed)]
+            str(args.runs), "--warmup", str(args.warmup), "--seed", str(args.seed), "--recipes",
+            ",".join(args.recipes), "--finetune-steps", str(args.finetune_steps)]
+
+
+def _recipe_names(text: str) -> list[str]:
+    """`--recipes`: comma-separated recipe names or `all`, checked against converters/recipes.py (UsageError)."""
+    return list(dict.fromkeys(recipe.name for recipe in resolve_recipes(name.strip() for name in text.split(","))))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -321,6 +365,10 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed invocations per file (default 20)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--recipes", default=",".join(RECIPES),
+                        help=f"comma-separated recipe names or 'all' (default {','.join(RECIPES)})")
+    parser.add_argument("--finetune-steps", type=_positive, default=FINETUNE_STEPS,
+                        help=f"fine-tune steps of the tfmot recipes, qat and prune50 (default {FINETUNE_STEPS})")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per model before it is a failed row")
     parser.add_argument("--out", type=Path, help="run directories and logs (default: a new temporary folder)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results path without suffix")
@@ -330,6 +378,11 @@ def main(argv=None) -> int:
     parser.add_argument("--render", action="store_true", help="only write the .md again from the .json")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one model
     args = parser.parse_args(argv)
+    try:
+        args.recipes = _recipe_names(args.recipes)
+    except UsageError as exc:  # one line, before anything long starts
+        print(f"{parser.prog}: error: --recipes: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     if args.one:
         run_one(args.one, args.out / args.one, args.out / f"{args.one}.row.json", args)
@@ -365,7 +418,7 @@ def main(argv=None) -> int:
     run = {"command": command, "models": names, "total_s": total, "date": time.strftime("%Y-%m-%d %H:%M"),
            "load_end": os.getloadavg()[0], "out_dir": str(out_dir), "note": args.note}
     meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": version("tensorflow"), "recipes": list(RECIPES), "out_dir": str(out_dir),
+            "tensorflow": version("tensorflow"), "out_dir": str(out_dir),
             **{k: getattr(args, k) for k in BUDGET}, "invocations": [run]}
     results = Path(args.results)
     if args.merge:
