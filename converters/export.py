@@ -71,7 +71,9 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     quiet_tensorflow()
     from tflkit.data import load_dataset
     from tflkit.data.pipeline import load_images
+    from converters.model_card import model_normalization
     from tflkit.evaluation import load_keras_model
+    from tflkit.models import get_spec
     from tflkit.training import RunFiles, load_run_config
 
     recipes = resolve_recipes(recipes)
@@ -96,6 +98,7 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     val_images = load_images(split, config.image_size,
                              calibration_indices(len(split), validate_samples, config.seed + 1))
     val_logits = np.asarray(model.predict(val_images, batch_size=256, verbose=0)) if len(val_images) else None
+    normalization = model_normalization(model, get_spec(config.model))  # for every recipe's model card
 
     results = []
     with tempfile.TemporaryDirectory(prefix="tflkit-export-") as tmp, contextlib.ExitStack() as workers:
@@ -127,7 +130,7 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
             if result.status == "ok":
                 log(f"convert  {recipe.name:<22} {result.seconds:6.1f}s  {path}  ({result.size_bytes / 1e6:.2f} MB)")
                 result = _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples,
-                                                config, files, calibration, fine_tune, log)
+                                                config, files, calibration, normalization, fine_tune, log)
             else:
                 log(f"convert  {recipe.name:<22} FAILED ({result.status})  {result.message}")
             if recipe.name == "fp32" and result.status == "ok" and wants_ref:
@@ -184,7 +187,7 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
 
 
 def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples, config, files,
-                           calibration, fine_tune, log):
+                           calibration, normalization, fine_tune, log):
     from converters.inspect import gzip_size, weight_sparsity
     from converters.model_card import build_card, write_card
     from converters.validate import validate
@@ -208,7 +211,7 @@ def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, ten
     info = load_model_info(files.root)
     card = build_card(path, model=config.model, recipe=recipe, run_dir=files.root, keras_path=files.model,
                       input_size=config.image_size, class_names=info.get("class_names", []),
-                      calibration=calibration, dataset=config.dataset,
+                      normalization=normalization, calibration=calibration, dataset=config.dataset,
                       fine_tune=asdict(fine_tune) if recipe.prepare else None)
     write_card(path, card)
     return result

@@ -11,7 +11,6 @@ file does. It is named when it matches one the registry spec knows (`imagenet`, 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -37,13 +36,14 @@ def sha256(path) -> str:
 
 
 def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_size: int, class_names,
-               calibration: dict | None, fine_tune: dict | None = None, dataset: str = "") -> dict:
+               normalization: dict, calibration: dict | None, fine_tune: dict | None = None,
+               dataset: str = "") -> dict:
+    """`normalization`: model_normalization() of the Keras model at keras_path (read once per run by the caller)."""
     from converters.inspect import io_details
     from tflkit.models import get_spec
 
     spec = get_spec(model)
     io = io_details(tflite_path)
-    keras_sha256 = sha256(keras_path)
     return {
         "format": "tflkit.model_card/1",
         "file": Path(tflite_path).name,
@@ -54,7 +54,7 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
             "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": input_size,
             "pixel_range": list(spec.pixel_range),
             # The model normalizes inside (its first layer), so the app feeds raw pixels.
-            "normalization": {"inside_model": True, **model_normalization(keras_path, spec, keras_sha256),
+            "normalization": {"inside_model": True, **normalization,
                               "units": "0..255 pixels"},
             "dtype": io["inputs"][0]["dtype"],
             "quantization": _quant(io["inputs"][0]),
@@ -69,28 +69,21 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
         "calibration": calibration if recipe.needs_calibration else None,
         "fine_tune": fine_tune,
         "source": {"run_dir": str(run_dir), "dataset": dataset, "keras": Path(keras_path).name,
-                   "keras_sha256": keras_sha256},
+                   "keras_sha256": sha256(keras_path)},
     }
 
 
-def model_normalization(keras_path, spec, keras_sha256: str = "") -> dict:
-    """{"name", "mean", "std"} of the saved model's normalization layer, in 0..255 pixel units (RGB)."""
-    mean, std = _read_normalization(str(keras_path), keras_sha256 or sha256(keras_path))
-    name = next((n.name for n in spec.known_normalizations()
-                 if np.allclose(n.mean, mean, rtol=1e-4, atol=1e-3) and np.allclose(n.std, std, rtol=1e-4)), "custom")
-    return {"name": name, "mean": list(mean), "std": list(std)}
-
-
-@functools.lru_cache(maxsize=4)
-def _read_normalization(keras_path: str, keras_sha256: str) -> tuple[tuple, tuple]:
-    # Keyed by checksum as well: every recipe of a run reads the same model.keras, which is loaded once.
-    from tflkit.evaluation import load_keras_model
+def model_normalization(keras_model, spec) -> dict:
+    """{"name", "mean", "std"} of the model's normalization layer, in 0..255 pixel units (RGB)."""
     from tflkit.models.layers import NORMALIZE_LAYER
 
-    kernel, bias = load_keras_model(keras_path).get_layer(NORMALIZE_LAYER).get_weights()  # y = x * kernel + bias
+    kernel, bias = keras_model.get_layer(NORMALIZE_LAYER).get_weights()  # y = x * kernel + bias
     scale = np.asarray(kernel, np.float64).reshape(-1)
-    std, mean = 1.0 / scale, -np.asarray(bias, np.float64) / scale
-    return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+    mean = [round(float(m), 4) for m in -np.asarray(bias, np.float64) / scale]
+    std = [round(float(s), 4) for s in 1.0 / scale]
+    name = next((n.name for n in spec.known_normalizations()
+                 if np.allclose(n.mean, mean, rtol=1e-4, atol=1e-3) and np.allclose(n.std, std, rtol=1e-4)), "custom")
+    return {"name": name, "mean": mean, "std": std}
 
 
 def _quant(detail: dict) -> dict | None:

@@ -22,7 +22,6 @@ import numpy as np
 from tflkit.errors import ModelFileError
 from tflkit.models.squeezenet import CAFFE
 
-CAFFE_MEAN_RGB = CAFFE.mean
 SQUEEZENET_URL = ("https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
                   "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
 
@@ -123,20 +122,13 @@ def weights_from_keras2_h5(path) -> dict[str, list[np.ndarray]]:
 
 def _keras3_structural_keys(model) -> list[str]:
     """The group names Keras 3 gives `model.layers` in a .weights.h5: the class name in snake case, numbered per
-    class in layer order (`conv2d`, `conv2d_1`, ...; keras.src.saving.saving_lib._save_container_state)."""
-    import re
+    class in layer order (`conv2d`, `conv2d_1`, ...). Keras' own naming helpers (private, used by
+    saving_lib._save_container_state), so the mapping cannot drift from what it writes."""
+    from keras.src.saving.saving_lib import _get_unique_name
+    from keras.src.utils.naming import to_snake_case
 
-    used, keys = {}, []
-    for layer in model.layers:
-        name = re.sub(r"\W+", "", type(layer).__name__)
-        name = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
-        if name in used:
-            used[name] += 1
-            name = f"{name}_{used[name]}"
-        else:
-            used[name] = 0
-        keys.append(name)
-    return keys
+    used = {}
+    return [_get_unique_name(to_snake_case(type(layer).__name__), used) for layer in model.layers]
 
 
 def weights_from_keras3_h5(path, model=None) -> dict[str, list[np.ndarray]]:

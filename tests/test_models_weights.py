@@ -30,26 +30,23 @@ def test_spec_states_the_ported_normalization():
     assert [n for n in list_models() if get_spec(n).pretrained_normalization] == ["squeezenet1_1"]
 
 
-def test_card_normalization_is_read_from_the_model(tmp_path):
+def test_card_normalization_is_read_from_the_model():
     from converters.model_card import model_normalization
 
     spec = get_spec("squeezenet1_1")
     model = create_model("squeezenet1_1", num_classes=10, input_size=32, small_input=True)
-    model.save(tmp_path / "built.keras")
-    built = model_normalization(tmp_path / "built.keras", spec)
+    built = model_normalization(model, spec)
     assert built["name"] == "imagenet"
     np.testing.assert_allclose(built["mean"], IMAGENET.mean, rtol=1e-5)
     np.testing.assert_allclose(built["std"], IMAGENET.std, rtol=1e-5)
 
     norm = model.get_layer("normalize")
     norm.set_weights([np.ones((1, 1, 3, 1), np.float32), -np.array(CAFFE.mean, np.float32)])  # what the port sets
-    model.save(tmp_path / "caffe.keras")
-    assert model_normalization(tmp_path / "caffe.keras", spec) == {"name": "caffe", "mean": list(CAFFE.mean),
+    assert model_normalization(model, spec) == {"name": "caffe", "mean": list(CAFFE.mean),
                                                                     "std": [1.0, 1.0, 1.0]}
 
     norm.set_weights([np.full((1, 1, 3, 1), 0.5, np.float32), np.zeros(3, np.float32)])
-    model.save(tmp_path / "custom.keras")
-    custom = model_normalization(tmp_path / "custom.keras", spec)
+    custom = model_normalization(model, spec)
     assert custom == {"name": "custom", "mean": [0.0, 0.0, 0.0], "std": [2.0, 2.0, 2.0]}
 
 
