@@ -45,6 +45,8 @@ def load_keras_model(path):
 
     import tflkit.models  # noqa: F401  (registers nothing custom today, but keeps load paths uniform)
 
+    if not zipfile.is_zipfile(path):  # Keras' own message for this case says "File not found"
+        raise ModelFileError(f"cannot load Keras model {path}: not a .keras file (not a zip archive)")
     try:
         return keras.models.load_model(path)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
