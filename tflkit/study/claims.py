@@ -1,0 +1,315 @@
+"""The paper's claims, checked against the study's own numbers: each is true, false or undetermined.
+
+A claim is never assumed. It is `false` as soon as one measured figure contradicts it (a missing figure cannot
+rescue it), `true` only when every figure it needs was measured and agrees, and `undetermined` otherwise, with the
+missing model, dataset or figure named in the evidence.
+
+Every comparison is between the float (`fp32`) files, so a model is judged by its architecture and training, not by
+how well a recipe suits it; where a model has several regimes on a dataset, its best fp32 top-1 stands for it
+(latency and size depend on the architecture, not on the regime: their lowest value stands for it).
+"""
+
+from __future__ import annotations
+
+EFFICIENTNET = ("efficientnetv2_s",)
+MOBILENET = ("mobilenetv3_small_100", "mobilenetv3_small_100_tf")
+SQUEEZENET = ("squeezenet1_1", "squeezenet1_0")
+BALANCE_FACTOR = 2.0  # "within 2x the fastest model's latency"
+
+
+def check_claims(rows: list[dict]) -> list[dict]:
+    return [most_accurate(rows), best_balance(rows), fastest_and_smallest(rows), pretraining_helps(rows)]
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+def _fp32(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["recipe"] == "fp32" and r["status"] == "ok"]
+
+
+def _datasets(rows: list[dict]) -> list[str]:
+    return sorted({r["dataset"] for r in rows})
+
+
+def _models(rows: list[dict]) -> list[str]:
+    return sorted({r["model"] for r in rows})
+
+
+def _present(names: tuple[str, ...], rows: list[dict]) -> list[str]:
+    models = {r["model"] for r in rows}
+    return [n for n in names if n in models]
+
+
+def _best(rows: list[dict], dataset: str, key: str, lowest: bool = False) -> dict[str, float]:
+    """model -> its best measured `key` on `dataset` over its fp32 files (highest, or lowest)."""
+    best: dict[str, float] = {}
+    for r in _fp32(rows):
+        if r["dataset"] != dataset or r.get(key) is None:
+            continue
+        value = r[key]
+        if r["model"] not in best or (value < best[r["model"]] if lowest else value > best[r["model"]]):
+            best[r["model"]] = value
+    return best
+
+
+def _family(best: dict[str, float], names: tuple[str, ...], lowest: bool = False) -> tuple[str, float] | None:
+    """The claimed family's representative: its best variant (e.g. either MobileNetV3-Small build)."""
+    found = [(m, best[m]) for m in names if m in best]
+    if not found:
+        return None
+    return (min if lowest else max)(found, key=lambda mv: mv[1])
+
+
+def _others(best: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:
+    return {m: v for m, v in best.items() if m not in names}
+
+
+def _host_threads(rows: list[dict]) -> list[int]:
+    """Thread counts at which some fp32 file was timed on the host (the claims compare fp32 files)."""
+    return sorted({int(k.rsplit("_t", 1)[1]) for r in _fp32(rows) for k, v in r.items()
+                   if k.startswith("host_median_ms_t") and v is not None})
+
+
+def _verdict(parts: list[str]) -> str:
+    if "false" in parts:
+        return "false"
+    return "true" if parts and all(p == "true" for p in parts) else "undetermined"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _claim(claim, criterion, verdict, evidence, figures) -> dict:
+    return {"claim": claim, "criterion": criterion, "verdict": verdict, "evidence": " ".join(evidence),
+            "figures": figures}
+
+
+# --- the claims ------------------------------------------------------------------------------------------------
+
+def most_accurate(rows: list[dict]) -> dict:
+    claim = "EfficientNetV2-S is the most accurate model on every dataset."
+    criterion = ("On each dataset of the study, efficientnetv2_s has the highest fp32 top-1 of all the study's "
+                 "models (each model's best regime).")
+    models, datasets = _models(rows), _datasets(rows)
+    if not _present(EFFICIENTNET, rows):
+        return _claim(claim, criterion, "undetermined", ["efficientnetv2_s is not in the study."],
+                      {"models": models})
+    parts, evidence, figures = [], [], {}
+    for ds in datasets:
+        best = _best(rows, ds, "top1")
+        figures[ds] = {m: best.get(m) for m in models}
+        eff = best.get("efficientnetv2_s")
+        if eff is None:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: efficientnetv2_s has no fp32 top-1.")
+            continue
+        better = {m: v for m, v in best.items() if m != "efficientnetv2_s" and v > eff}
+        missing = [m for m in models if m not in best]
+        if better:
+            parts.append("false")
+            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)} is beaten by "
+                            + ", ".join(f"{m} {_pct(v)}" for m, v in sorted(better.items())) + ".")
+        elif missing:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)} is the best measured, but no fp32 top-1 for "
+                            f"{', '.join(missing)}.")
+        elif len(best) < 2:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: no other model to compare with.")
+        else:
+            parts.append("true")
+            runner_up = max(_others(best, EFFICIENTNET).items(), key=lambda mv: mv[1])
+            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)}, next {runner_up[0]} {_pct(runner_up[1])}.")
+    return _claim(claim, criterion, _verdict(parts), evidence or ["no dataset in the study."], figures)
+
+
+def best_balance(rows: list[dict]) -> dict:
+    claim = "MobileNetV3-Small has the best accuracy-efficiency balance."
+    threads = _host_threads(rows)
+    t = threads[0] if threads else 1
+    key = f"host_median_ms_t{t}"
+    criterion = (f"On each dataset, comparing fp32 files on the host at {t} thread{'s' if t != 1 else ''} (median "
+                 f"latency): MobileNetV3-Small (mobilenetv3_small_100 or _tf, its better build) is on the top-1 vs "
+                 f"latency Pareto front of the models, and is the most accurate of the models whose latency is "
+                 f"within {BALANCE_FACTOR:g}x the fastest model's.")
+    models, datasets = _models(rows), _datasets(rows)
+    if not _present(MOBILENET, rows):
+        return _claim(claim, criterion, "undetermined", ["MobileNetV3-Small is not in the study."],
+                      {"models": models})
+    if not threads:
+        return _claim(claim, criterion, "undetermined", ["no host latency in the study."], {})
+    parts, evidence, figures = [], [], {}
+    for ds in datasets:
+        acc, lat = _best(rows, ds, "top1"), _best(rows, ds, key, lowest=True)
+        figures[ds] = {m: {"top1": acc.get(m), "latency_ms": lat.get(m)} for m in models}
+        mob_acc, mob_lat = _family(acc, MOBILENET), _family(lat, MOBILENET, lowest=True)
+        if mob_acc is None or mob_lat is None:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: MobileNetV3-Small has no fp32 top-1 or host latency.")
+            continue
+        # the family's best-accuracy build, with that build's own latency
+        name = mob_acc[0]
+        a, l = acc[name], lat.get(name)
+        if l is None:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: {name} has no host latency at {t} thread(s).")
+            continue
+        others = {m: (acc[m], lat[m]) for m in models if m not in MOBILENET and m in acc and m in lat}
+        missing = [m for m in models if m not in MOBILENET and (m not in acc or m not in lat)]
+        dominators = [m for m, (oa, ol) in others.items() if oa >= a and ol <= l and (oa > a or ol < l)]
+        fastest = min([l, *(ol for _, ol in others.values())])
+        budget = BALANCE_FACTOR * fastest
+        rivals = [m for m, (oa, ol) in others.items() if ol <= budget and oa > a]
+        on_front = not dominators
+        figures[ds]["fastest_ms"] = fastest
+        text = f"{ds}: {name} {_pct(a)} at {l:.3f} ms; fastest {fastest:.3f} ms (budget {budget:.3f} ms)"
+        if not on_front:
+            parts.append("false")
+            evidence.append(f"{text}: dominated by {', '.join(sorted(dominators))}.")
+        elif l > budget:
+            parts.append("false")
+            evidence.append(f"{text}: itself outside {BALANCE_FACTOR:g}x the fastest.")
+        elif rivals:
+            parts.append("false")
+            evidence.append(f"{text}: more accurate within the budget: "
+                            + ", ".join(f"{m} {_pct(others[m][0])} at {others[m][1]:.3f} ms" for m in sorted(rivals))
+                            + ".")
+        elif missing:
+            parts.append("undetermined")
+            evidence.append(f"{text}: holds among measured models, but no fp32 top-1 or latency for "
+                            f"{', '.join(missing)}.")
+        elif not others:
+            parts.append("undetermined")
+            evidence.append(f"{text}: no other model to compare with.")
+        else:
+            parts.append("true")
+            evidence.append(f"{text}: on the Pareto front and the most accurate within the budget.")
+    return _claim(claim, criterion, _verdict(parts), evidence or ["no dataset in the study."], figures)
+
+
+def fastest_and_smallest(rows: list[dict]) -> dict:
+    claim = "SqueezeNet is the fastest and the smallest model."
+    threads = _host_threads(rows)
+    criterion = ("On each dataset, SqueezeNet (squeezenet1_1 or squeezenet1_0, its better build) has the lowest "
+                 "fp32 host median latency at every measured thread count ("
+                 + (", ".join(map(str, threads)) or "none") + ") and the smallest fp32 file of all the study's "
+                 "models.")
+    models, datasets = _models(rows), _datasets(rows)
+    if not _present(SQUEEZENET, rows):
+        return _claim(claim, criterion, "undetermined", ["SqueezeNet is not in the study."], {"models": models})
+    parts, evidence, figures = [], [], {}
+    for ds in datasets:
+        figures[ds] = {}
+        if not any(r["model"] in SQUEEZENET and r["dataset"] == ds for r in _fp32(rows)):
+            parts.append("undetermined")
+            evidence.append(f"{ds}: no SqueezeNet fp32 file.")
+            continue
+        checks = [(f"host_median_ms_t{t}", f"latency at {t} thread(s)", "ms") for t in threads]
+        checks.append(("size_bytes", "fp32 file size", "bytes"))
+        if not threads:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: no host latency in the study.")
+        for key, what, unit in checks:
+            best = _best(rows, ds, key, lowest=True)
+            figures[ds][key] = {m: best.get(m) for m in models}
+            squeeze = _family(best, SQUEEZENET, lowest=True)
+            if squeeze is None:
+                parts.append("undetermined")
+                evidence.append(f"{ds}: SqueezeNet has no {what}.")
+                continue
+            others = _others(best, SQUEEZENET)
+            beaten = {m: v for m, v in others.items() if v <= squeeze[1]}
+            missing = [m for m in models if m not in SQUEEZENET and m not in best]
+            shown = f"{squeeze[1]:.3f} ms" if unit == "ms" else f"{squeeze[1] / 1e6:.3f} MB"
+            if beaten:
+                parts.append("false")
+                evidence.append(f"{ds}: {what}: {squeeze[0]} {shown}, matched or beaten by "
+                                + ", ".join(sorted(beaten)) + ".")
+            elif missing:
+                parts.append("undetermined")
+                evidence.append(f"{ds}: {what}: {squeeze[0]} {shown} is the lowest measured; none for "
+                                f"{', '.join(missing)}.")
+            elif not others:
+                parts.append("undetermined")
+                evidence.append(f"{ds}: {what}: no other model to compare with.")
+            else:
+                parts.append("true")
+                evidence.append(f"{ds}: {what}: {squeeze[0]} {shown} is the lowest.")
+    return _claim(claim, criterion, _verdict(parts), evidence or ["no dataset in the study."], figures)
+
+
+def pretraining_helps(rows: list[dict]) -> dict:
+    claim = "ImageNet pretraining beats training from scratch for every model, by most on the hardest dataset."
+    criterion = ("For every model and dataset with both regimes, the pretrained cell's fp32 top-1 is higher than the "
+                 "scratch cell's; and for every model measured on two or more datasets, the gain is largest on the "
+                 "hardest dataset (the one with the lowest mean scratch fp32 top-1 over the models measured from "
+                 "scratch on every dataset).")
+    fp32 = _fp32(rows)
+    models, datasets = _models(rows), _datasets(rows)
+    scratch: dict[tuple[str, str], float] = {}
+    pretrained: dict[tuple[str, str], tuple[float, str]] = {}
+    for r in fp32:
+        if r.get("top1") is None:
+            continue
+        key = (r["model"], r["dataset"])
+        if r.get("pretrained") in (None, "", "none"):
+            scratch[key] = max(scratch.get(key, r["top1"]), r["top1"])
+        elif key not in pretrained or r["top1"] > pretrained[key][0]:
+            pretrained[key] = (r["top1"], r["regime"])
+    gains = {k: pretrained[k][0] - scratch[k] for k in scratch if k in pretrained}
+    figures = {"gain": {f"{m}/{d}": g for (m, d), g in sorted(gains.items())},
+               "scratch_top1": {f"{m}/{d}": v for (m, d), v in sorted(scratch.items())},
+               "pretrained_top1": {f"{m}/{d}": v[0] for (m, d), v in sorted(pretrained.items())}}
+    parts, evidence = [], []
+    # part 1: pretrained beats scratch for every model
+    losses = {k: g for k, g in gains.items() if g <= 0}
+    unpaired = sorted(m for m in models if not any(k[0] == m for k in gains))
+    if losses:
+        parts.append("false")
+        evidence.append("Pretraining does not beat scratch for "
+                        + ", ".join(f"{m} on {d} ({100 * g:+.2f} pts)" for (m, d), g in sorted(losses.items())) + ".")
+    elif unpaired or not gains:
+        parts.append("undetermined")
+        evidence.append("No scratch and pretrained fp32 top-1 pair for " + (", ".join(unpaired) or "any model") + ".")
+    else:
+        parts.append("true")
+        evidence.append("Pretraining beats scratch in every pair: "
+                        + ", ".join(f"{m}/{d} {100 * g:+.2f} pts" for (m, d), g in sorted(gains.items())) + ".")
+    # part 2: by most on the hardest dataset
+    common = [m for m in models if all((m, d) in scratch for d in datasets)]
+    if len(datasets) < 2:
+        parts.append("undetermined")
+        evidence.append("The hardest dataset needs two or more datasets; the study has "
+                        + (", ".join(datasets) or "none") + ".")
+    elif not common:
+        parts.append("undetermined")
+        evidence.append("No model was trained from scratch on every dataset, so the hardest one is not known.")
+    else:
+        hardness = {d: sum(scratch[(m, d)] for m in common) / len(common) for d in datasets}
+        hardest = min(hardness, key=hardness.get)
+        figures["mean_scratch_top1"] = hardness
+        figures["hardest"] = hardest
+        evidence.append(f"Hardest dataset: {hardest} (mean scratch top-1 {_pct(hardness[hardest])}).")
+        per_model = []
+        for m in models:
+            mine = {d: g for (mm, d), g in gains.items() if mm == m}
+            if len(mine) < 2:
+                continue
+            if hardest not in mine:
+                per_model.append("undetermined")
+                evidence.append(f"{m}: no gain measured on {hardest}.")
+                continue
+            top = max(mine, key=mine.get)
+            if mine[hardest] >= mine[top]:
+                per_model.append("true")
+            else:
+                per_model.append("false")
+                evidence.append(f"{m}: gain {100 * mine[hardest]:+.2f} pts on {hardest} is below "
+                                f"{100 * mine[top]:+.2f} pts on {top}.")
+        without = [m for m in models if sum(1 for k in gains if k[0] == m) < 2]
+        if without and "false" not in per_model:
+            per_model.append("undetermined")
+            evidence.append("Fewer than two datasets with both regimes for " + ", ".join(without) + ".")
+        parts.append(_verdict(per_model))
+    return _claim(claim, criterion, _verdict(parts), evidence, figures)

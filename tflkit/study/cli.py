@@ -1,0 +1,136 @@
+"""`tflkit study init|run|report` and `tflkit pick`: thin shells over tflkit.study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tflkit.errors import UsageError
+
+
+def cmd_study_init(args) -> int:
+    from tflkit.fileio import atomic_write_text
+    from tflkit.study.spec import EXAMPLE
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    atomic_write_text(path, EXAMPLE)
+    print(f"written: {path}  (edit it, then: tflkit study run {path} --out runs/my_study)")
+    return 0
+
+
+def cmd_study_run(args) -> int:
+    from tflkit.study.runner import RunOptions, run_study
+
+    options = RunOptions(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
+                         allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed)
+    log = (lambda _line: None) if args.json else print
+    summary = run_study(args.study, args.out, options, log=log)
+    if args.json:
+        print(json.dumps({"command": "study run", "ok": summary.ok, "out": str(summary.out_dir),
+                          "cells": summary.cells, "stages_ok": summary.stages_ok,
+                          "stages_failed": summary.stages_failed, "failed": summary.failed}, indent=2))
+    else:
+        print(f"study    done in {summary.wall_s:.0f}s: {summary.stages_ok} stages ok, {summary.stages_failed} failed"
+              f"  -> {summary.out_dir / 'study.db'}")
+        for f in summary.failed[:10]:
+            print(f"  failed  {f['cell']}  {f['stage']}: {f['message']}")
+        print(f"next: tflkit study report {summary.out_dir}")
+    return 0 if summary.ok else 1
+
+
+def cmd_study_report(args) -> int:
+    from tflkit.study.report import write_study_report
+
+    _require_study_dir(args.out)
+    paths = write_study_report(args.out, log=(lambda _line: None) if args.json else print)
+    if args.json:
+        print(json.dumps({"command": "study report", "ok": True, "files": {k: str(v) for k, v in paths.items()}},
+                         indent=2))
+    else:
+        print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_pick(args) -> int:
+    from tflkit.study.pick import format_pick, pick
+    from tflkit.study.rows import study_rows
+    from tflkit.study.store import open_store
+
+    _require_study_dir(args.study_dir)
+    with open_store(args.study_dir) as store:
+        rows = study_rows(store)
+    result = pick(rows, target=args.target, threads=args.threads, delegate=args.delegate,
+                  max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, min_top1=args.min_top1,
+                  dataset=args.dataset, recipes=args.recipe)
+    if args.json:
+        print(json.dumps({"command": "pick", "ok": True, **result}, indent=2, default=str))
+    else:
+        print(format_pick(result))
+    return 0
+
+
+def _require_study_dir(path) -> None:
+    if not (Path(path) / "study.db").is_file():
+        raise UsageError(f"{path} is not a study directory (no study.db); run `tflkit study run STUDY.yaml --out "
+                         f"{path}` first")
+
+
+def _fraction(text: str) -> float:
+    """`--min-top1 0.85` or `85` or `85%`: a fraction."""
+    value = float(text.rstrip("%"))
+    if value > 1 or text.endswith("%"):
+        value /= 100
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a top-1 between 0 and 1 (or a percentage), got {text}")
+    return value
+
+
+def register(sub) -> None:
+    study = sub.add_parser("study", help="every model x dataset x regime x recipe, resumable; its report",
+                           description="A study trains, converts, evaluates and benchmarks a grid of cells "
+                                       "(model x dataset x regime) and records every stage in DIR/study.db.")
+    ssub = study.add_subparsers(dest="study_command", required=True)
+
+    p = ssub.add_parser("init", help="write a commented example study file")
+    p.add_argument("path", nargs="?", default="study.yaml", help="where to write it (default: study.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_study_init)
+
+    p = ssub.add_parser("run", help="run (or resume) a study; every finished stage is recorded in DIR/study.db")
+    p.add_argument("study", help="the study file (YAML; `tflkit study init` writes an example)")
+    p.add_argument("--out", required=True, help="the study directory (study.db, cells/, reports)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: worker processes here (default); ray: one Ray task per cell (pip install "
+                        "'tflkit[ray]'; --out must be a path every node shares)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="local: cells in parallel, each with cores/N threads (default 1)")
+    p.add_argument("--ray-address", help="an existing Ray cluster (auto, ray://HOST:10001); default: start one here")
+    p.add_argument("--allow-changes", nargs="+", metavar="CELL",
+                   help="after the study file changed: the cells to redo (their results are dropped), or all")
+    p.add_argument("--retry-failed", action="store_true", help="run failed stages again (they are kept otherwise)")
+    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.set_defaults(func=cmd_study_run)
+
+    p = ssub.add_parser("report", help="report.html, report.md, results.csv and results.json of a study directory")
+    p.add_argument("out", help="the study directory")
+    p.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    p.set_defaults(func=cmd_study_report)
+
+    p = sub.add_parser("pick", help="the best (model, regime, recipe) of a study under your device's constraints",
+                       description="Candidates are ranked by top-1; every excluded one says which constraint "
+                                   "it broke (a figure that was not measured excludes, it never passes).")
+    p.add_argument("study_dir", help="a study directory (with study.db)")
+    p.add_argument("--target", default="host", help="host (default) or a phone as named in the study's report "
+                                                     "columns (e.g. google_pixel_7)")
+    p.add_argument("--threads", type=int, default=1, help="the thread count the latency is read at (default 1)")
+    p.add_argument("--delegate", help="phones: the delegate (cpu, xnnpack, gpu, nnapi)")
+    p.add_argument("--max-latency-ms", type=float, help="median latency budget")
+    p.add_argument("--max-size-mb", type=float, help="model file budget (MB, 10^6 bytes)")
+    p.add_argument("--min-top1", type=_fraction, help="accuracy floor: 0.85, 85 or 85%%")
+    p.add_argument("--dataset", help="only this dataset (as named in the study)")
+    p.add_argument("--recipe", nargs="+", help="only these recipes")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_pick)

@@ -1,0 +1,140 @@
+"""Where cells run: worker processes on this machine (`local`), or Ray tasks on a cluster (`ray`).
+
+Both run the same worker (`python -m tflkit.study.worker`) and send its stage records to the driver, which
+records them; only the driver writes study.db. The Ray path needs `--out` on a path every node shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tflkit.errors import TflkitError, UsageError
+from tflkit.study.stages import cell_dir
+from tflkit.study.worker import PARENT, RECORD_FD, THREADS
+
+
+def worker_command(out_dir, cell_id: str, done: set[str]) -> list[str]:
+    return [sys.executable, "-m", "tflkit.study.worker", "--out", str(out_dir), "--cell", cell_id,
+            "--done", ",".join(sorted(done))]
+
+
+def run_worker(out_dir, cell_id: str, done: set[str], threads: int | None, on_record) -> tuple[int, str]:
+    """Run one cell's worker to the end, calling `on_record` for each record as it arrives. Returns the exit
+    code and the last line of its error output. The worker's own output goes to cells/<id>/worker.log."""
+    log_path = cell_dir(out_dir, cell_id) / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    env = {**os.environ, RECORD_FD: str(write_fd), PARENT: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+    if threads:
+        env[THREADS] = str(threads)
+    with open(log_path, "a") as log_file:
+        try:
+            process = subprocess.Popen(worker_command(out_dir, cell_id, done), stdout=log_file,
+                                       stderr=subprocess.STDOUT, env=env, pass_fds=(write_fd,))
+        finally:
+            os.close(write_fd)
+        with os.fdopen(read_fd) as records:
+            try:
+                for line in records:
+                    if line.strip():
+                        on_record(json.loads(line))
+            except BaseException:
+                process.kill()
+                raise
+        code = process.wait()
+    return code, _last_error(log_path)
+
+
+def _last_error(log_path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "error" in ln.lower()]
+        return (errors or lines or [""])[-1][:300]
+    return ""
+
+
+def run_local(todo, out_dir, recorder, jobs: int, log) -> None:
+    from tflkit.study.runner import thread_budget
+
+    threads = thread_budget(jobs) if jobs > 1 else None
+    recipes = json.loads((Path(out_dir) / "study.spec.json").read_text())["recipes"]
+
+    def one(item):
+        cell, done = item
+        log(f"run      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else ""))
+        code, error = run_worker(out_dir, cell.id, done, threads, recorder)
+        if code != 0:
+            recorder.worker_failed(cell, f"worker exited with code {code}: {error}", recipes)
+
+    if jobs == 1:
+        for item in todo:
+            one(item)
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(one, item) for item in todo]:
+            future.result()
+
+
+def run_ray(todo, out_dir, spec, recorder, address: str | None, log) -> None:
+    try:
+        import ray
+        from ray.util.queue import Empty, Queue
+    except ImportError:
+        raise UsageError("--executor ray needs Ray: pip install 'tflkit[ray]'") from None
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise TflkitError(f"cannot reach the Ray cluster {address or '(local)'}: {str(exc).splitlines()[0]}") \
+                from None
+    try:
+        queue = Queue()
+        task = ray.remote(num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus)(_ray_cell)
+        refs = {}
+        for cell, done in todo:
+            log(f"ray      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else ""))
+            refs[task.remote(str(out_dir), cell.id, sorted(done), queue)] = cell
+        pending = list(refs)
+
+        def drain(block: bool):
+            while True:
+                try:
+                    recorder(queue.get(block=block, timeout=0.2) if block else queue.get_nowait())
+                except Empty:
+                    return
+                block = False
+
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            drain(block=False)
+            for ref in finished:
+                code, error = ray.get(ref)
+                drain(block=False)
+                if code != 0:
+                    recorder.worker_failed(refs[ref], f"worker exited with code {code}: {error}", spec.recipes)
+        drain(block=False)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_cell(out_dir: str, cell_id: str, done: list[str], queue) -> tuple[int, str]:
+    """A Ray task: the same worker process as the local executor; its records go back through a Ray queue.
+    Its thread budget is the task's CPU share."""
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    threads = max(1, int(cpus)) if cpus else None
+    return run_worker(out_dir, cell_id, set(done), threads, queue.put)

@@ -1,0 +1,169 @@
+"""`tflkit pick`: which (model, regime, recipe) of a finished study fits a device's budget, ranked by accuracy.
+
+Every (cell, recipe) row of the study is a candidate. A candidate is feasible only when every figure the pick needs
+was measured and meets its constraint: top-1 and the latency on the chosen target are always needed (the ranking
+and the Pareto front are built on them), the size only when `max_size_mb` is set. A figure that was not measured is
+a reason to exclude, never a pass; a row whose status is not `ok` is excluded with its status as the reason.
+"""
+
+from __future__ import annotations
+
+from tflkit.errors import UsageError
+from tflkit.study.rows import latency_key
+
+MB = 1e6  # sizes in MB (10^6 bytes), as file managers and the study's report show them
+
+
+def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: str | None = None,
+         max_latency_ms: float | None = None, max_size_mb: float | None = None, min_top1: float | None = None,
+         dataset: str | None = None, recipes=None) -> dict:
+    """The feasible candidates ranked by top-1 (best first), their top-1-vs-latency Pareto front, and every
+    excluded candidate with the constraints it broke.
+
+    `target` is `host` or a phone prefix as in the row columns (`google_pixel_7`, with `delegate` `cpu`/`gpu`);
+    `min_top1` is a fraction (0.7), or a percentage when above 1 (70). With several datasets and no `dataset`,
+    the Pareto front is drawn within each dataset (accuracies on different datasets are not comparable).
+    """
+    if min_top1 is not None and min_top1 > 1:
+        min_top1 = min_top1 / 100
+    _check_choices(rows, dataset, recipes)
+    lat_key = latency_key(target, threads, delegate)
+    where = _where(target, threads, delegate)
+    mean_key = lat_key.replace("_median_ms_", "_mean_ms_")
+    if not any(r.get(lat_key) is not None or r.get(mean_key) is not None for r in rows):
+        raise UsageError(f"no latency measured on {where} in this study; measured: {measured_targets(rows) or 'none'}")
+    constraints = {"target": target, "threads": threads, "delegate": delegate, "latency_column": lat_key,
+                   "max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "min_top1": min_top1,
+                   "dataset": dataset, "recipes": list(recipes) if recipes else None}
+    feasible, excluded = [], []
+    for row in rows:
+        if dataset is not None and row["dataset"] != dataset:
+            continue
+        if recipes and row["recipe"] not in recipes:
+            continue
+        candidate = _candidate(row, lat_key, mean_key)
+        reasons = _reasons(candidate, row, where, max_latency_ms, max_size_mb, min_top1)
+        if reasons:
+            excluded.append({**candidate, "reasons": reasons})
+        else:
+            feasible.append(candidate)
+    feasible.sort(key=lambda c: (-c["top1"], c["latency_ms"], c["model"], c["regime"], c["recipe"]))
+    return {"constraints": constraints, "feasible": feasible, "pareto": pareto_front(feasible), "excluded": excluded}
+
+
+def _candidate(row: dict, lat_key: str, mean_key: str) -> dict:
+    latency, statistic = row.get(lat_key), "median"
+    if latency is None and row.get(mean_key) is not None:  # a phone whose tool printed no median
+        latency, statistic = row[mean_key], "mean"
+    size = row.get("size_bytes")
+    return {"model": row["model"], "dataset": row["dataset"], "regime": row["regime"], "recipe": row["recipe"],
+            "cell": row["cell"], "status": row["status"], "top1": row.get("top1"), "latency_ms": latency,
+            "latency_statistic": statistic if latency is not None else None,
+            "size_mb": size / MB if size is not None else None}
+
+
+def _reasons(c: dict, row: dict, where: str, max_latency_ms, max_size_mb, min_top1) -> list[str]:
+    if c["status"] != "ok":
+        message = row.get("message") or ""
+        return [f"status {c['status']}" + (f": {message}" if message else "")]
+    reasons = []
+    if c["top1"] is None:
+        reasons.append("top-1 not measured")
+    elif min_top1 is not None and c["top1"] < min_top1:
+        reasons.append(f"top-1 {100 * c['top1']:.2f}% < {100 * min_top1:.2f}%")
+    if c["latency_ms"] is None:
+        reasons.append(f"latency not measured on {where}")
+    elif max_latency_ms is not None and c["latency_ms"] > max_latency_ms:
+        reasons.append(f"latency {c['latency_ms']:.3g} ms > {max_latency_ms:g} ms")
+    if max_size_mb is not None:
+        if c["size_mb"] is None:
+            reasons.append("size not measured")
+        elif c["size_mb"] > max_size_mb:
+            reasons.append(f"size {c['size_mb']:.3g} MB > {max_size_mb:g} MB")
+    return reasons
+
+
+def pareto_front(candidates: list[dict], accuracy: str = "top1", cost: str = "latency_ms") -> list[dict]:
+    """The candidates no other beats on both accuracy (higher) and cost (lower), cheapest first; within each
+    dataset (accuracies on different datasets are not comparable). Candidates lacking either figure are left out."""
+    front = []
+    usable = [c for c in candidates if c.get(accuracy) is not None and c.get(cost) is not None]
+    for c in usable:
+        dominated = any(o is not c and o["dataset"] == c["dataset"] and o[accuracy] >= c[accuracy]
+                        and o[cost] <= c[cost] and (o[accuracy] > c[accuracy] or o[cost] < c[cost]) for o in usable)
+        if not dominated:
+            front.append(c)
+    return sorted(front, key=lambda c: (c["dataset"], c[cost], -c[accuracy]))
+
+
+def measured_targets(rows: list[dict]) -> str:
+    """`host at 1, 2 threads; pixel_7_cpu at 1, 4 threads`: the latency columns present, for error messages."""
+    found: dict[str, set[int]] = {}
+    for row in rows:
+        for key, value in row.items():
+            for stat in ("_median_ms_t", "_mean_ms_t"):
+                if stat in key and value is not None:
+                    prefix, _, t = key.partition(stat)
+                    found.setdefault(prefix, set()).add(int(t))
+    return "; ".join(f"{p} at {', '.join(map(str, sorted(ts)))} threads" for p, ts in sorted(found.items()))
+
+
+def _where(target: str, threads: int, delegate: str | None) -> str:
+    name = target if delegate is None else f"{target} ({delegate})"
+    return f"{name} at {threads} thread{'s' if threads != 1 else ''}"
+
+
+def _check_choices(rows: list[dict], dataset, recipes) -> None:
+    datasets = sorted({r["dataset"] for r in rows})
+    if dataset is not None and dataset not in datasets:
+        raise UsageError(f"dataset {dataset!r} is not in this study; choose from: {', '.join(datasets) or 'none'}")
+    known = sorted({r["recipe"] for r in rows})
+    for recipe in recipes or ():
+        if recipe not in known:
+            raise UsageError(f"recipe {recipe!r} is not in this study; choose from: {', '.join(known) or 'none'}")
+
+
+def format_pick(result: dict) -> str:
+    """The pick as a terminal table: feasible candidates (Pareto ones starred), then the excluded with reasons."""
+    c = result["constraints"]
+    limits = [f"target {_where(c['target'], c['threads'], c['delegate'])}"]
+    if c["max_latency_ms"] is not None:
+        limits.append(f"latency <= {c['max_latency_ms']:g} ms")
+    if c["max_size_mb"] is not None:
+        limits.append(f"size <= {c['max_size_mb']:g} MB")
+    if c["min_top1"] is not None:
+        limits.append(f"top-1 >= {100 * c['min_top1']:.2f}%")
+    if c["dataset"]:
+        limits.append(f"dataset {c['dataset']}")
+    if c["recipes"]:
+        limits.append(f"recipes {', '.join(c['recipes'])}")
+    lines = ["Constraints: " + "; ".join(limits), ""]
+    front = {id(p) for p in result["pareto"]}
+    header = ("", "model", "dataset", "regime", "recipe", "top1 %", "latency ms", "size MB")
+    table = [header]
+    for cand in result["feasible"]:
+        table.append(("*" if id(cand) in front else "", cand["model"], cand["dataset"], cand["regime"],
+                      cand["recipe"], f"{100 * cand['top1']:.2f}",
+                      f"{cand['latency_ms']:.3f}" + (" (mean)" if cand["latency_statistic"] == "mean" else ""),
+                      _num(cand["size_mb"], ".3f")))
+    if result["feasible"]:
+        lines.append(f"Feasible ({len(result['feasible'])}, best top-1 first; * on the top-1 vs latency Pareto front):")
+        lines.extend(_aligned(table))
+    else:
+        lines.append("No candidate meets every constraint.")
+    if result["excluded"]:
+        lines += ["", f"Excluded ({len(result['excluded'])}):"]
+        table = [("model", "dataset", "regime", "recipe", "reasons")]
+        for cand in result["excluded"]:
+            table.append((cand["model"], cand["dataset"], cand["regime"], cand["recipe"], "; ".join(cand["reasons"])))
+        lines.extend(_aligned(table))
+    return "\n".join(lines) + "\n"
+
+
+def _num(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _aligned(table: list[tuple]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in table]

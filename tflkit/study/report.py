@@ -1,0 +1,281 @@
+"""`tflkit study report DIR`: the study's cross-model report from DIR/study.db.
+
+Writes report.html (one self-contained file: tables, the claims and the plots inline as PNG data URIs; no script,
+nothing fetched), report.md (the same tables and claims; the plots are in the HTML), results.csv and results.json
+(the rows of tflkit.study.rows.study_rows, raw values). It measures nothing: a figure that was not measured is an
+empty cell, never 0, and a failed stage or file is a row with its status and reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import time
+from pathlib import Path
+
+from tflkit.errors import UsageError
+from tflkit.fileio import atomic_write_text
+from tflkit.study.claims import check_claims
+from tflkit.study.rows import columns, study_rows
+from tflkit.study.store import open_store
+
+PERCENT = ("top1", "top5", "top1_drop", "agreement")
+HEADERS = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "agreement": "agreement %",
+           "size_bytes": "size MB", "gzip_bytes": "gzip MB", "arena_bytes": "arena MB", "macs": "MACs (M)",
+           "size_ratio": "size ratio"}
+
+
+def load_study(out_dir) -> tuple[list[dict], list[dict], dict]:
+    """(rows, stages, meta) of the study in `out_dir`; one clear error when there is none."""
+    db = Path(out_dir) / "study.db"
+    if not db.is_file():  # open_store would create an empty one
+        raise UsageError(f"no study.db in {out_dir}: run `tflkit study run STUDY.yaml --out {out_dir}` first")
+    with open_store(out_dir) as store:
+        rows = study_rows(store)
+        stages = store.stages()
+        files = store.files()
+        meta = {r["key"]: json.loads(r["value"]) for r in store.db.execute("SELECT key, value FROM meta")}
+    meta["_files"] = files
+    return rows, stages, meta
+
+
+def load_rows(out_dir) -> list[dict]:
+    """The study's rows (for `tflkit pick`)."""
+    return load_study(out_dir)[0]
+
+
+def write_study_report(out_dir, log=print) -> dict[str, Path]:
+    from tflkit.study.plots import make_plots
+
+    out_dir = Path(out_dir)
+    rows, stages, meta = load_study(out_dir)
+    files = meta.pop("_files")
+    claims = check_claims(rows)
+    histories = {s["cell"]: (s["result"] or {}).get("history") or {} for s in stages
+                 if s["stage"] == "train" and s["status"] == "ok" and isinstance(s["result"], dict)}
+    budget = training_budget(meta)
+    plots, plot_notes = make_plots(rows, histories, budget)
+    provenance = provenance_summary(stages, meta)
+    title = f"Study {meta.get('name') or out_dir.name}"
+    paths = {"html": out_dir / "report.html", "md": out_dir / "report.md", "csv": out_dir / "results.csv",
+             "json": out_dir / "results.json"}
+    atomic_write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(paths["csv"], to_csv(rows))
+    atomic_write_text(paths["md"], to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, files,
+                                               budget))
+    atomic_write_text(paths["html"], to_html(title, rows, claims, plots, plot_notes, provenance, stages, files,
+                                             budget))
+    for path in paths.values():
+        log(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return paths
+
+
+# --- summaries ---------------------------------------------------------------------------------------------------
+
+def training_budget(meta: dict) -> str:
+    """The training budget every cell shared, from the study spec: what a reader needs to weigh the accuracies."""
+    spec = meta.get("spec")
+    if not isinstance(spec, dict):
+        return ""
+    training = spec.get("training") or {}
+    parts = [f"{k} {training[k]}" for k in ("epochs", "finetune_epochs", "image_size", "batch_size", "train_limit",
+                                              "lr", "lr_schedule", "augment") if training.get(k) is not None]
+    if spec.get("overrides"):
+        parts.append("per-model overrides: " + ", ".join(sorted(spec["overrides"])))
+    return ", ".join(parts)
+
+
+PER_ITEM = ("cell", "file_sha256")  # provenance keys the Stages and Files tables already show per item
+
+
+def provenance_summary(stages: list[dict], meta: dict) -> list[tuple[str, str]]:
+    """(key, value) of the stages' provenance: one value where every stage agrees, else each value and its stages."""
+    values: dict[str, dict[str, list[str]]] = {}
+    for stage in stages:
+        for key, value in (stage.get("provenance") or {}).items():
+            if key in PER_ITEM:
+                continue
+            shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            values.setdefault(key, {}).setdefault(shown, []).append(f"{stage['cell']}:{stage['stage']}")
+    out = []
+    for key, value in sorted(meta.items()):
+        if key == "created" and isinstance(value, (int, float)):
+            value = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+        out.append((f"meta.{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
+    for key in sorted(values):
+        seen = values[key]
+        if len(seen) == 1:
+            out.append((key, next(iter(seen))))
+        else:
+            out.append((key, " | ".join(f"{v} ({len(where)} stages, e.g. {where[0]})" for v, where in seen.items())))
+    return out
+
+
+# --- formats -----------------------------------------------------------------------------------------------------
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns(rows), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def fmt(key: str, value) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if key in PERCENT:
+        return f"{100 * value:.2f}"
+    if key in ("size_bytes", "gzip_bytes", "arena_bytes"):
+        return f"{value / 1e6:.3f}"
+    if key == "size_ratio":
+        return f"{value:.2f}x"
+    if key == "macs":
+        return f"{value / 1e6:.2f}"
+    if key == "params":
+        return f"{value:,}"
+    if "_ms_t" in key or key.endswith("_mb"):
+        return f"{value:.3f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    """The row columns worth a table column: `cell` is model.dataset.regime; empty columns are left out."""
+    return [c for c in columns(rows) if c != "cell" and any(r.get(c) not in (None, "") for r in rows)]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, files, budget) -> str:
+    lines = [f"# {title}", "", _summary(rows, stages, budget), ""]
+    lines += ["## Claims", "", "| claim | verdict | criterion | evidence |", "|---|---|---|---|"]
+    for c in claims:
+        lines.append(f"| {_md_cell(c['claim'])} | **{c['verdict']}** | {_md_cell(c['criterion'])} | "
+                     f"{_md_cell(c['evidence'])} |")
+    lines += ["", "## Results", "", "One row per cell and recipe. Empty: not measured. " + _units_note(), ""]
+    cols = table_columns(rows)
+    lines.append("| " + " | ".join(HEADERS.get(c, c) for c in cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        lines.append("| " + " | ".join(_md_cell(fmt(c, r.get(c))) for c in cols) + " |")
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        lines += ["", "### Failed", ""]
+        lines += [f"- {r['cell']} {r['recipe']}: {r['status']}: {r.get('message') or 'no reason recorded'}"
+                  for r in failed]
+    lines += ["", "## Plots", "", "In report.html:", ""]
+    lines += [f"- **{p.title}**: {p.caption}" for p in plots]
+    lines += [f"- {n}" for n in plot_notes]
+    lines += ["", "## Stages", "", "| cell | stage | status | wall s | cpu s | message |", "|---|---|---|---|---|---|"]
+    for s in stages:
+        lines.append(f"| {s['cell']} | {s['stage']} | {s['status']} | {_seconds(s['wall_s'])} | "
+                     f"{_seconds(s['cpu_s'])} | {_md_cell(s.get('message') or '')} |")
+    lines += ["", "## Provenance", "", "| key | value |", "|---|---|"]
+    lines += [f"| {k} | {_md_cell(v)} |" for k, v in provenance]
+    lines += ["", "### Files", "", "| cell | recipe | status | sha256 | path |", "|---|---|---|---|---|"]
+    lines += [f"| {f['cell']} | {f['recipe']} | {f['status']} | {f.get('sha256') or ''} | {f.get('path') or ''} |"
+              for f in files]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(rows, stages, budget) -> str:
+    ok = sum(1 for r in rows if r["status"] == "ok")
+    cells = len({r["cell"] for r in rows})
+    failed_stages = sum(1 for s in stages if s["status"] == "failed")
+    running = sum(1 for s in stages if s["status"] == "running")
+    text = (f"{len(rows)} files from {cells} cells: {ok} ok, {len(rows) - ok} not; {len(stages)} stages recorded "
+            f"({failed_stages} failed, {running} unfinished).")
+    if budget:
+        text += f" Training budget: {budget}."
+    return text + f" Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+
+
+def _units_note() -> str:
+    return ("top1/top5/drop in % (drop: percentage points below the cell's fp32); sizes in MB (10^6 bytes); MACs in "
+            "millions; `<target>_median_ms_t<N>`: median latency per inference in ms at N threads (host: LiteRT "
+            "with XNNPACK; phones: `<phone>_<delegate>`); `_p95_ms_t<N>`: 95th percentile.")
+
+
+def _seconds(value) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #fff0f0; }
+.scroll { overflow-x: auto; }
+.verdict-true { color: #17692b; font-weight: bold; }
+.verdict-false { color: #b00020; font-weight: bold; }
+.verdict-undetermined { color: #8a6d00; font-weight: bold; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 13px; color: #444; max-width: 900px; }
+code { background: #f6f6f6; }
+"""
+
+
+NUM, FAILED = ' class="num"', ' class="failed"'
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(head: list[str], body: list[tuple[str, list[tuple[str, bool]]]], cls: str = "") -> str:
+    """A plain table: `body` rows are (tr class, [(escaped cell text, numeric)])."""
+    attr = f' class="{cls}"' if cls else ""
+    out = [f"<table{attr}><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for row_class, cells in body:
+        out.append(f"<tr{row_class}>" + "".join(f"<td{NUM if num else ''}>{text}</td>" for text, num in cells)
+                   + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def to_html(title, rows, claims, plots, plot_notes, provenance, stages, files, budget) -> str:
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_e(title)}</title>",
+           f"<style>{CSS}</style></head><body>", f"<h1>{_e(title)}</h1>",
+           f"<p>{_e(_summary(rows, stages, budget))}</p>", '<h2 id="claims">Claims</h2>']
+    out.append(_html_table(["claim", "verdict", "criterion", "evidence"], [
+        ("", [(_e(c["claim"]), False), (f'<span class="verdict-{_e(c["verdict"])}">{_e(c["verdict"])}</span>', False),
+              (_e(c["criterion"]), False), (_e(c["evidence"]), False)]) for c in claims], "claims"))
+    cols = table_columns(rows)
+    out += ['<h2 id="results">Results</h2>',
+            f"<p>One row per cell and recipe. Empty: not measured. {_e(_units_note())}</p>", '<div class="scroll">']
+    out.append(_html_table([HEADERS.get(c, c) for c in cols], [
+        ("" if r["status"] == "ok" else FAILED,
+         [(_e(fmt(c, r.get(c))), isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)) for c in cols])
+        for r in rows], "results"))
+    out += ["</div>", '<h2 id="plots">Plots</h2>']
+    for i, p in enumerate(plots):
+        data = base64.b64encode(p.png).decode("ascii")
+        out.append(f'<figure id="plot-{i}"><img class="plot" alt="{_e(p.title)}" '
+                   f'src="data:image/png;base64,{data}"><figcaption><b>{_e(p.title)}.</b> {_e(p.caption)}'
+                   "</figcaption></figure>")
+    out += [f"<p>{_e(n)}</p>" for n in plot_notes]
+    out.append('<h2 id="stages">Stages</h2>')
+    out.append(_html_table(["cell", "stage", "status", "wall s", "cpu s", "message"], [
+        ("" if s["status"] == "ok" else FAILED,
+         [(_e(s["cell"]), False), (_e(s["stage"]), False), (_e(s["status"]), False), (_seconds(s["wall_s"]), True),
+          (_seconds(s["cpu_s"]), True), (_e(s.get("message") or ""), False)]) for s in stages]))
+    out.append('<h2 id="provenance">Provenance</h2>')
+    out.append(_html_table(["key", "value"], [("", [(_e(k), False), (_e(v), False)]) for k, v in provenance]))
+    out.append("<h3>Files</h3>")
+    out.append(_html_table(["cell", "recipe", "status", "sha256", "path"], [
+        ("", [(_e(f["cell"]), False), (_e(f["recipe"]), False), (_e(f["status"]), False),
+              (f"<code>{_e(f.get('sha256') or '')}</code>", False), (_e(f.get("path") or ""), False)]) for f in files]))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

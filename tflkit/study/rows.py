@@ -1,0 +1,119 @@
+"""study.db flattened to one row per (cell, recipe): what the report, results.csv and `tflkit pick` read.
+
+Columns:
+  cell, model, dataset, regime, pretrained, recipe, status, message
+  top1, top5 (of the .tflite on the whole test split), top1_drop (the cell's fp32 top-1 minus this one's, points
+    as a fraction), agreement (top-1 agreement with the float Keras model on held-out images)
+  size_bytes, size_ratio (against the cell's fp32 file), gzip_bytes, params, macs, arena_bytes
+  host_median_ms_t<N>, host_p95_ms_t<N>, host_partitions_t<N>, host_rss_delta_mb (the host, XNNPACK unless the
+    column says `host_cpu_`), and per phone and delegate `<phone>_<delegate>_median_ms_t<N>` / `_p95_ms_t<N>`
+    (`mean_ms` where the phone's tool printed no median)
+A value that was not measured is None (empty in CSV), never 0.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tflkit.study.store import StudyStore
+
+IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
+FIGURES = ("top1", "top5", "top1_drop", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs",
+           "arena_bytes")
+
+
+def target_prefix(target: str, device: str | None, delegate: str) -> str:
+    """`host` (XNNPACK, the default) or `host_cpu`; a phone as `<device>_<delegate>`, id-safe."""
+    if target == "host":
+        return "host" if delegate == "xnnpack" else f"host_{delegate}"
+    name = device or target.split(":", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "_", f"{name} {delegate}".lower()).strip("_")
+
+
+def study_rows(store: StudyStore) -> list[dict]:
+    cells = {c["cell"]: c for c in store.cells()}
+    latency = {}
+    for lat in store.latencies():
+        latency.setdefault((lat["cell"], lat["recipe"]), []).append(lat)
+    failed_stages = {}
+    for stage in store.stages():
+        if stage["status"] == "failed":
+            failed_stages.setdefault(stage["cell"], []).append(stage)
+    rows = []
+    for f in store.files():
+        cell = cells.get(f["cell"])
+        if cell is None:
+            continue
+        row = {"cell": f["cell"], "model": cell["model"], "dataset": cell["dataset"], "regime": cell["regime"],
+               "pretrained": cell["config"].get("pretrained", "none"), "recipe": f["recipe"],
+               "status": f["status"], "message": f["message"] or ""}
+        for key in ("top1", "top5", "agreement", "size_bytes", "gzip_bytes", "params", "macs", "arena_bytes"):
+            row[key] = f[key]
+        row.update({k: v for k, v in (f["extra"] or {}).items() if k not in row})
+        _add_latency(row, latency.get((f["cell"], f["recipe"]), []))
+        _add_stage_failures(row, failed_stages.get(f["cell"], []))
+        rows.append(row)
+    _add_ratios(rows)
+    return rows
+
+
+def _add_latency(row: dict, measurements: list[dict]) -> None:
+    for lat in measurements:
+        prefix = target_prefix(lat["target"], lat["device"], lat["delegate"])
+        t = lat["threads"]
+        if lat["status"] != "ok":
+            note = f"{prefix} t{t}: {lat['status']}" + (f" ({lat['message']})" if lat["message"] else "")
+            row["message"] = f"{row['message']}; {note}" if row["message"] else note
+            if lat["target"] == "host" and row["status"] == "ok":
+                row["status"] = lat["status"]  # the file does not run on the host: that is the row's status
+            if lat["median_ms"] is None and lat["mean_ms"] is None:
+                continue  # e.g. xnnpack_failed still carries the built-in kernels' figures
+        if lat["median_ms"] is not None:
+            row[f"{prefix}_median_ms_t{t}"] = lat["median_ms"]
+        elif lat["mean_ms"] is not None:
+            row[f"{prefix}_mean_ms_t{t}"] = lat["mean_ms"]
+        if lat["p95_ms"] is not None:
+            row[f"{prefix}_p95_ms_t{t}"] = lat["p95_ms"]
+        if lat["partitions"] is not None:
+            row[f"{prefix}_partitions_t{t}"] = lat["partitions"]
+        if lat["rss_delta_mb"] is not None:
+            row[f"{prefix}_rss_delta_mb"] = lat["rss_delta_mb"]
+
+
+def _add_stage_failures(row: dict, stages: list[dict]) -> None:
+    """A failed eval or bench stage of this recipe shows in its row, so an empty figure is explained."""
+    for stage in stages:
+        kind, _, recipe = stage["stage"].partition("/")
+        if recipe.split("/")[-1] != row["recipe"] or kind == "convert":
+            continue
+        note = f"{kind} failed: {stage['message']}"
+        row["message"] = f"{row['message']}; {note}" if row["message"] else note
+        if row["status"] == "ok" and kind in ("eval", "bench_host"):
+            row["status"] = f"{kind}_failed"
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    base = {r["cell"]: r for r in rows if r["recipe"] == "fp32" and r["status"] == "ok"}
+    for row in rows:
+        ref = base.get(row["cell"])
+        row["top1_drop"] = row["size_ratio"] = None
+        if ref is None:
+            continue
+        if row.get("top1") is not None and ref.get("top1") is not None:
+            row["top1_drop"] = ref["top1"] - row["top1"]
+        if row.get("size_bytes") and ref.get("size_bytes"):
+            row["size_ratio"] = row["size_bytes"] / ref["size_bytes"]
+
+
+def latency_key(target: str = "host", threads: int = 1, delegate: str | None = None) -> str:
+    """The row column holding the median latency on `target` (`host` or a phone prefix) at `threads`."""
+    prefix = target if delegate is None else f"{target}_{delegate}"
+    return f"{prefix}_median_ms_t{threads}"
+
+
+def columns(rows: list[dict]) -> list[str]:
+    extra = sorted({k for r in rows for k in r} - set(IDENTITY) - set(FIGURES) - {"message"})
+    latency_cols = sorted((k for k in extra if "_ms_t" in k or "_partitions_t" in k or "rss_delta" in k),
+                          key=lambda k: (k.rsplit("_t", 1)[0].split("_")[0] != "host", k))
+    others = [k for k in extra if k not in latency_cols]
+    return [*IDENTITY, *FIGURES, *latency_cols, *others, "message"]

@@ -1,0 +1,282 @@
+"""The study file: which models, datasets, training regimes and recipes to measure, and how.
+
+A study is a grid of cells (model x dataset x regime); every cell is trained once, converted under every recipe,
+and each .tflite is evaluated and benchmarked. Everything is checked when the file loads (names, types, data
+directories, every cell's training config), so a typo is one line before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tflkit.errors import UsageError
+from tflkit.study.schema import build, to_plain
+
+# TrainConfig keys a study sets per cell itself (from the cell's model, dataset and regime)
+CELL_KEYS = ("model", "dataset", "data_dir", "pretrained")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    spec: str  # a --dataset spec: shapes, cifar10, cifar100[:coarse], tiny_imagenet, folder:PATH
+    data_dir: str | None = None  # where its files are (relative paths are relative to the study file)
+    name: str | None = None  # short name in cell ids and reports (default: the spec, made id-safe)
+
+    @property
+    def key(self) -> str:
+        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "-", self.spec).strip("-")
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How a cell's model starts: `none` (from scratch), `imagenet`, or a weights file; optionally per model."""
+
+    pretrained: str = "none"
+    weights: dict[str, str] = field(default_factory=dict)  # model -> weights file, overriding `pretrained`
+    models: tuple[str, ...] | None = None  # the models this regime applies to (default: all)
+    training: dict = field(default_factory=dict)  # TrainConfig overrides for this regime (e.g. finetune_epochs)
+
+    def pretrained_for(self, model: str) -> str:
+        return self.weights.get(model, self.pretrained)
+
+    def applies_to(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+@dataclass(frozen=True)
+class HostBench:
+    threads: tuple[int, ...] = (1,)
+    runs: int = 50
+    warmup: int = 5
+    min_seconds: float = 0.0
+    input_data: bool = False  # feed the dataset's test images instead of random inputs
+
+
+@dataclass(frozen=True)
+class Phone:
+    serial: str
+    delegates: tuple[str, ...] = ("cpu",)
+    threads: tuple[int, ...] = (1, 4)
+    runs: int = 50
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one cell asks of an executor: Ray's num_cpus/num_gpus per task; the local thread budget."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    models: tuple[str, ...]
+    datasets: tuple[DatasetEntry, ...]
+    recipes: tuple[str, ...] = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
+    regimes: dict[str, Regime] = field(default_factory=lambda: {"scratch": Regime()})
+    training: dict = field(default_factory=dict)  # TrainConfig keys shared by every cell
+    overrides: dict[str, dict] = field(default_factory=dict)  # model -> TrainConfig keys for that model
+    calib_samples: int | None = None
+    finetune_steps: int | None = None  # QAT / pruning fine-tune length (None: the converter's default)
+    host_bench: HostBench = HostBench()
+    phones: tuple[Phone, ...] = ()
+    resources: Resources = Resources()
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return to_plain(self)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trained model of the study: a model on a dataset under a regime, with its resolved TrainConfig."""
+
+    id: str
+    model: str
+    dataset: str  # the dataset entry's key
+    regime: str
+    config: dict  # the TrainConfig as a dict (JSON-able), everything resolved but the image size
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_study(path) -> StudySpec:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"study file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        spec = build(StudySpec, data, "")
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    spec = _resolve_paths(spec, path.parent)
+    check_study(spec, where=str(path))
+    return spec
+
+
+def _resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
+    """Data directories and weights files relative to the study file, as a reader of the file expects."""
+
+    def resolve(value):
+        if value is None or value in ("none", "imagenet") or Path(value).is_absolute():
+            return value
+        return str((base / value).resolve())
+
+    datasets = tuple(dataclasses.replace(d, data_dir=resolve(d.data_dir)) for d in spec.datasets)
+    regimes = {}
+    for name, regime in spec.regimes.items():
+        regimes[name] = dataclasses.replace(
+            regime, pretrained=resolve(regime.pretrained), weights={m: resolve(w) for m, w in regime.weights.items()})
+    return dataclasses.replace(spec, datasets=datasets, regimes=regimes)
+
+
+def check_study(spec: StudySpec, where: str = "study") -> None:
+    """Everything that can be checked before training: names, data directories, weights files, cell configs."""
+    from converters.recipes import RECIPES
+    from tflkit.models import get_spec
+
+    if not spec.models:
+        raise UsageError(f"{where}: models: the list is empty")
+    if not spec.datasets:
+        raise UsageError(f"{where}: datasets: the list is empty")
+    if not spec.regimes:
+        raise UsageError(f"{where}: regimes: the mapping is empty")
+    for model in spec.models:
+        try:
+            get_spec(model)
+        except UsageError as exc:
+            raise UsageError(f"{where}: models: {exc}") from None
+    for recipe in spec.recipes:
+        if recipe not in RECIPES:
+            raise UsageError(f"{where}: recipes: unknown recipe {recipe!r}; choose from: {', '.join(RECIPES)}")
+    keys = [d.key for d in spec.datasets]
+    if len(set(keys)) != len(keys):
+        raise UsageError(f"{where}: datasets: two entries share the name {keys[0]!r}; give each a `name`")
+    for entry in spec.datasets:
+        if entry.data_dir is not None and not Path(entry.data_dir).is_dir():
+            raise UsageError(f"{where}: datasets: data_dir of {entry.spec!r} not found: {entry.data_dir}")
+        _check_dataset_name(entry, where)
+    for name, regime in spec.regimes.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise UsageError(f"{where}: regimes: name {name!r} must be letters, digits, '_' or '-'")
+        for model in (regime.models or ()):
+            if model not in spec.models:
+                raise UsageError(f"{where}: regimes.{name}.models: {model!r} is not in the study's models")
+        for model, weights in regime.weights.items():
+            if model not in spec.models:
+                raise UsageError(f"{where}: regimes.{name}.weights: {model!r} is not in the study's models")
+        for model in spec.models:
+            source = regime.pretrained_for(model)
+            if regime.applies_to(model) and source not in ("none", "imagenet") and not Path(source).exists():
+                raise UsageError(f"{where}: regimes.{name}: weights for {model} not found: {source}")
+    for model in spec.overrides:
+        if model not in spec.models:
+            raise UsageError(f"{where}: overrides: {model!r} is not in the study's models")
+    if not spec.host_bench.threads or any(t < 1 for t in spec.host_bench.threads):
+        raise UsageError(f"{where}: host_bench.threads: thread counts must be 1 or more")
+    if spec.host_bench.runs < 1:
+        raise UsageError(f"{where}: host_bench.runs must be at least 1")
+    cells = build_cells(spec, where)
+    if not cells:
+        raise UsageError(f"{where}: no cell: no regime applies to any model")
+
+
+def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
+    from tflkit.data import SOURCES, parse_spec
+
+    name, _ = parse_spec(entry.spec)
+    if name not in SOURCES:
+        raise UsageError(f"{where}: datasets: unknown dataset {entry.spec!r}; choose from: {', '.join(SOURCES)}")
+
+
+def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
+    """The grid, each cell with its TrainConfig checked: study training < regime < per-model overrides."""
+    from tflkit.config import from_dict
+    from tflkit.training import TrainConfig
+
+    cells = []
+    for model in spec.models:
+        for entry in spec.datasets:
+            for regime_name, regime in spec.regimes.items():
+                if not regime.applies_to(model):
+                    continue
+                keys = {"seed": spec.seed, **spec.training, **regime.training, **spec.overrides.get(model, {})}
+                bad = sorted(set(keys) & set(CELL_KEYS))
+                if bad:
+                    raise UsageError(f"{where}: training: {bad[0]!r} is set by the cell itself (models, datasets, "
+                                     "regimes), not in training/overrides")
+                keys.update(model=model, dataset=entry.spec, data_dir=entry.data_dir,
+                            pretrained=regime.pretrained_for(model))
+                cell_id = f"{model}.{entry.key}.{regime_name}"
+                try:
+                    config = from_dict(TrainConfig, _coerce_train_keys(keys, cell_id), source=f"{where}: {cell_id}")
+                    config.check()
+                except UsageError as exc:
+                    message = str(exc)
+                    raise UsageError(message if message.startswith(where) else f"{where}: {cell_id}: {message}") \
+                        from None
+                cells.append(Cell(cell_id, model, entry.key, regime_name, dataclasses.asdict(config)))
+    return cells
+
+
+def _coerce_train_keys(keys: dict, where: str) -> dict:
+    """TrainConfig values coerced by annotation (YAML's `1e-3` is a string), unknown keys named."""
+    from tflkit.study.schema import coerce
+    from tflkit.training import TrainConfig
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = sorted(set(keys) - set(hints))
+    if unknown:
+        raise UsageError(f"{where}: unknown training key {unknown[0]!r}; valid keys: {', '.join(hints)}")
+    return {k: coerce(hints[k], v, k) for k, v in keys.items()}
+
+
+def spec_digest(spec: StudySpec) -> str:
+    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+EXAMPLE = """\
+# A tflkit study: every model x dataset x regime is a cell; each cell is trained, converted under every recipe,
+# and every .tflite is evaluated on the whole test split and benchmarked. `tflkit study run THIS.yaml --out DIR`
+# records each finished stage in DIR/study.db; run the same command again to resume.
+name: my_study
+models: [mobilenetv3_small_100, squeezenet1_1]   # see `tflkit models`
+datasets:
+  - spec: cifar10                  # shapes, cifar10, cifar100[:coarse], tiny_imagenet, folder:PATH
+    data_dir: data                 # relative to this file; omit for the embedded `shapes`
+regimes:
+  scratch: {}                      # from random weights
+  imagenet:                        # ImageNet weights: `imagenet` downloads (checksum-verified) where a network
+    pretrained: imagenet           # exists; a file path per model works offline
+    weights:
+      squeezenet1_1: weights/squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5
+    models: [squeezenet1_1]        # the models this regime applies to (default: all)
+    training: {epochs: 1, finetune_epochs: 2}   # head-only epochs, then all layers
+training:                          # any `tflkit train` setting (TrainConfig key), for every cell
+  epochs: 3
+  batch_size: 64
+  lr: 3e-3
+  lr_schedule: cosine
+  augment: basic
+  train_limit: 10000               # a stratified, seeded subset of the training split
+overrides:                         # per model
+  squeezenet1_1: {lr: 1e-3}
+recipes: [fp32, fp16, dynamic_wi8_afp32, static_wi8_ai8]
+host_bench: {threads: [1, 2], runs: 50, warmup: 5}
+phones: []                         # e.g. [{serial: R5CT12345, delegates: [cpu, gpu], threads: [1, 4]}]
+resources: {num_cpus: 1, num_gpus: 0}   # per cell, for --executor ray
+seed: 0
+"""

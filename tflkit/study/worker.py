@@ -1,0 +1,83 @@
+"""`python -m tflkit.study.worker`: run one cell's unfinished stages in a process of its own.
+
+Each cell gets a fresh interpreter: TensorFlow state (graphs, memory, thread pools) never leaks from one model to
+the next, a crash costs only its cell, and parallel cells are separate processes. Stage records go to the file
+descriptor the driver passes (TFLKIT_STUDY_FD) as JSON lines; everything else the cell prints goes to its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import sys
+
+from tflkit.errors import TflkitError
+
+RECORD_FD = "TFLKIT_STUDY_FD"
+THREADS = "TFLKIT_STUDY_THREADS"  # the cell's thread budget (--jobs N on C cores: C // N each)
+PARENT = "TFLKIT_STUDY_PARENT"
+
+
+def _die_with_parent() -> None:
+    """A worker whose driver was killed (SIGKILL) must not go on writing into the run directory that the resumed
+    study will use: ask Linux to kill it when its parent goes."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if PARENT in os.environ and os.getppid() != int(os.environ[PARENT]):
+        sys.exit(3)  # the parent was already gone before prctl took effect
+
+
+def _limit_threads() -> None:
+    budget = os.environ.get(THREADS)
+    if not budget:
+        return
+    n = max(1, int(budget))
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(min(2, n))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tflkit.study.worker")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--cell", required=True)
+    parser.add_argument("--done", default="", help="comma-separated finished stages")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+
+    from tflkit.study.schema import build
+    from tflkit.study.spec import StudySpec, build_cells
+    from tflkit.study.stages import run_cell
+
+    with open(os.path.join(args.out, "study.spec.json")) as f:
+        spec = build(StudySpec, json.load(f), "")
+    cell = next(c for c in build_cells(spec) if c.id == args.cell)
+    records = os.fdopen(int(os.environ[RECORD_FD]), "w", buffering=1)
+
+    def emit(record: dict) -> None:
+        records.write(json.dumps(record) + "\n")
+
+    from tflkit.tfenv import quiet_tensorflow
+
+    quiet_tensorflow()
+    _limit_threads()
+    try:
+        run_cell(spec, cell, args.out, set(filter(None, args.done.split(","))), emit,
+                 log=lambda line: print(line, flush=True))
+    except TflkitError as exc:  # before any stage: the dataset cannot be read, ...
+        print(f"tflkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        records.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
