@@ -24,6 +24,8 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
     `min_top1` is a fraction (0.7), or a percentage when above 1 (70). With several datasets and no `dataset`,
     the Pareto front is drawn within each dataset (accuracies on different datasets are not comparable).
     """
+    if target == "host" and delegate == "xnnpack":
+        delegate = None  # the host's default: its columns are bare `host_...`
     if min_top1 is not None and min_top1 > 1:
         min_top1 = min_top1 / 100
     _check_choices(rows, dataset, recipes)
@@ -105,7 +107,8 @@ def measured_targets(rows: list[dict]) -> str:
                 if stat in key and value is not None:
                     prefix, _, t = key.partition(stat)
                     found.setdefault(prefix, set()).add(int(t))
-    return "; ".join(f"{p} at {', '.join(map(str, sorted(ts)))} threads" for p, ts in sorted(found.items()))
+    return "; ".join(f"{p} at {', '.join(map(str, sorted(ts)))} thread{'s' if ts != {1} else ''}"
+                     for p, ts in sorted(found.items()))
 
 
 def _where(target: str, threads: int, delegate: str | None) -> str:

@@ -78,7 +78,7 @@ def _colors(models: list[str]) -> dict[str, tuple]:
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(sorted(models))}
+    return {m: cmap(i % 10) for i, m in enumerate(sorted(set(models)))}
 
 
 def _scatter_tradeoff(rows: list[dict], x_key: str, x_label: str, title: str, caption: str, scale: float = 1.0,

@@ -7,7 +7,7 @@ Columns:
   size_bytes, size_ratio (against the cell's fp32 file), gzip_bytes, params, macs, arena_bytes
   host_median_ms_t<N>, host_p95_ms_t<N>, host_partitions_t<N>, host_rss_delta_mb (the host, XNNPACK unless the
     column says `host_cpu_`), and per phone and delegate `<phone>_<delegate>_median_ms_t<N>` / `_p95_ms_t<N>`
-    (`mean_ms` where the phone's tool printed no median)
+    (`mean_ms` where the phone's tool printed no median), `<phone>_<delegate>_peak_memory_mb`
 A value that was not measured is None (empty in CSV), never 0.
 """
 
@@ -78,6 +78,8 @@ def _add_latency(row: dict, measurements: list[dict]) -> None:
             row[f"{prefix}_partitions_t{t}"] = lat["partitions"]
         if lat["rss_delta_mb"] is not None:
             row[f"{prefix}_rss_delta_mb"] = lat["rss_delta_mb"]
+        if lat["peak_memory_mb"] is not None:  # a phone's benchmark_model memory footprint
+            row[f"{prefix}_peak_memory_mb"] = lat["peak_memory_mb"]
 
 
 def _add_stage_failures(row: dict, stages: list[dict]) -> None:
@@ -113,7 +115,8 @@ def latency_key(target: str = "host", threads: int = 1, delegate: str | None = N
 
 def columns(rows: list[dict]) -> list[str]:
     extra = sorted({k for r in rows for k in r} - set(IDENTITY) - set(FIGURES) - {"message"})
-    latency_cols = sorted((k for k in extra if "_ms_t" in k or "_partitions_t" in k or "rss_delta" in k),
+    measured = ("_ms_t", "_partitions_t", "rss_delta", "peak_memory")
+    latency_cols = sorted((k for k in extra if any(m in k for m in measured)),
                           key=lambda k: (k.rsplit("_t", 1)[0].split("_")[0] != "host", k))
     others = [k for k in extra if k not in latency_cols]
     return [*IDENTITY, *FIGURES, *latency_cols, *others, "message"]

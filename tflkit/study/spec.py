@@ -130,9 +130,10 @@ def _resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
     """Data directories and weights files relative to the study file, as a reader of the file expects."""
 
     def resolve(value):
-        if value is None or value in ("none", "imagenet") or Path(value).is_absolute():
+        if value is None or value in ("none", "imagenet"):
             return value
-        return str((base / value).resolve())
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
 
     datasets = tuple(dataclasses.replace(d, data_dir=resolve(d.data_dir)) for d in spec.datasets)
     regimes = {}

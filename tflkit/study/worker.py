@@ -8,28 +8,16 @@ descriptor the driver passes (TFLKIT_STUDY_FD) as JSON lines; everything else th
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import signal
 import sys
 
 from tflkit.errors import TflkitError
+from tflkit.process import die_with_parent
 
 RECORD_FD = "TFLKIT_STUDY_FD"
 THREADS = "TFLKIT_STUDY_THREADS"  # the cell's thread budget (--jobs N on C cores: C // N each)
 PARENT = "TFLKIT_STUDY_PARENT"
-
-
-def _die_with_parent() -> None:
-    """A worker whose driver was killed (SIGKILL) must not go on writing into the run directory that the resumed
-    study will use: ask Linux to kill it when its parent goes."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if PARENT in os.environ and os.getppid() != int(os.environ[PARENT]):
-        sys.exit(3)  # the parent was already gone before prctl took effect
 
 
 def _limit_threads() -> None:
@@ -50,7 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cell", required=True)
     parser.add_argument("--done", default="", help="comma-separated finished stages")
     args = parser.parse_args(argv)
-    _die_with_parent()
+    # A worker whose driver was killed (SIGKILL) must not go on writing into the run directory that the resumed
+    # study will use.
+    die_with_parent(int(os.environ[PARENT]) if PARENT in os.environ else None)
 
     from tflkit.study.schema import build
     from tflkit.study.spec import StudySpec, build_cells

@@ -1,0 +1,160 @@
+"""A tiny real study end to end: run, resume after SIGKILL with no finished stage redone, changes refused,
+the Ray executor giving the same rows as the local one, and the report of a real study directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tflkit.study.rows import study_rows
+from tflkit.study.store import open_store
+
+TINY = """\
+name: tiny
+models: [test_resnet]
+datasets:
+  - spec: shapes
+regimes:
+  scratch: {}
+training: {epochs: 1, batch_size: 32, lr: 3e-3, train_limit: 256}
+recipes: [fp32, dynamic_wi8_afp32]
+host_bench: {threads: [1], runs: 5, warmup: 1}
+resources: {num_cpus: 1}
+"""
+# The figures that must not depend on how or where the cell ran (latency does).
+STABLE = ("cell", "model", "dataset", "regime", "recipe", "status", "top1", "top5", "size_bytes", "params", "macs",
+          "agreement")
+
+
+def tflkit(*args, timeout=600, **kwargs):
+    return subprocess.run([sys.executable, "-m", "tflkit", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def stable_rows(out_dir):
+    with open_store(out_dir) as store:
+        return sorted(({k: r.get(k) for k in STABLE} for r in study_rows(store)), key=lambda r: r["recipe"])
+
+
+def finished_at(out_dir) -> dict:
+    db = sqlite3.connect(out_dir / "study.db")
+    rows = db.execute("SELECT cell, stage, status, finished_at FROM stages").fetchall()
+    db.close()
+    return {(c, s): (st, t) for c, s, st, t in rows}
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("study") / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_run(study_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    done = tflkit("study", "run", study_file, "--out", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, done
+
+
+def test_every_stage_recorded_with_provenance(local_run):
+    out, done = local_run
+    stages = finished_at(out)
+    expected = {"train", "convert/fp32", "eval/fp32", "bench_host/fp32", "convert/dynamic_wi8_afp32",
+                "eval/dynamic_wi8_afp32", "bench_host/dynamic_wi8_afp32"}
+    assert {s for _, s in stages} == expected
+    assert all(status == "ok" for status, _ in stages.values())
+    assert "[7/7]" in done.stdout  # progress: what is done of what is planned
+    rows = study_rows(open_store(out))
+    assert [r["recipe"] for r in rows] == ["fp32", "dynamic_wi8_afp32"]
+    for row in rows:
+        assert 0 <= row["top1"] <= 1 and row["size_bytes"] > 0 and row["host_median_ms_t1"] > 0
+    with open_store(out) as store:
+        prov = store.stage("test_resnet.shapes.scratch", "eval/fp32")["provenance"]
+        train = store.stage("test_resnet.shapes.scratch", "train")
+    assert prov["tensorflow"] and prov["litert"] and prov["cores"] and prov["seed"] == 0
+    assert len(prov["file_sha256"]) == 64 and prov["dataset"]["splits"]["test"]["images"] == 2000
+    assert train["wall_s"] > 0 and train["cpu_s"] > 0 and train["result"]["history"]["top1"]
+
+
+def test_rerun_redoes_nothing(local_run, study_file):
+    out, _ = local_run
+    before = finished_at(out)
+    done = tflkit("study", "run", study_file, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "0 cells to run" in done.stdout
+    assert finished_at(out) == before
+
+
+def test_changed_study_is_refused_unless_allowed(local_run, study_file, tmp_path):
+    out, _ = local_run
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(TINY.replace("lr: 3e-3", "lr: 1e-3"))
+    done = tflkit("study", "run", changed, "--out", out)
+    assert done.returncode == 2
+    assert "test_resnet.shapes.scratch (its training settings changed)" in done.stderr
+    assert "--allow-changes" in done.stderr
+
+
+def test_sigkill_midway_then_resume_redoes_no_finished_stage(study_file, local_run, tmp_path):
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "tflkit", "study", "run", str(study_file), "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:  # kill once the first conversion is recorded: mid-cell, mid-convert
+            if (out / "study.db").exists() and ("test_resnet.shapes.scratch", "convert/fp32") in finished_at(out):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the study never reached its first conversion")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    before = {k: v for k, v in finished_at(out).items() if v[0] != "running"}
+    assert ("test_resnet.shapes.scratch", "train") in before
+    done = tflkit("study", "run", study_file, "--out", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = finished_at(out)
+    for key, value in before.items():
+        assert after[key] == value, f"{key} was redone"
+    assert all(status == "ok" for status, _ in after.values())
+    assert stable_rows(out) == stable_rows(local_run[0])
+
+
+def test_ray_executor_gives_the_same_rows(study_file, local_run, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    done = tflkit("study", "run", study_file, "--out", out, "--executor", "ray", "--json", env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["ok"] and summary["stages_ok"] == 7
+    assert stable_rows(out) == stable_rows(local_run[0])
+
+
+def test_report_of_a_real_study(local_run):
+    out, _ = local_run
+    done = tflkit("study", "report", out)
+    assert done.returncode == 0, done.stderr
+    for name in ("report.html", "report.md", "results.csv", "results.json"):
+        assert (out / name).stat().st_size > 0
+    rows = json.loads((out / "results.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert {r["recipe"] for r in rows} == {"fp32", "dynamic_wi8_afp32"}
+
+
+def test_pick_on_a_real_study(local_run):
+    out, _ = local_run
+    done = tflkit("pick", out, "--max-size-mb", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["feasible"]) + len(result["excluded"]) == 2

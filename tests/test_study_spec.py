@@ -1,0 +1,89 @@
+"""The study file: validated on load, one line naming the problem and exit 2, before anything trains."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tflkit.errors import UsageError
+from tflkit.study.spec import EXAMPLE, build_cells, load_study
+
+GOOD = """\
+name: t
+models: [test_resnet, test_squeezenet]
+datasets:
+  - spec: shapes
+regimes:
+  scratch: {}
+training: {epochs: 1, lr: 1e-3, batch_size: 32}
+overrides:
+  test_squeezenet: {lr: 3e-3}
+recipes: [fp32, static_wi8_ai8]
+"""
+
+
+def write(tmp_path, text, name="study.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_file_builds_cells_with_coerced_types_and_overrides(tmp_path):
+    spec = load_study(write(tmp_path, GOOD))
+    cells = build_cells(spec)
+    assert [c.id for c in cells] == ["test_resnet.shapes.scratch", "test_squeezenet.shapes.scratch"]
+    assert cells[0].config["lr"] == pytest.approx(1e-3)  # YAML reads 1e-3 as a string: coerced to float
+    assert cells[1].config["lr"] == pytest.approx(3e-3)
+    assert cells[0].fingerprint() != cells[1].fingerprint()
+
+
+@pytest.mark.parametrize("change, message", [
+    ("colour: red\n", "unknown key 'colour'"),
+    ("training: {epochs: many}\n", "epochs: expected an integer, got 'many'"),
+    ("training: {learning_rate: 0.1}\n", "unknown training key 'learning_rate'"),
+    ("training: {epochs: 0}\n", "epochs must be at least 1"),
+    ("recipes: [fp32, int8]\n", "unknown recipe 'int8'"),
+    ("models: [test_resnet, resnet19]\n", "unknown model 'resnet19'"),
+    ("datasets: [{spec: imagenet22k}]\n", "unknown dataset 'imagenet22k'"),
+    ("datasets: [{spec: cifar10, data_dir: no/such/dir}]\n", "data_dir of 'cifar10' not found"),
+    ("regimes: {pre: {pretrained: missing.h5}}\n", "weights for test_resnet not found"),
+    ("host_bench: {threads: [0]}\n", "thread counts must be 1 or more"),
+    ("training: {model: test_resnet}\n", "'model' is set by the cell itself"),
+])
+def test_bad_file_is_one_line_naming_the_problem(tmp_path, change, message):
+    key = change.split(":")[0]
+    kept = "".join(line + "\n" for line in GOOD.splitlines() if not line.startswith(key + ":")
+                   and not (key == "datasets" and line.startswith("  - spec")) and
+                   not (key == "regimes" and line.startswith("  scratch")))
+    path = write(tmp_path, kept + change)
+    with pytest.raises(UsageError) as err:
+        load_study(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_cli_exit_2_before_training(tmp_path):
+    path = write(tmp_path, GOOD.replace("test_squeezenet]", "no_such_model]"))
+    done = subprocess.run([sys.executable, "-m", "tflkit", "study", "run", str(path), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "unknown model 'no_such_model'" in done.stderr
+    assert not (tmp_path / "o" / "study.db").exists()  # refused before anything was written
+
+
+def test_init_writes_an_example_that_loads(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tflkit", "study", "init", str(tmp_path / "s.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "s.yaml").read_text() == EXAMPLE
+    # The example names a data dir and a weights file relative to itself: give it both, and it validates.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"x")
+    spec = load_study(tmp_path / "s.yaml")
+    assert len(build_cells(spec)) == 3  # 2 models scratch + squeezenet imagenet
