@@ -12,6 +12,9 @@ from tflkit.errors import ModelFileError, UsageError
 KERAS_BATCH = 256
 
 
+PROGRESS_SECONDS = 10.0  # a progress line at most this often on long evaluations
+
+
 @dataclass
 class EvalResult:
     model: str
@@ -20,6 +23,8 @@ class EvalResult:
     count: int
     top1: float
     top5: float | None
+    preprocessing: str = ""  # how pixels were fed, and where that came from (flags, model card, metadata, assumed)
+    limit: int | None = None  # --limit: a stratified subset of the split
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,13 +48,14 @@ def load_keras_model(path):
 
     import keras
 
-    import tflkit.models  # noqa: F401  (registers nothing custom today, but keeps load paths uniform)
+    import tflkit.models  # noqa: F401  (keeps load paths uniform)
+    import tflkit.schedules  # noqa: F401  (a model saved with a warm-up/cosine lr schedule names this class)
 
     if not zipfile.is_zipfile(path):  # Keras' own message for this case says "File not found"
         raise ModelFileError(f"cannot load Keras model {path}: not a .keras file (not a zip archive)")
     try:
         return keras.models.load_model(path)
-    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as exc:  # TypeError: an unknown class
         raise ModelFileError(f"cannot load Keras model {path}: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
@@ -83,21 +89,78 @@ class Predictor:
         return np.concatenate(logits) if logits else np.zeros((0, int(self._keras.output_shape[-1])), np.float32)
 
 
-def evaluate(path, source, split: str = "test", threads: int | None = None) -> EvalResult:
-    from tflkit.data.pipeline import make_dataset
+def output_shape_problem(path) -> str | None:
+    """Why a .tflite is not a classifier eval can score (several outputs, or an output that is not one vector of
+    class scores per image), else None."""
+    from tflkit.runtime import load_interpreter
 
+    outputs = load_interpreter(path).get_output_details()
+    shapes = [list(map(int, o["shape"])) for o in outputs]
+    if len(outputs) != 1:
+        return f"{len(outputs)} outputs {shapes} (a detection model?)"
+    if len(shapes[0]) != 2:
+        return f"output shape {shapes[0]} (a segmentation or detection model?)"
+    return None
+
+
+def evaluate(path, source, split: str = "test", threads: int | None = None, *, limit: int | None = None,
+             preprocessing=None, labels=None, strict: bool = False, log=None, seed: int = 0) -> EvalResult:
+    """Top-1/top-5 of a model file on `split`.
+
+    `limit`: a stratified, seeded subset of N images. `preprocessing`: a tflkit.data.preprocess.Preprocessing
+    (from flags); None takes the model's own (card, metadata, input quantization) or assumes raw pixels, saying so.
+    `labels`: the model's class names in output order (a list, or a file path), matched to the dataset's classes.
+    Unreadable image files are skipped with a count (`strict`: a DatasetError naming the first). `log` gets notes
+    and a progress line every PROGRESS_SECONDS (default: none)."""
+    import time
+
+    from tflkit.data.check import screen_images
+    from tflkit.data.pipeline import make_dataset
+    from tflkit.data.preprocess import class_outputs, for_model, read_labels
+
+    log = log or (lambda *_: None)
+    name = Path(path).name
+    if Path(path).suffix == ".tflite" and Path(path).is_file():
+        try:
+            problem = output_shape_problem(path)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"cannot load {name}: {str(exc).strip().splitlines()[0][:200]}") from None
+        if problem:
+            raise ModelFileError(f"{name} is not a classifier: {problem}; eval scores class vectors only")
     predictor = Predictor(path, threads=threads)
+    prep = for_model(path, preprocessing, log=log)
+    screen_images(source, strict=strict, log=log)
     data = source.split(split)
-    logits, labels = [], []
+    if limit is not None:
+        if limit < 1:
+            raise UsageError(f"--limit must be 1 or more, got {limit}")
+        if limit < len(data):
+            from tflkit.data.splits import holdout_indices
+
+            data = data.take(np.sort(holdout_indices(data.labels, limit, seed)))
+    if isinstance(labels, (str, Path)):
+        labels = read_labels(labels)
+    logits, targets = [], []
+    start = last = time.perf_counter()
+    done = 0
+    columns = None
     for images, y in make_dataset(data, predictor.image_size, batch_size=256):
-        logits.append(predictor.predict(images.numpy()))
-        labels.append(y.numpy())
-    logits, labels = np.concatenate(logits), np.concatenate(labels)
-    if logits.shape[1] != source.num_classes:
-        raise UsageError(f"{Path(path).name} has {logits.shape[1]} outputs but {source.name} has "
-                         f"{source.num_classes} classes")
+        batch_logits = predictor.predict(prep.apply(images.numpy()))
+        if columns is None:
+            columns = class_outputs(batch_logits.shape[1], list(source.class_names), labels, name, log=log)
+        logits.append(batch_logits)
+        targets.append(columns[y.numpy()])
+        done += len(batch_logits)
+        now = time.perf_counter()
+        if now - last >= PROGRESS_SECONDS and done < len(data):
+            last = now
+            log(f"eval     {name}  {done}/{len(data)} images  {now - start:.0f}s")
+    if columns is None:
+        raise UsageError(f"no {split} images to evaluate {name} on")
+    logits, targets = np.concatenate(logits), np.concatenate(targets)
     return EvalResult(
-        model=Path(path).name, dataset=source.name, split=split, count=len(labels),
-        top1=topk_accuracy(logits, labels, 1),
-        top5=topk_accuracy(logits, labels, 5) if source.num_classes > 5 else None,
+        model=name, dataset=source.name, split=split, count=len(targets),
+        top1=topk_accuracy(logits, targets, 1),
+        top5=topk_accuracy(logits, targets, 5) if logits.shape[1] > 5 else None,
+        preprocessing=prep.describe(), limit=limit,
     )

@@ -25,7 +25,8 @@ def cmd_study_run(args) -> int:
     from tflkit.study.runner import RunOptions, run_study
 
     options = RunOptions(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
-                         allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed)
+                         allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed,
+                         remeasure=tuple(args.remeasure or ()))
     log = (lambda _line: None) if args.json else print
     summary = run_study(args.study, args.out, options, log=log)
     if args.json:
@@ -111,6 +112,9 @@ def register(sub) -> None:
     p.add_argument("--allow-changes", nargs="+", metavar="CELL",
                    help="after the study file changed: the cells to redo (their results are dropped), or all")
     p.add_argument("--retry-failed", action="store_true", help="run failed stages again (they are kept otherwise)")
+    p.add_argument("--remeasure", nargs="+", choices=("eval", "bench_host", "bench_phone"),
+                   help="measure these stages of every cell again (e.g. bench_host on a quiet machine); trained "
+                        "models and converted files are kept")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_study_run)
 

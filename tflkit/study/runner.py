@@ -24,6 +24,9 @@ from tflkit.study.stages import cell_dir
 from tflkit.study.store import StudyStore, open_store
 
 
+REMEASURABLE = ("eval", "bench_host", "bench_phone")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     executor: str = "local"  # local, ray
@@ -31,6 +34,7 @@ class RunOptions:
     ray_address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None starts one here
     allow_changes: tuple[str, ...] = ()  # cell ids to redo after a change of the study file, or ("all",)
     retry_failed: bool = False  # run failed stages again (a failure is otherwise a finished result)
+    remeasure: tuple[str, ...] = ()  # stage kinds to measure again: eval, bench_host, bench_phone
 
 
 @dataclass
@@ -66,6 +70,10 @@ def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print
     out_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(out_dir), open_store(out_dir) as store:
         _reconcile(store, spec, cells, options.allow_changes, out_dir, log)
+        for kind in options.remeasure:
+            if kind not in REMEASURABLE:
+                raise UsageError(f"cannot remeasure {kind!r}; choose from: {', '.join(REMEASURABLE)}")
+            log(f"study    measuring again: {store.forget_measurements(kind)} {kind} stages")
         if options.retry_failed:
             log(f"study    retrying {store.forget_failed()} failed stages")
         for cell in cells:
@@ -225,15 +233,21 @@ class Recorder:
                 raise ValueError(f"unknown record kind {kind!r}")
 
     def worker_failed(self, cell: Cell, reason: str, recipes) -> None:
-        """A worker that died (a crash, not a failed stage): its running stages become failed rows."""
+        """A worker that died (a crash, not a failed stage): its running stages become failed rows, and every
+        file it did not get to is a row saying why."""
         with self.lock:
             running = [s for s in self.store.stages(cell.id) if s["status"] == "running"]
             for stage in running:
                 self.store.finish_stage(cell.id, stage["stage"], "failed", reason)
-            if not running and "train" not in self.store.finished(cell.id):
+            finished = self.store.finished(cell.id)
+            if "train" not in finished:
                 self.store.finish_stage(cell.id, "train", "failed", reason)
-                for recipe in recipes:
-                    self.store.put_file(cell.id, recipe, status="train_failed", message=reason)
+            recorded = {f["recipe"] for f in self.store.files() if f["cell"] == cell.id}
+            for recipe in recipes:
+                if recipe not in recorded:
+                    self.store.put_file(cell.id, recipe, status="worker_failed", message=reason)
+                    if f"convert/{recipe}" not in finished:
+                        self.store.finish_stage(cell.id, f"convert/{recipe}", "failed", reason)
             self.progress.log(f"study    {cell.id}: worker failed: {reason}")
 
 

@@ -95,6 +95,19 @@ class StudyStore:
         """Drop failed stage records so that they run again; returns how many."""
         return self.db.execute("DELETE FROM stages WHERE status = 'failed'").rowcount
 
+    def forget_measurements(self, kind: str) -> int:
+        """Drop every `eval`, `bench_host` or `bench_phone` stage (and its figures) so that they are measured again,
+        e.g. the host latencies of a study that ran on a busy machine. Returns how many stages."""
+        with self.transaction():
+            count = self.db.execute("DELETE FROM stages WHERE stage LIKE ?", (f"{kind}/%",)).rowcount
+            if kind == "bench_host":
+                self.db.execute("DELETE FROM latency WHERE target = 'host'")
+            elif kind == "bench_phone":
+                self.db.execute("DELETE FROM latency WHERE target != 'host'")
+            elif kind == "eval":
+                self.db.execute("UPDATE files SET top1 = NULL, top5 = NULL, eval_images = NULL")
+        return count
+
     # stages
     def start_stage(self, cell: str, stage: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO stages (cell, stage, status, started_at) VALUES (?, ?, 'running', ?)",
