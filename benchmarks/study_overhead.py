@@ -77,11 +77,11 @@ def main() -> int:
     rounds = []
     with tempfile.TemporaryDirectory(prefix="study-overhead-") as tmp:
         for i in range(args.rounds):
-            def study():
+            def study(i=i):
                 return timed([sys.executable, "-m", "tflkit", "study", "run", args.study, "--out",
                               f"{tmp}/study{i}"])
 
-            def direct():
+            def direct(i=i):
                 return sum(timed([sys.executable, "-c", DIRECT, args.study, f"{tmp}/direct{i}/{c}", c])
                            for c in cells)
 

@@ -87,3 +87,24 @@ def test_init_writes_an_example_that_loads(tmp_path):
     (tmp_path / "weights" / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"x")
     spec = load_study(tmp_path / "s.yaml")
     assert len(build_cells(spec)) == 3  # 2 models scratch + squeezenet imagenet
+
+
+def test_a_crashed_worker_leaves_rows_that_say_why(tmp_path):
+    """A worker that dies outside any stage (a crash, not a failed stage) still leaves one row per file."""
+    from tflkit.study.rows import study_rows
+    from tflkit.study.runner import Progress, Recorder
+    from tflkit.study.store import open_store
+
+    spec = load_study(write(tmp_path, GOOD))
+    cell = build_cells(spec)[0]
+    with open_store(tmp_path / "out") as store:
+        store.put_cell(cell, tmp_path / "out" / "cells" / cell.id)
+        recorder = Recorder(store, Progress(store, spec, [cell], log=lambda _: None))
+        recorder({"kind": "start", "cell": cell.id, "stage": "train"})
+        recorder.worker_failed(cell, "worker exited with code -9: killed", spec.recipes)
+        stages = {s["stage"]: s for s in store.stages(cell.id)}
+        rows = study_rows(store)
+    assert stages["train"]["status"] == "failed" and "code -9" in stages["train"]["message"]
+    assert [(r["recipe"], r["status"]) for r in rows] == [("fp32", "worker_failed"),
+                                                          ("static_wi8_ai8", "worker_failed")]
+    assert all("code -9" in r["message"] for r in rows)

@@ -164,24 +164,24 @@ def best_balance(rows: list[dict]) -> dict:
             continue
         # the family's best-accuracy build, with that build's own latency
         name = mob_acc[0]
-        a, l = acc[name], lat.get(name)
-        if l is None:
+        a, ms = acc[name], lat.get(name)
+        if ms is None:
             parts.append("undetermined")
             evidence.append(f"{ds}: {name} has no host latency at {t} thread(s).")
             continue
         others = {m: (acc[m], lat[m]) for m in models if m not in MOBILENET and m in acc and m in lat}
         missing = [m for m in models if m not in MOBILENET and (m not in acc or m not in lat)]
-        dominators = [m for m, (oa, ol) in others.items() if oa >= a and ol <= l and (oa > a or ol < l)]
-        fastest = min([l, *(ol for _, ol in others.values())])
+        dominators = [m for m, (oa, ol) in others.items() if oa >= a and ol <= ms and (oa > a or ol < ms)]
+        fastest = min([ms, *(ol for _, ol in others.values())])
         budget = BALANCE_FACTOR * fastest
         rivals = [m for m, (oa, ol) in others.items() if ol <= budget and oa > a]
         on_front = not dominators
         figures[ds]["fastest_ms"] = fastest
-        text = f"{ds}: {name} {_pct(a)} at {l:.3f} ms; fastest {fastest:.3f} ms (budget {budget:.3f} ms)"
+        text = f"{ds}: {name} {_pct(a)} at {ms:.3f} ms; fastest {fastest:.3f} ms (budget {budget:.3f} ms)"
         if not on_front:
             parts.append("false")
             evidence.append(f"{text}: dominated by {', '.join(sorted(dominators))}.")
-        elif l > budget:
+        elif ms > budget:
             parts.append("false")
             evidence.append(f"{text}: itself outside {BALANCE_FACTOR:g}x the fastest.")
         elif rivals:

@@ -23,7 +23,6 @@ from tflkit.study.spec import Cell, StudySpec, build_cells, load_study, spec_dig
 from tflkit.study.stages import cell_dir
 from tflkit.study.store import StudyStore, open_store
 
-
 REMEASURABLE = ("eval", "bench_host", "bench_phone")
 
 

@@ -175,7 +175,7 @@ def check_study(spec: StudySpec, where: str = "study") -> None:
         for model in (regime.models or ()):
             if model not in spec.models:
                 raise UsageError(f"{where}: regimes.{name}.models: {model!r} is not in the study's models")
-        for model, weights in regime.weights.items():
+        for model in regime.weights:
             if model not in spec.models:
                 raise UsageError(f"{where}: regimes.{name}.weights: {model!r} is not in the study's models")
         for model in spec.models:
@@ -234,9 +234,10 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
 
 def _coerce_train_keys(keys: dict, where: str) -> dict:
     """TrainConfig values coerced by annotation (YAML's `1e-3` is a string), unknown keys named."""
+    import typing
+
     from tflkit.study.schema import coerce
     from tflkit.training import TrainConfig
-    import typing
 
     hints = typing.get_type_hints(TrainConfig)
     unknown = sorted(set(keys) - set(hints))

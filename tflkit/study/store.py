@@ -36,8 +36,8 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (cell, recipe));
 CREATE TABLE IF NOT EXISTS latency (
     cell TEXT NOT NULL, recipe TEXT NOT NULL, target TEXT NOT NULL, device TEXT, delegate TEXT NOT NULL,
-    threads INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'unknown', message TEXT, median_ms REAL, p95_ms REAL, mean_ms REAL,
-    std_ms REAL, count INTEGER, init_ms REAL, partitions INTEGER, rss_delta_mb REAL, peak_memory_mb REAL,
+    threads INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'unknown', message TEXT, median_ms REAL, p95_ms REAL,
+    mean_ms REAL, std_ms REAL, count INTEGER, init_ms REAL, partitions INTEGER, rss_delta_mb REAL, peak_memory_mb REAL,
     inputs TEXT,
     PRIMARY KEY (cell, recipe, target, delegate, threads));
 """
