@@ -190,16 +190,14 @@ def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
 
 
 def _file_figures(path) -> dict:
-    """Figures read from the .tflite itself: MACs, and the activation arena where the planner is available."""
-    figures = {}
+    """Figures read from the .tflite itself: MACs, and the activation arena TFLite's planner lays out for it. A
+    figure that cannot be read stays unknown (None), never 0."""
     from converters.macs import count_macs
+    from tflkit.tflite_arena import arena_bytes
 
+    figures = {}
     with contextlib.suppress(TflkitError, ValueError, RuntimeError):
         figures["macs"] = int(count_macs(path).macs)
-    try:
-        from converters.arena import arena_bytes  # the TFLite planner's figure (issue 14)
-    except ImportError:
-        return figures
     with contextlib.suppress(TflkitError, ValueError, RuntimeError):
         figures["arena_bytes"] = int(arena_bytes(path))
     return figures
@@ -251,6 +249,9 @@ def _bench_host(spec, path, cell, recipe, source, entry, out_dir, emit, log) -> 
         raise RuntimeError(f"benchmark process failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     results = json.loads(done.stdout)
     failed = []
+    arena = next((r["arena_bytes"] for r in results if r.get("arena_bytes") is not None), None)
+    if arena is not None:  # the same planner figure as at conversion; files converted before it existed get it here
+        emit({"kind": "file", "cell": cell.id, "recipe": recipe, "values": {"arena_bytes": arena}})
     for r in results:
         _emit_latency(emit, cell.id, recipe, r)
         if r["status"] != "ok":
