@@ -1,13 +1,14 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - create .venv, install tflkit, run `tflkit demo` (no network needed)
 #   make test   - create .venv, install tflkit with test extras, run the test suite
+#   make lint   - ruff (lint rules in pyproject.toml) and import-linter (the import layers in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from android_bench.adb import Adb
 from android_bench.install import ensure_benchmark_model
-from android_bench.parser import parse_log
+from android_bench.parser import parse_log, read_log_text
 from android_bench.runner import DELEGATE_FLAGS, bench, select_devices
 from android_bench.table import format_op_profile, format_table
 from tflkit.benchresult import BenchResult, load_results, save_results
-from tflkit.errors import DeviceError, UsageError
+from tflkit.errors import DeviceError, TflkitError, UsageError
 from tflkit.runrecords import run_dir_of
 
 BINARY_ENV = "TFLKIT_BENCHMARK_MODEL"  # a default for --binary, so a lab machine sets it once
@@ -180,20 +180,34 @@ def run_bench(args) -> int:
 
 
 def run_parse(args) -> int:
-    results = []
+    # A missing file is a usage error (exit 2) before anything is read; a file that is not a log is one line and
+    # the rest are still printed (exit 1), like a log that records a failed run.
     for log in args.logs:
-        path = Path(log)
-        if not path.is_file():
-            raise UsageError(f"log file not found: {path}")
-        result = parse_log(path.read_text(errors="replace")).result
-        result.raw_log = str(path)
+        if not Path(log).is_file():
+            raise UsageError(f"log file not found: {log}")
+    results, errors = [], []
+    for log in args.logs:
+        try:
+            text = read_log_text(log)
+        except TflkitError as exc:
+            errors.append({"item": str(log), "message": str(exc)})
+            _say(f"tflkit: error: {exc}")
+            continue
+        result = parse_log(text).result
+        result.raw_log = str(log)
         results.append(result)
     # Like `bench`: exit 1 when a log records a failed (or empty) run, so scripts can tell.
-    status = 0 if all(r.ok for r in results) else 1
+    errors += [{"item": r.raw_log, "message": f"{r.status}: {r.message}"} for r in results if not r.ok]
+    status = 1 if errors else 0
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        # The CLI's envelope (tflkit.cli): one error per log that is not text or records a failed run.
+        envelope = {"command": "android parse", "ok": status == 0, "results": [r.to_dict() for r in results],
+                    "errors": errors}
+        print(json.dumps(envelope, indent=2))
         return status
-    print(format_table(results))
+    if not results:
+        return status
+    print(format_table(results, show_file=len(args.logs) > 1))
     for result in results:
         if result.op_profile:
             print()

@@ -10,25 +10,41 @@ Every output family seen in the wild is understood:
 - the LiteRT CompiledModel tool's ``========== BENCHMARK RESULTS ==========`` block (milliseconds)
 - any of the above behind logcat prefixes (the benchmark APK), with ``Overall max resident set size = .. MB``
 
-The tool prints microseconds; results are milliseconds and megabytes. Only numbers the tool printed are reported:
-a median appears only when the tool printed one (a mean is never passed off as a median).
+The tool prints microseconds; results are milliseconds and megabytes. Only what the log states is reported: a
+median appears only when the tool printed one (a mean is never passed off as a median), and threads, delegate or
+any figure the log does not state stay None, never a default. The delegate is read from what the log shows (the
+parameter echo or command line, "Created ... delegate", "Replacing N out of M node(s) with delegate (...)", the op
+profile's delegate nodes); an output cut short after initialization is `truncated`, keeping what it did print.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from tflkit.benchresult import STATUS_OK, BenchResult
+from tflkit.errors import TflkitError
+
+STATUS_TRUNCATED = "truncated"  # the run started but its output stops before the timings
+# Undecodable bytes and control characters tolerated in a log (a mangled device name, a stray byte) before it
+# counts as a binary file; a NUL byte alone settles it.
+_MAX_UNREADABLE_FRACTION = 0.01
+_MAX_UNREADABLE_FEW = 4
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 
-# `adb logcat -v threadtime`: "05-30 15:16:44.857  3380  3380 I tflite  : message". Exactly one space follows the
-# colon, so a profiling row's leading TAB survives.
-_LOGCAT_THREADTIME = re.compile(r"^\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+[VDIWEF]\s+\S+?\s*: ?")
-# `-v brief` / `-v tag`: "E/tflite: message", "I/tflite  ( 3380): message".
-_LOGCAT_BRIEF = re.compile(r"^[VDIWEF]/[^\s:(]+\s*(?:\(\s*\d+\))?\s*: ?")
+# `adb logcat -v threadtime`: "05-30 15:16:44.857  3380  3380 I tflite  : message" (`-v year` adds the year,
+# `-v uid` a user before the pids). Exactly one space follows the colon, so a profiling row's leading TAB survives.
+_LOGCAT_THREADTIME = re.compile(
+    r"^(?:\d{4}-)?\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+(?:[\w.]+\s+)?\d+\s+\d+\s+[VDIWEF]\s+\S+?\s*: ?"
+)
+# `-v brief` / `-v tag` / `-v time`: "E/tflite: message", "I/tflite  ( 3380): message", "05-30 15:16:44.857 I/tflite..".
+_LOGCAT_BRIEF = re.compile(
+    r"^(?:(?:\d{4}-)?\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+)?[VDIWEF]/[^\s:(]+\s*(?:\(\s*\d+\))?\s*: ?"
+)
+# Threadtime with the time and pids cut off, as logcat viewers copy it: "I tflite  : message".
+_LOGCAT_LEVEL_TAG = re.compile(r"^[VDIWEF]\s+[A-Za-z][\w.-]*\s*: ?")
 # TFLITE_LOG / LITERT_LOG severity and source tags: "INFO: ", "ERROR: ", "INFO: [benchmark_litert_model.h:72] ".
 _LEVEL_PREFIX = re.compile(r"^(?:(?:INFO|WARNING|WARN|ERROR|VERBOSE|DEBUG): )?(?:\[[\w./-]+:\d+\] )?")
 
@@ -42,6 +58,15 @@ _MEMORY_INIT_OVERALL = re.compile(
 )
 _MEMORY_PERIODIC_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({NUMBER})")
 _SESSION_INIT = re.compile(rf"Initialized session in ({NUMBER}) ?ms")
+_LOADED_MODEL = re.compile(r"^Loaded model (\S.*?)\s*$")
+# "Running benchmark for at least 1 iterations ..." (TF 1.x: "Running benchmark for 1 iterations"): each opens the
+# block whose `count=` line follows, the warm-up first and the timed runs second.
+_RUNNING_BENCHMARK = re.compile(r"^Running benchmark for ")
+# Lines that show benchmark_model started; such an output without timings or a failure was cut short.
+_STARTED = re.compile(
+    r"^STARTING!|^Loaded model |Initialized session in |^Running benchmark for |delegate created"
+    r"|Created TensorFlow Lite .*delegate|with delegate \(|^Initialized TensorFlow Lite runtime"
+)
 _MODEL_SIZE = re.compile(rf"The input model file size \(MB\): ({NUMBER})")
 
 _COMPILED_MODEL_MARK = "========== BENCHMARK RESULTS =========="
@@ -53,6 +78,27 @@ _GPU_SPLIT = re.compile(
 _REPLACING_OUT_OF = re.compile(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \(([^)]*)\)")
 _REPLACING = re.compile(r"Replacing (\d+) node\(s\) with delegate \(([^)]*)\)")
 _PARTIAL_KERNELS = re.compile(r"partially executed by the delegate w/ (\d+) delegate kernels")
+
+# Thread counts in the wordings that state them, the count actually used first; -1 ("the tool's default") is
+# reported as printed, not guessed.
+_THREAD_STATEMENTS = [
+    re.compile(r"^#threads used for CPU inference\s*:\s*\[?(-?\d+)\]?"),
+    re.compile(r"^Num(?:ber of)? threads\s*:\s*\[?(-?\d+)\]?", re.IGNORECASE),
+    re.compile(r"--num_threads[= ](-?\d+)\b"),
+]
+# Delegate names as the log spells them (parameter names, delegate node types, "Created ... delegate for GPU").
+# XNNPACK comes last: it is applied by default beside the delegate a run asked for.
+_DELEGATE_NAMES = ("gpu", "nnapi", "hexagon", "coreml", "xnnpack")
+_USE_PARAM = re.compile(r"^use[ _]?(\w+?)\s*$", re.IGNORECASE)  # "Use gpu", "Use NNAPI", "Use nnapi "
+_USE_FLAG = re.compile(r"--use_(\w+?)=(\w+)")  # a command line echoed into the log
+_DELEGATE_STATEMENTS = [
+    re.compile(r"Failed to apply (\S+) delegate"),
+    re.compile(r"Created TensorFlow Lite (\S+ )?delegate for (\S+?)\.?$"),
+    re.compile(r"^(\S+) delegate created"),
+    re.compile(r"Explicitly applied (\S+) delegate"),
+    re.compile(r"with delegate \(([^)]*)\)"),
+    re.compile(r"operations will run on the (GPU)"),
+]
 
 # (status, pattern) in priority order: the most specific explanation wins, wherever it sits in the log.
 _SHELL_FAILURES = [
@@ -110,8 +156,8 @@ class ParsedLog:
 
 
 def strip_log_prefix(line: str) -> str:
-    """Remove a logcat prefix (threadtime or brief format), keeping the message exactly."""
-    match = _LOGCAT_THREADTIME.match(line) or _LOGCAT_BRIEF.match(line)
+    """Remove a logcat prefix (threadtime, brief, time or level-and-tag format), keeping the message exactly."""
+    match = _LOGCAT_THREADTIME.match(line) or _LOGCAT_BRIEF.match(line) or _LOGCAT_LEVEL_TAG.match(line)
     return line[match.end() :] if match else line
 
 
@@ -128,17 +174,18 @@ def parse_log(
     threads: int | None = None,
     delegate: str | None = None,
 ) -> ParsedLog:
-    """Parse one run's output. Arguments given here win over the tool's parameter echo."""
+    """Parse one run's output. Arguments given here win over what the log states; what neither states is None."""
+    # splitlines() also splits on a lone CR; the rstrip catches CRs left by logs saved twice through Windows.
     raw_lines = [strip_log_prefix(line.rstrip("\r")) for line in text.splitlines()]
     lines = [_message(line) for line in raw_lines]
     params = _param_echo(lines)
     result = BenchResult(
-        model=model if model is not None else _model_from_params(params),
+        model=model if model is not None else _model_from_log(params, lines),
         target=target,
         runtime="benchmark_model",
         device=device,
-        threads=threads if threads is not None else _threads_from_params(params),
-        delegate=delegate or _delegate_from_params(params),
+        threads=threads if threads is not None else _threads_from_log(lines),
+        delegate=None,  # read below, once the op profile is known
     )
     extras: dict = {}
     if any(_COMPILED_MODEL_MARK in line for line in lines):
@@ -147,9 +194,10 @@ def parse_log(
     else:
         family = _read_classic_timings(lines, result, extras)
     _read_memory(lines, result, extras)
-    delegate_kernels = _read_delegation(lines, result)
     nodes, summary = _read_op_profile(lines)
     result.op_profile = summary
+    result.delegate = delegate or _delegate_from_log(lines, params, summary or nodes)
+    delegate_kernels = _read_delegation(lines, result)
     _classify(raw_lines, lines, result, has_timings=family != "none", has_profile=bool(summary or nodes))
     return ParsedLog(result, family, params, nodes, delegate_kernels, extras)
 
@@ -163,26 +211,52 @@ def _param_echo(lines: list[str]) -> dict[str, str]:
     return params
 
 
-def _model_from_params(params: dict[str, str]) -> str:
+def _model_from_log(params: dict[str, str], lines: list[str]) -> str:
     graph = params.get("Graph", "")
+    if not graph:
+        graph = next((m.group(1) for line in lines if (m := _LOADED_MODEL.match(line))), "")
     return PurePosixPath(graph).name if graph else ""
 
 
-def _threads_from_params(params: dict[str, str]) -> int:
-    # The count actually used first; -1 ("the tool's default") is reported as printed, not guessed.
-    for key in ("#threads used for CPU inference", "Num threads"):
-        value = params.get(key, "")
-        if value.lstrip("-").isdigit():
-            return int(value)
-    return 1
+def _threads_from_log(lines: list[str]) -> int | None:
+    for pattern in _THREAD_STATEMENTS:
+        for line in lines:
+            if match := pattern.search(line):
+                return int(match.group(1))
+    return None
 
 
-def _delegate_from_params(params: dict[str, str]) -> str:
-    enabled = {key.lower() for key, value in params.items() if value in ("1", "true")}
-    for delegate in ("gpu", "nnapi", "hexagon", "xnnpack"):
-        if f"use {delegate}" in enabled:
-            return delegate
-    return "cpu"
+def _delegate_named(text: str) -> str | None:
+    lowered = text.lower()
+    return next((name for name in _DELEGATE_NAMES if name in lowered), None)
+
+
+def _delegate_from_log(lines: list[str], params: dict[str, str], profile_rows: list[dict]) -> str | None:
+    """The delegate the log shows in use; "cpu" only where it shows every delegate it names switched off."""
+    switches: dict[str, bool] = {}
+    for key, value in params.items():
+        if (match := _USE_PARAM.match(key)) and (name := _delegate_named(match.group(1))):
+            switches[name] = switches.get(name, False) or value.strip().lower() in ("1", "true", "yes")
+    for line in lines:
+        for match in _USE_FLAG.finditer(line):
+            if name := _delegate_named(match.group(1)):
+                switches[name] = switches.get(name, False) or match.group(2).lower() in ("1", "true", "yes")
+    shown = {name for name, on in switches.items() if on}
+    for line in lines:
+        for pattern in _DELEGATE_STATEMENTS:
+            match = pattern.search(line)
+            if match and (name := _delegate_named(" ".join(g for g in match.groups() if g))):
+                shown.add(name)
+    # Op-profile rows whose node type is a delegate kernel (TfLiteNnapiDelegate, TfLiteXNNPackDelegate, ...).
+    delegate_nodes = [str(row.get("node_type", "")) for row in profile_rows
+                      if "delegate" in str(row.get("node_type", "")).lower()]
+    shown.update(name for node_type in delegate_nodes if (name := _delegate_named(node_type)))
+    chosen = next((name for name in _DELEGATE_NAMES if name in shown), None)
+    if chosen is None and switches:
+        return "cpu"  # the log echoes its delegate switches and every one is off
+    if chosen is None and profile_rows and not delegate_nodes:
+        return "cpu"  # the timed runs' profile lists every node executed, and none is a delegate kernel
+    return chosen
 
 
 def _us_to_ms(value: float | None) -> float | None:
@@ -212,8 +286,29 @@ def _timing_pairs(text: str) -> dict[str, float]:
     return pairs
 
 
+def _stat_blocks(lines: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """(warm-up, timed runs) `count=` statistics, {} for a block the output does not have."""
+    block = -1
+    stats: list[tuple[int, dict[str, float]]] = []
+    for line in lines:
+        if _RUNNING_BENCHMARK.match(line):
+            block += 1
+        elif line.lstrip().startswith("count="):
+            stats.append((block, _stat_line(line)))
+    if block < 0:
+        # No "Running benchmark" lines (a trimmed snippet): warm-up stats come first, the timed runs last, and a
+        # log trimmed to one count line holds the timed runs.
+        runs = stats[-1][1] if stats else {}
+        warmup = stats[-2][1] if len(stats) >= 2 else {}
+        return warmup, runs
+    # Each "Running benchmark" line opens a block: the first is the warm-up, the next the timed runs. A run killed
+    # during its timed runs has the warm-up's count line only, which must not pass for the timed runs.
+    warmup = next((s for b, s in reversed(stats) if b == 0), {})
+    runs = next((s for b, s in reversed(stats) if b >= 1), {})
+    return warmup, runs
+
+
 def _read_classic_timings(lines: list[str], result: BenchResult, extras: dict) -> str:
-    stat_lines = [_stat_line(line) for line in lines if line.startswith("count=")]
     timing_pairs: dict[str, float] = {}
     family = "none"
     for line in lines:
@@ -231,19 +326,23 @@ def _read_classic_timings(lines: list[str], result: BenchResult, extras: dict) -
         if match := _MODEL_SIZE.search(line):
             extras["model_size_mb"] = float(match.group(1))
 
-    # Warm-up stats come first, the timed runs last; a log trimmed to one count line holds the timed runs.
-    runs = stat_lines[-1] if stat_lines else {}
-    warmup = stat_lines[-2] if len(stat_lines) >= 2 else {}
+    warmup, runs = _stat_blocks(lines)
     if runs and family == "none":
         family = "tf2.3"
     if "median" in runs:
         family = "litert_percentiles"
-    if family == "none":
-        return family
 
+    # Init and the warm-up figures are kept even when the output stops before the timed runs.
     result.init_ms = _us_to_ms(timing_pairs.get("Init"))
     if result.init_ms is None and "session_init_ms" in extras:
         result.init_ms = extras["session_init_ms"]
+    warmup_avg = timing_pairs.get("Warmup (avg)", timing_pairs.get("Warmup", warmup.get("avg")))
+    result.warmup_mean_ms = _us_to_ms(warmup_avg)
+    first_of_warmup = warmup.get("first", warmup.get("curr") if warmup.get("count") == 1 else None)
+    result.first_ms = _us_to_ms(timing_pairs.get("First inference", first_of_warmup))
+    if family == "none":
+        return family
+
     inference_avg = timing_pairs.get("Inference (avg)", timing_pairs.get("Inference", timing_pairs.get("no stats")))
     result.mean_ms = _us_to_ms(runs.get("avg", inference_avg))
     result.std_ms = _us_to_ms(runs.get("std"))
@@ -253,16 +352,12 @@ def _read_classic_timings(lines: list[str], result: BenchResult, extras: dict) -
     result.median_ms = _us_to_ms(runs.get("median"))
     result.p95_ms = _us_to_ms(runs.get("p95"))
     result.count = int(runs["count"]) if "count" in runs else None
-    warmup_avg = timing_pairs.get("Warmup (avg)", timing_pairs.get("Warmup", warmup.get("avg")))
-    result.warmup_mean_ms = _us_to_ms(warmup_avg)
-    first_of_warmup = warmup.get("first", warmup.get("curr") if warmup.get("count") == 1 else None)
-    result.first_ms = _us_to_ms(timing_pairs.get("First inference", first_of_warmup))
     return family
 
 
 def _read_percentiles(lines: list[str], result: BenchResult) -> None:
     """The CompiledModel block has no median, but the same tool's `count=` line may print one (microseconds)."""
-    runs = [_stat_line(line) for line in lines if line.startswith("count=")]
+    runs = [_stat_line(line) for line in lines if line.lstrip().startswith("count=")]
     if runs and "median" in runs[-1]:
         result.p5_ms = _us_to_ms(runs[-1].get("p5"))
         result.median_ms = _us_to_ms(runs[-1]["median"])
@@ -318,7 +413,7 @@ def _read_memory(lines: list[str], result: BenchResult, extras: dict) -> None:
 
 
 def _read_delegation(lines: list[str], result: BenchResult) -> int | None:
-    wanted = result.delegate.lower()
+    wanted = (result.delegate or "").lower()
     replacing: list[tuple[int, int | None, str]] = []
     kernels = None
     for line in lines:
@@ -403,6 +498,11 @@ def _classify(
             return
     if not has_timings:
         last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        if any(_STARTED.search(line) for line in lines):
+            # Cut short (a killed run, a delegate that died later): what it printed so far is kept.
+            result.status = STATUS_TRUNCATED
+            result.message = f"the output stops before the timings; last line: {last[:160]}"
+            return
         result.status = "no_results"
         if has_profile:
             result.message = "an op profile but no overall timings in the output"
@@ -438,6 +538,23 @@ def _failure_message(status: str, line: str, raw_lines: list[str]) -> str:
     return line[:200]
 
 
-def parse_text(text: str, **kwargs) -> BenchResult:
-    """The `BenchResult` alone, for callers that need no parameter echo or per-node rows."""
-    return parse_log(text, **kwargs).result
+def read_log_text(path) -> str:
+    """A saved log's text, or TflkitError naming the file when it is not text (a binary, an image, a .tflite).
+
+    UTF-16 (what PowerShell's `adb logcat > file` writes) and a UTF-8 byte-order mark are read as text.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise TflkitError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass  # not really UTF-16: judged as bytes below
+    text = data.decode("utf-8-sig", errors="replace")
+    sample = text[:65536]
+    unreadable = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\f\v\x1b"))
+    if "\x00" in sample or unreadable > max(_MAX_UNREADABLE_FEW, _MAX_UNREADABLE_FRACTION * len(sample)):
+        raise TflkitError(f"{path}: not a text file (binary data), not a benchmark_model log")
+    return text

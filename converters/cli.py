@@ -1,4 +1,5 @@
-"""`tflkit inspect MODEL.tflite`: what is inside a .tflite (ops by type and dtype, I/O quantization, size, MACs).
+"""`tflkit inspect MODEL.tflite`: what is inside a .tflite (ops by type and dtype, I/O quantization, size, MACs,
+parameters and their stored dtypes, XNNPACK partitions, planned activation arena; `--layers`: MACs per node).
 
 Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over converters.inspect.
 """
@@ -10,9 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 
-def describe(path) -> dict:
-    from converters.inspect import float_ops, gzip_size, io_details, op_table
+def describe(path, layers: bool = False) -> dict:
+    from converters.inspect import delegation, float_ops, gzip_size, io_details, op_table, parameters
     from tflkit.runtime import check_tflite_file
+    from tflkit.tflite_arena import arena_bytes, builtin_arena_bytes
 
     path = check_tflite_file(path)
     table = op_table(path)
@@ -26,22 +28,39 @@ def describe(path) -> dict:
     io = io_details(path)
     integer = any(d["dtype"] in ("int8", "uint8", "int16") for d in io["inputs"] + io["outputs"]) or not any(
         "float" in row["outputs"][0] for row in table if row["op"] in ("CONV_2D", "FULLY_CONNECTED") and row["outputs"])
-    return {
+    info = {
         "file": path.name, "size_bytes": path.stat().st_size, "gzip_bytes": gzip_size(path), "macs": macs,
+        **parameters(path), "arena_bytes": arena_bytes(path), "builtin_arena_bytes": builtin_arena_bytes(path),
+        "delegation": delegation(path),
         "ops": [{"op": op, "dtype": dtype, "count": n} for (op, dtype), n in sorted(ops.items())],
         "tensor_dtypes": dict(Counter(t for row in table for t in row["outputs"])),
         "float_ops_in_integer_model": float_ops(path) if integer else [],
         **io,
     }
+    if layers:
+        from converters.macs import layer_macs
+
+        info["layers"] = layer_macs(path)
+    return info
 
 
 def cmd_inspect(args) -> int:
-    info = describe(args.model)
+    info = describe(args.model, layers=args.layers)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     macs = f"{info['macs'] / 1e6:.2f} M" if info["macs"] else "-"
     print(f"{info['file']}: {info['size_bytes'] / 1e6:.3f} MB ({info['gzip_bytes'] / 1e6:.3f} MB gzipped), MACs {macs}")
+    weights = ", ".join(f"{dtype} {n:,}" for dtype, n in info["weight_dtypes"].items()) or "none"
+    print(f"  parameters {info['params']:,} ({weights}); activation arena {info['arena_bytes'] / 1024:.1f} KiB "
+          f"planned ({info['builtin_arena_bytes'] / 1024:.1f} KiB with the built-in kernels' im2col scratch)")
+    d = info["delegation"]
+    if d["xnnpack_failed"]:
+        print(f"  XNNPACK refused it ({d['xnnpack_failed']}): runs on the built-in kernels")
+    else:
+        left = ", ".join(f"{op} {n}" for op, n in sorted(d["reference_ops"].items())) or "none"
+        print(f"  XNNPACK: {d['delegated_nodes']}/{d['total_nodes']} nodes in {d['partitions']} partition"
+              f"{'s' if d['partitions'] != 1 else ''}; left on the built-in kernels: {left}")
     for kind in ("inputs", "outputs"):
         for d in info[kind]:
             quant = f"scale {d['scale']:.6g} zero_point {d['zero_point']}" if d["scale"] else "not quantized"
@@ -49,14 +68,22 @@ def cmd_inspect(args) -> int:
     print(f"  {'op':<24} {'output dtype':<14} count")
     for row in info["ops"]:
         print(f"  {row['op']:<24} {row['dtype']:<14} {row['count']}")
-    print("  tensor dtypes: " + ", ".join(f"{k} {v}" for k, v in sorted(info["tensor_dtypes"].items())))
+    print("  op output dtypes: " + ", ".join(f"{k} {v}" for k, v in sorted(info["tensor_dtypes"].items())))
     if info["float_ops_in_integer_model"]:
         print("  WARNING float/Flex ops left in an integer model: " + ", ".join(info["float_ops_in_integer_model"]))
+    if args.layers:
+        print(f"  {'node':>4} {'op':<22} {'output shape':<20} {'MACs':>12}  output")
+        for row in info["layers"]:
+            macs = f"{row['macs']:,}" if row["dense"] else f"({row['macs']:,})"
+            print(f"  {row['index']:>4} {row['op']:<22} {str(row['shape']):<20} {macs:>12}  {row['output']}")
+        print("  (MACs in parentheses: element operations, not counted in the model's MACs)")
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("inspect", help="ops, tensor dtypes, I/O quantization, size and MACs of a .tflite")
+    p = subparsers.add_parser("inspect", help="ops, dtypes, I/O quantization, size, MACs, parameters, "
+                                                    "XNNPACK partitions and activation arena of a .tflite")
     p.add_argument("model", type=Path)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--layers", action="store_true", help="MACs and output shape of every node")
     p.set_defaults(func=cmd_inspect)

@@ -4,6 +4,10 @@ Explicit steps per recipe: prepare (QAT or pruning fine-tune, only for recipes t
 validate against the float model, write the model card. A recipe that fails is a row with a failed status
 (`qat_failed` / `prune50_failed`, `convert_failed`, `run_failed`) and the reason; the others go on.
 Files are written atomically, so a failed or interrupted conversion never replaces a good .tflite.
+
+Nothing computed is lost: each recipe's row is merged into tflite/exports.json (read, update one row, atomic
+replace) the moment it is final, and a later export skips recipes whose file and ok row exist with the same
+settings (calibration size, fine-tune), so a convert killed midway and run again converts only what is missing.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +47,12 @@ class ExportResult:
     gzip_bytes: int | None = None
     weight_sparsity: float | None = None  # zeros in CONV_2D/FULLY_CONNECTED weights, read from the .tflite
     validation: dict | None = None  # Validation.summary(); the full record is <artifact>.validation.json
+    fine_tune: dict | None = None  # the extra training a QAT / pruning recipe had (steps, images, seconds)
+    settings: dict | None = None  # what was asked for (calibration samples, fine-tune), to tell a rerun what is done
+
+    @classmethod
+    def from_record(cls, row: dict) -> ExportResult:
+        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__ if k in row})
 
 
 def artifact_name(model: str, dataset: str, recipe: str) -> str:
@@ -60,32 +71,68 @@ def validation_path(tflite_path) -> Path:
     return path.with_name(path.name[: -len(".tflite")] + ".validation.json")
 
 
+def _settings(recipe, calib_samples: int, calib_given: bool, fine_tune: FineTuneSettings) -> dict:
+    """What a recipe's file depends on beyond the run itself; a rerun redoes a recipe whose settings differ."""
+    return {"calib_samples": ("given" if calib_given else calib_samples) if recipe.needs_calibration else None,
+            "fine_tune": asdict(fine_tune) if recipe.prepare else None}
+
+
+def _already_done(row: dict | None, settings: dict) -> bool:
+    if not row or row.get("status") != "ok" or not row.get("path") or not Path(row["path"]).is_file():
+        return False
+    if settings["calib_samples"] == "given":  # a caller's own calibration set: never assumed to match
+        return False
+    recorded = row.get("settings")
+    return recorded is None or recorded == settings  # records written before settings were kept: trust the file
+
+
 def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CALIB_SAMPLES, log=print,
                source=None, validate_samples: int = DEFAULT_VALIDATION_SAMPLES,
                tensor_samples: int = DEFAULT_TENSOR_SAMPLES, fine_tune: FineTuneSettings | None = None,
-               calib_images=None) -> list[ExportResult]:
+               calib_images=None, *, on_result: Callable[[ExportResult], None] | None = None,
+               skip_done: bool = True) -> list[ExportResult]:
     """Convert, validate and document `recipes` for the run in `run_dir`. `calib_images` overrides the calibration
-    set (tests feed a deliberately broken one)."""
-    from tflkit.tfenv import quiet_tensorflow
+    set (tests feed a deliberately broken one).
 
-    quiet_tensorflow()
-    from tflkit.data import load_dataset
-    from tflkit.data.pipeline import load_images
-    from converters.model_card import model_normalization
-    from tflkit.evaluation import load_keras_model
-    from tflkit.models import get_spec
-    from tflkit.training import RunFiles, load_run_config
-
+    Each recipe's row is merged into tflite/exports.json the moment it is final, then `on_result(result)` is
+    called, so a run killed midway keeps every finished file. With `skip_done`, a recipe whose file and ok record
+    exist with the same settings is not converted again: its recorded result is returned (`on_result` is not
+    called for it, nothing new was recorded)."""
     recipes = resolve_recipes(recipes)
     recipes.sort(key=lambda r: r.name != "fp32")  # fp32 first: the per-tensor reference of the others
     fine_tune = fine_tune or FineTuneSettings()
+    out_dir = tflite_dir(run_dir)
+    record_path = out_dir / "exports.json"
+    from tflkit.training import RunFiles, load_run_config
+
     config = load_run_config(run_dir)
+    recorded = {row["recipe"]: row for row in load_export_record(run_dir)}
+    settings = {r.name: _settings(r, calib_samples, calib_images is not None, fine_tune) for r in recipes}
+    done = {r.name: ExportResult.from_record(recorded[r.name]) for r in recipes
+            if skip_done and _already_done(recorded.get(r.name), settings[r.name])}
+    for name, result in done.items():
+        log(f"skip     {name:<22} already converted  {result.path}  (--force converts it again)")
+    todo = [r for r in recipes if r.name not in done]
+    if not todo:
+        return [done[r.name] for r in recipes]
+
+    from tflkit.tfenv import quiet_tensorflow
+
+    quiet_tensorflow()
+    from converters.model_card import model_normalization
+    from tflkit.data import load_dataset
+    from tflkit.data.pipeline import load_images
+    from tflkit.evaluation import load_keras_model
+    from tflkit.models import get_spec
+
     files = RunFiles(Path(run_dir))
     model = load_keras_model(files.model)
-    out_dir = tflite_dir(run_dir)
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+    from tflkit.data.check import screen_images
+
+    screen_images(source, strict=config.strict, log=log)  # an unreadable file must not stop calibration
     calib = calib_images
-    if calib is None and any(r.needs_calibration for r in recipes):
+    if calib is None and any(r.needs_calibration for r in todo):
         calib = calibration_images(source.split("train"), config.image_size, calib_samples, seed=config.seed)
     calibration = {"samples": 0 if calib is None else len(calib), "split": "train", "seed": config.seed,
                    "distinct_images": True, "preprocessing": "training pipeline (resize to input size, 0..255)"}
@@ -99,95 +146,119 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
                              calibration_indices(len(split), validate_samples, config.seed + 1))
     val_logits = np.asarray(model.predict(val_images, batch_size=256, verbose=0)) if len(val_images) else None
     normalization = model_normalization(model, get_spec(config.model))  # for every recipe's model card
+    batch_meta = {"calibration": calibration, "validation": {"split": held_out, "samples": len(val_images)}}
 
-    results = []
+    results = dict(done)
     with tempfile.TemporaryDirectory(prefix="tflkit-export-") as tmp, contextlib.ExitStack() as workers:
         # Conversions run in a worker process (converters/isolated.py): a converter crash is a failed row.
         saved_model = Path(tmp) / "saved_model"
-        plain = [r for r in recipes if r.prepare is None]  # converted straight from the SavedModel
-        fp32_ref = None
-        wants_ref = val_logits is not None and tensor_samples > 0 and any(r.name != "fp32" for r in recipes)
-        scratch_ref = wants_ref and recipes[0].name != "fp32"
+        plain = [r for r in todo if r.prepare is None]  # converted straight from the SavedModel
+        # The float .tflite is the per-tensor reference of the others: the fp32 recipe's own file when it is
+        # converted in this batch (it comes first) or was converted before, else a scratch conversion.
+        fp32_ref = Path(done["fp32"].path) if "fp32" in done else _recorded_fp32(recorded)
+        wants_ref = val_logits is not None and tensor_samples > 0 and any(r.name != "fp32" for r in todo)
+        scratch_ref = wants_ref and todo[0].name != "fp32" and fp32_ref is None
         workers_wanted = min(MAX_CONVERT_WORKERS, os.cpu_count() or 1, max(1, len(plain) + scratch_ref))
         convert = workers.enter_context(ConverterPool(saved_model, calib, workers=workers_wanted)).start()
         start = time.perf_counter()
         export_saved_model(model, saved_model)
         log(f"export   saved_model  {time.perf_counter() - start:6.1f}s  (once, reused by every recipe)")
         convert.prefetch((["fp32"] if scratch_ref else []) + plain)
-        # The float .tflite is the per-tensor reference of the others: the fp32 recipe's own file when it is
-        # converted in this batch (it comes first), else a scratch conversion.
         if scratch_ref:
             fp32_ref = Path(tmp) / "fp32_reference.tflite"
             fp32_ref.write_bytes(convert("fp32"))
-        prepared = {}  # prepare kind -> a converter over its SavedModel (or the TfmotError)
-        for recipe in recipes:
+        prepared = {}  # prepare kind -> (a converter over its SavedModel, the fine-tune record) or the TfmotError
+        for recipe in todo:
             path = out_dir / artifact_name(config.model, config.dataset, recipe.name)
             start = time.perf_counter()
             result = _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp,
                                  workers, log)
             # a pooled conversion's own time; it may have run in the background while earlier files validated
             result.seconds = convert.seconds.get(recipe.name, time.perf_counter() - start)
+            result.settings = settings[recipe.name]
             if result.status == "ok":
                 log(f"convert  {recipe.name:<22} {result.seconds:6.1f}s  {path}  ({result.size_bytes / 1e6:.2f} MB)")
                 result = _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples,
-                                                config, files, calibration, normalization, fine_tune, log)
+                                                config, files, calibration, normalization, log)
             else:
                 log(f"convert  {recipe.name:<22} FAILED ({result.status})  {result.message}")
             if recipe.name == "fp32" and result.status == "ok" and wants_ref:
                 fp32_ref = Path(result.path)
-            results.append(result)
-    record = {"calibration": calibration, "validation": {"split": held_out, "samples": len(val_images)},
-              "results": [asdict(r) for r in results]}
-    _merge_export_record(out_dir / "exports.json", record)
-    return results
+            _merge_export_record(record_path, batch_meta, result)
+            results[recipe.name] = result
+            if on_result is not None:
+                on_result(result)
+    return [results[r.name] for r in recipes]
+
+
+def _recorded_fp32(recorded: dict) -> Path | None:
+    row = recorded.get("fp32")
+    if row and row.get("status") == "ok" and row.get("path") and Path(row["path"]).is_file():
+        return Path(row["path"])
+    return None
 
 
 def _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp, workers, log):
     from converters.twin import TfmotError
 
+    trained = None
     if recipe.prepare is not None:
         if recipe.prepare not in prepared:
             try:
-                saved = _prepare(recipe.prepare, model, config, source, fine_tune, tmp, log)
-                prepared[recipe.prepare] = workers.enter_context(IsolatedConverter(saved, calib))
+                saved, trained = _prepare(recipe.prepare, model, config, source, fine_tune, tmp, log)
+                prepared[recipe.prepare] = (workers.enter_context(IsolatedConverter(saved, calib)), trained)
             except TfmotError as exc:
                 prepared[recipe.prepare] = exc
         if isinstance(prepared[recipe.prepare], TfmotError):
             return ExportResult(recipe.name, f"{recipe.prepare}_failed", message=str(prepared[recipe.prepare]))
-        convert = prepared[recipe.prepare]
+        convert, trained = prepared[recipe.prepare]
     try:
         data = convert(recipe)
     except ConversionError as exc:
-        return ExportResult(recipe.name, "convert_failed", message=str(exc))
+        return ExportResult(recipe.name, "convert_failed", message=str(exc), fine_tune=trained)
     atomic_write_bytes(path, data)
-    return ExportResult(recipe.name, "ok", str(path), len(data))
+    return ExportResult(recipe.name, "ok", str(path), len(data), fine_tune=trained)
 
 
-def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp, log) -> Path:
-    """The tfmot step of a recipe, as a SavedModel ready for conversion."""
+def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp, log) -> tuple[Path, dict]:
+    """The tfmot step of a recipe, as a SavedModel ready for conversion, and a record of the extra training: on
+    the run's own training subset (its train_limit), for `fine_tune.steps` or one epoch of it by default."""
+    from dataclasses import replace
+
     from converters.twin import save_for_conversion
+    from tflkit.training import train_subset
 
+    train = train_subset(source.split("train"), config.train_limit, config.seed)
+    source = replace(source, splits={**source.splits, "train": train})
+    settings = fine_tune.resolved(len(train))
     start = time.perf_counter()
+    log(f"prepare  {kind:<22} fine-tune {settings.steps} steps of batch {settings.batch_size} on the run's "
+        f"{len(train)} training images")
     if kind == "qat":
         from converters.qat import qat_model
 
-        prepared = qat_model(model, config.model, source, config.image_size, config.small_input, fine_tune,
+        prepared = qat_model(model, config.model, source, config.image_size, config.small_input, settings,
                              seed=config.seed, log=log)
     elif kind == "prune50":
         from converters.pruning import pruned_model
 
-        prepared = pruned_model(model, config.model, source, config.image_size, config.small_input, fine_tune,
+        prepared = pruned_model(model, config.model, source, config.image_size, config.small_input, settings,
                                 seed=config.seed, log=log)
     else:
         raise ValueError(f"unknown prepare step {kind!r}")
+    seconds = time.perf_counter() - start
     out = Path(tmp) / f"saved_model_{kind}"
     save_for_conversion(prepared, out)
     log(f"prepare  {kind:<22} {time.perf_counter() - start:6.1f}s  (tfmot, tf_keras twin)")
-    return out
+    trained = {"kind": kind, "steps": settings.steps, "batch_size": settings.batch_size, "lr": settings.lr,
+               "images_seen": settings.steps * settings.batch_size, "train_images": len(train),
+               "epochs": round(settings.steps * settings.batch_size / max(1, len(train)), 3),
+               "seconds": round(seconds, 1)}
+    return out, trained
 
 
 def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples, config, files,
-                           calibration, normalization, fine_tune, log):
+                           calibration, normalization, log):
     from converters.inspect import gzip_size, weight_sparsity
     from converters.model_card import build_card, write_card
     from converters.validate import validate
@@ -212,21 +283,26 @@ def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, ten
     card = build_card(path, model=config.model, recipe=recipe, run_dir=files.root, keras_path=files.model,
                       input_size=config.image_size, class_names=info.get("class_names", []),
                       normalization=normalization, calibration=calibration, dataset=config.dataset,
-                      fine_tune=asdict(fine_tune) if recipe.prepare else None)
+                      fine_tune=result.fine_tune)
     write_card(path, card)
     return result
 
 
-def _merge_export_record(path: Path, record: dict) -> None:
-    # Converting a second batch of recipes later keeps the first batch's rows.
-    rows = {}
-    if path.is_file():
-        rows = {r["recipe"]: r for r in json.loads(path.read_text())["results"]}
-    rows.update({r["recipe"]: r for r in record["results"]})
-    record = {**record, "results": list(rows.values())}
+def _merge_export_record(path: Path, batch_meta: dict, result: ExportResult) -> None:
+    """Merge one recipe's row into exports.json: read, replace that row, write the whole file atomically. Rows of
+    other recipes (earlier batches, files converted before) are kept; a reader never sees a half-written file."""
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    rows = {r["recipe"]: r for r in record.get("results", [])}
+    rows[result.recipe] = asdict(result)
+    record = {**record, **batch_meta, "results": list(rows.values())}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def load_export_record(run_dir) -> list[dict]:
     path = tflite_dir(run_dir) / "exports.json"
     return json.loads(path.read_text())["results"] if path.is_file() else []
+
+
+def recipe_of_file(path) -> str:
+    """The recipe in an artifact name `<model>.<dataset>.<recipe>.tflite` (the last dotted part before .tflite)."""
+    return Path(path).name[: -len(".tflite")].rsplit(".", 1)[-1]

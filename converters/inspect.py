@@ -49,7 +49,7 @@ def float_ops(path) -> list[str]:
 
 
 def io_details(path) -> dict:
-    interpreter = load_interpreter(path)
+    interpreter = load_interpreter(path, xnnpack=False)  # I/O is the file's; XNNPACK may refuse a model
 
     def describe(d):
         scale, zero_point = d["quantization"]
@@ -95,3 +95,64 @@ def gzip_size(path) -> int:
     from pathlib import Path
 
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
+
+
+# Ops whose input 1 is a weight tensor and input 2 (when present) its bias.
+WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"}
+_TRANSPOSE_CONV_WEIGHT = 1  # TRANSPOSE_CONV: (output_shape, weights, input, bias)
+
+
+def parameters(path) -> dict:
+    """Parameters stored in the file: `params` (elements) and `weight_dtypes` (dtype -> elements).
+
+    A parameter is a constant tensor the graph reads: weights and biases of conv / depthwise / fully connected,
+    and any other non-scalar float or integer constant (per-channel scales). Shape and axis operands (int32
+    inputs of RESHAPE, MEAN, PAD...) and scalar constants (the 3 and 1/6 of hard-swish) are not parameters.
+    A weight stored as int8 or float16 and expanded by a DEQUANTIZE node at run time counts with its stored
+    dtype: an int8-weight model reads as int8 even where its kernels compute in float.
+    """
+    interpreter = load_interpreter(path, xnnpack=False)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    produced = {int(t): op for op in ops for t in op["outputs"]}
+    graph_inputs = {int(d["index"]) for d in interpreter.get_input_details()}
+    counted: dict[int, str] = {}
+
+    def stored(index):  # follow a DEQUANTIZE back to the constant it expands
+        op = produced.get(index)
+        if op is not None and op["op_name"] == "DEQUANTIZE":
+            return int(op["inputs"][0])
+        return index
+
+    for op in ops:
+        for position, raw in enumerate(int(t) for t in op["inputs"]):
+            if raw < 0:
+                continue
+            index = stored(raw)
+            if index in produced or index in graph_inputs or index in counted:
+                continue
+            detail = details[index]
+            size = int(np.prod(detail["shape"])) if len(detail["shape"]) else 1
+            weight_or_bias = op["op_name"] in WEIGHTED_OPS and position >= 1 and not (
+                op["op_name"] == "TRANSPOSE_CONV" and position == 0)
+            integer = np.issubdtype(detail["dtype"], np.integer)
+            if weight_or_bias or (size > 1 and not (integer and detail["dtype"] in (np.int32, np.int64))):
+                counted[index] = _type_name(detail["dtype"])
+    by_dtype: Counter = Counter()
+    for index, dtype in counted.items():
+        shape = details[index]["shape"]
+        by_dtype[dtype] += int(np.prod(shape)) if len(shape) else 1
+    return {"params": int(sum(by_dtype.values())), "weight_dtypes": dict(sorted(by_dtype.items()))}
+
+
+def delegation(path, threads: int = 1) -> dict:
+    """What XNNPACK takes of the model (tflkit.runtime.delegation_of), or why it refused it."""
+    from tflkit.runtime import delegation_of, load_interpreter_or_builtin
+
+    interpreter, refused = load_interpreter_or_builtin(path, threads=threads)
+    if refused:
+        return {"partitions": 0, "delegated_nodes": 0, "total_nodes": None, "reference_ops": None,
+                "xnnpack_failed": refused}
+    d = delegation_of(interpreter)
+    return {"partitions": d.partitions, "delegated_nodes": d.delegated_nodes, "total_nodes": d.total_nodes,
+            "reference_ops": d.reference_ops, "xnnpack_failed": None}

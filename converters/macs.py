@@ -36,12 +36,28 @@ class MacCount:
 
 
 def count_macs(model_path) -> MacCount:
+    result = MacCount()
+    for row in layer_macs(model_path):
+        if row["dense"]:
+            result.macs += row["macs"]
+        else:
+            result.other_ops += row["macs"]
+        if row["macs"]:
+            result.by_op[row["op"]] = result.by_op.get(row["op"], 0) + row["macs"]
+    return result
+
+
+def layer_macs(model_path) -> list[dict]:
+    """One row per node in execution order: index, op, output name and shape, `macs` (multiply-accumulates for
+    dense ops, element operations for the others) and `dense` (whether `macs` counts toward the model's MACs)."""
     from tflkit.runtime import load_interpreter
 
     # Without XNNPACK: a delegate would replace the graph's nodes with one opaque node.
     interpreter = load_interpreter(model_path, xnnpack=False)
-    shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in interpreter.get_tensor_details()}
-    result = MacCount()
+    details = interpreter.get_tensor_details()
+    shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in details}
+    names = {t["index"]: t["name"] for t in details}
+    rows = []
     for op in interpreter._get_ops_details():  # public get_ops_details does not exist in LiteRT 2.3
         name = op["op_name"]
         inputs = [i for i in op["inputs"] if i >= 0]
@@ -50,15 +66,10 @@ def count_macs(model_path) -> MacCount:
             continue
         out_elems = int(np.prod(shapes[outputs[0]]))
         dense = _dense_macs(name, [shapes[i] for i in inputs], shapes[outputs[0]], out_elems)
-        if dense is not None:
-            result.macs += dense
-            work = dense
-        else:
-            work = _other_work(name, [shapes[i] for i in inputs], out_elems)
-            result.other_ops += work
-        if work:
-            result.by_op[name] = result.by_op.get(name, 0) + work
-    return result
+        work = dense if dense is not None else _other_work(name, [shapes[i] for i in inputs], out_elems)
+        rows.append({"index": int(op["index"]), "op": name, "output": names[outputs[0]],
+                     "shape": list(shapes[outputs[0]]), "macs": int(work), "dense": dense is not None})
+    return rows
 
 
 def _dense_macs(name, in_shapes, out_shape, out_elems):

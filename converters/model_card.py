@@ -48,7 +48,8 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
         "format": "tflkit.model_card/1",
         "file": Path(tflite_path).name,
         "sha256": sha256(tflite_path),
-        "size_bytes": Path(tflite_path).stat().st_size,
+        "size_bytes": Path(tflite_path).stat().st_size,  # weights and graph: flash
+        "arena_bytes": _arena_bytes(tflite_path),  # activation memory the runtime plans beyond the weights: RAM
         "architecture": {"name": model, "family": spec.family, "reference": spec.reference},
         "input": {
             "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": input_size,
@@ -84,6 +85,12 @@ def model_normalization(keras_model, spec) -> dict:
     name = next((n.name for n in spec.known_normalizations()
                  if np.allclose(n.mean, mean, rtol=1e-4, atol=1e-3) and np.allclose(n.std, std, rtol=1e-4)), "custom")
     return {"name": name, "mean": mean, "std": std}
+
+
+def _arena_bytes(tflite_path) -> int:
+    from tflkit.tflite_arena import arena_bytes
+
+    return arena_bytes(tflite_path)
 
 
 def _quant(detail: dict) -> dict | None:

@@ -8,7 +8,7 @@ frozen normalization layer (a depthwise conv holding the mean and std) must keep
 
 from __future__ import annotations
 
-from converters.qat import FineTuneSettings
+from converters.qat import FineTuneSettings, progress_callback
 from converters.twin import TfmotError, fine_tune, import_tfmot, tf_keras_twin
 from tflkit.models.layers import NORMALIZE_LAYER
 
@@ -40,22 +40,10 @@ def pruned_model(model, name: str, source, image_size: int, small_input: bool, s
                  seed: int = 0, sparsity: float = SPARSITY, log=print):
     """Keras 3 trained model -> fine-tuned, stripped tf_keras model with `sparsity` zeros in Conv2D/Dense kernels."""
     tfmot = import_tfmot()
-    settings = settings or FineTuneSettings()
+    settings = (settings or FineTuneSettings()).resolved(len(source.split("train")))
     twin = tf_keras_twin(model, name, source.num_classes, image_size, small_input)
     pmodel = prune(twin, sparsity)
     fine_tune(pmodel, source, image_size, settings.steps, settings.batch_size, settings.lr, seed=seed,
-              callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], log=log)
+              callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), progress_callback("prune50", settings.steps, log)],
+              log=log)
     return tfmot.sparsity.keras.strip_pruning(pmodel)
-
-
-def kernel_sparsity(model) -> float:
-    """Fraction of zeros over the prunable kernels of a (stripped) tf_keras model."""
-    import numpy as np
-
-    zeros = total = 0
-    for layer in model.layers:
-        if _prunable(layer):
-            kernel = layer.get_weights()[0]
-            zeros += int(np.sum(kernel == 0))
-            total += kernel.size
-    return zeros / total if total else 0.0

@@ -11,20 +11,53 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 from converters.twin import TfmotError, custom_objects, fine_tune, import_tfmot, tf_keras_twin
+
+MAX_AUTO_STEPS = 300  # the default fine-tune: one epoch of the run's own training images, at most this many steps
 
 
 @dataclass(frozen=True)
 class FineTuneSettings:
-    steps: int = 300
+    steps: int | None = None  # None: one epoch of the run's training subset, capped at MAX_AUTO_STEPS
     batch_size: int = 64
     lr: float = 1e-4
     # tfmot's activation ranges start at [-6, 6] and follow an EMA with decay 0.999: after 300 steps they are only a
     # quarter of the way to the real ranges (clipping wide layers, wasting resolution on narrow ones), and QAT ends
     # worse than post-training calibration. A short fine-tune needs a faster EMA (0.99: converged in ~300 steps).
     range_ema_decay: float = 0.99
+
+    def resolved(self, train_images: int) -> FineTuneSettings:
+        """With `steps` fixed: one pass over `train_images` (the run's own subset), capped. A fixed length whatever
+        the run's budget made a small run's QAT file train several times longer than its float model did."""
+        if self.steps is not None:
+            if self.steps < 1:
+                from tflkit.errors import UsageError
+
+                raise UsageError(f"fine-tune steps must be at least 1, got {self.steps}")
+            return self
+        return replace(self, steps=max(1, min(MAX_AUTO_STEPS, -(-train_images // self.batch_size))))
+
+
+def progress_callback(kind: str, steps: int, log, every_seconds: float = 10.0):
+    """A tf_keras callback logging one line every `every_seconds` of a fine-tune (and at its end)."""
+    import tf_keras
+
+    class Progress(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = self.last = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            if now - self.last >= every_seconds or batch + 1 == steps:
+                self.last = now
+                loss = (logs or {}).get("loss")
+                loss_text = f"  loss {float(loss):.3f}" if loss is not None else ""
+                log(f"finetune {kind:<8} step {batch + 1}/{steps}{loss_text}  {now - self.start:6.1f}s")
+
+    return Progress()
 
 
 def _output_quantize_config(tfmot):
@@ -102,9 +135,10 @@ def range_ema_decay(decay: float):
 def qat_model(model, name: str, source, image_size: int, small_input: bool, settings: FineTuneSettings = None,
               seed: int = 0, log=print):
     """Keras 3 trained model -> fine-tuned tf_keras QAT model, ready for `save_for_conversion`."""
-    settings = settings or FineTuneSettings()
+    settings = (settings or FineTuneSettings()).resolved(len(source.split("train")))
     twin = tf_keras_twin(model, name, source.num_classes, image_size, small_input)
     qmodel = quantize_aware(twin)
     with range_ema_decay(settings.range_ema_decay):
-        fine_tune(qmodel, source, image_size, settings.steps, settings.batch_size, settings.lr, seed=seed, log=log)
+        fine_tune(qmodel, source, image_size, settings.steps, settings.batch_size, settings.lr, seed=seed,
+                  callbacks=[progress_callback("qat", settings.steps, log)], log=log)
     return qmodel

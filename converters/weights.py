@@ -22,9 +22,6 @@ import numpy as np
 from tflkit.errors import ModelFileError
 from tflkit.models.squeezenet import CAFFE
 
-SQUEEZENET_URL = ("https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
-                  "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
-
 
 def _open_h5(path):
     import h5py
@@ -184,11 +181,56 @@ def load_weights_file(model, path) -> tuple[list[str], list[str]]:
         if is_keras1_squeezenet(path):
             return port_squeezenet_keras1(model, path), []
         named = weights_from_keras2_h5(path)
+    elif path.suffix == ".tflite":
+        from converters.tflite_weights import import_tflite_weights
+
+        report = import_tflite_weights(model, path)
+        return report["loaded_layers"], report["skipped_layers"]
+    elif path.suffix in (".pth", ".pt"):
+        from converters.pth_port import port_pth
+
+        report = port_pth(model, path)
+        return report["loaded_layers"], report["skipped_layers"]
     else:
-        raise ModelFileError(f"{path}: unknown weights format; use .keras, .weights.h5 or .h5")
+        raise ModelFileError(f"{path}: unknown weights format; use .keras, .weights.h5, .h5, .tflite or .pth")
     loaded, skipped = copy_matching_weights(model, named)
     if not loaded:
         shown = ", ".join(sorted(named)[:5]) + (", ..." if len(named) > 5 else "")
         raise ModelFileError(f"{path}: no layer of {model.name} matches by name and shape ({len(skipped)} match "
                              f"by name only; the file has {len(named)} layers with weights: {shown})")
+    return loaded, skipped
+
+
+def keras_applications_layer_name(name: str) -> str:
+    """keras.applications' Keras 2 layer names (`expanded_conv_3/depthwise/BatchNorm`, `Conv_1`, `Logits`) in the
+    Keras 3 spelling that `mobilenetv3_small_100_tf` uses (`expanded_conv_3_depthwise_bn`, `conv_1`, `logits`)."""
+    return name.replace("/BatchNorm", "/bn").replace("/", "_").lower()
+
+
+def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[str]]:
+    """keras.applications MobileNetV3Small's .h5 (Keras 2 `save_weights` layout) onto `mobilenetv3_small_100_tf`.
+
+    Layers map by name; the head's 1x1 convolutions (`Conv_2`, `Logits`, kernels (1, 1, in, out)) become the
+    Dense kernels (in, out). Every layer of the model but the input normalization must be in the file (the file
+    holds the float model's own BatchNorm statistics); a classifier for another class count keeps its init."""
+    from tflkit.models.layers import NORMALIZE_LAYER
+
+    named = {keras_applications_layer_name(k): v for k, v in weights_from_keras2_h5(path).items()}
+    loaded, skipped = [], []
+    for layer in model.layers:
+        if not layer.weights or layer.name == NORMALIZE_LAYER:
+            continue
+        if layer.name not in named:
+            raise ModelFileError(f"{path}: no weights for {layer.name}; not keras.applications MobileNetV3Small")
+        arrays = named[layer.name]
+        if type(layer).__name__ == "Dense":
+            arrays = [arrays[0].reshape(arrays[0].shape[-2:]), *arrays[1:]]
+        expected = [tuple(w.shape) for w in layer.weights]
+        if expected != [a.shape for a in arrays]:
+            if layer.name == "logits":
+                skipped.append(layer.name)
+                continue
+            raise ModelFileError(f"{path}: {layer.name} has shapes {[a.shape for a in arrays]}, the model {expected}")
+        layer.set_weights(arrays)
+        loaded.append(layer.name)
     return loaded, skipped

@@ -47,7 +47,7 @@ def test_parse_table_and_json(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "net.tflite" in table and "1.140" in table and "1.150" in table
     assert main(["android", "parse", str(log), "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
     assert (row["model"], row["threads"], row["median_ms"], row["mean_ms"], row["count"]) == (
         "net.tflite", 2, 1.14, 1.15, 20)
     assert row["raw_log"] == str(log)
@@ -74,7 +74,7 @@ def test_devices_table_and_json(fake_phone, capsys):
     assert "2x2.85+2x2.35+4x1.80 GHz" in lines[0]
     assert lines[1].split() == ["FAKE02", "unauthorized"]
     assert main(["android", "devices", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
     assert rows[0]["abis"] == ["arm64-v8a", "armeabi-v7a", "armeabi"] and rows[0]["sdk"] == 34
     assert rows[1] == {"serial": "FAKE02", "state": "unauthorized"}
 

@@ -7,6 +7,7 @@ same format.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -340,8 +341,8 @@ def test_the_asked_for_delegate_is_reported_when_xnnpack_also_applied():
     [
         ("/system/bin/sh: /data/local/tmp/tflkit/benchmark_model: not executable: 64-bit ELF file\n",
          "wrong_abi", "wrong ABI"),
-        ('CANNOT LINK EXECUTABLE "/data/local/tmp/bm": "/data/local/tmp/bm" is for EM_X86_64 (62) instead of '
-         "EM_AARCH64 (183)\n", "wrong_abi", "EM_X86_64"),
+        (('CANNOT LINK EXECUTABLE "/data/local/tmp/bm": "/data/local/tmp/bm" is for EM_X86_64 (62) instead of '
+          "EM_AARCH64 (183)\n"), "wrong_abi", "EM_X86_64"),
         ("bash: ./benchmark_model: cannot execute binary file: Exec format error\n", "wrong_abi", "Exec format"),
         ("/system/bin/sh: /data/local/tmp/tflkit/benchmark_model: can't execute: Permission denied\n",
          "not_executable", "not executable"),
@@ -352,12 +353,12 @@ def test_the_asked_for_delegate_is_reported_when_xnnpack_also_applied():
          "link_failed", "libc++_shared.so"),
         ("/system/bin/sh: can't create /data/local/tmp/out.txt: Permission denied\n",
          "permission_denied", "can't create"),
-        ("ERROR: Could not open '/data/local/tmp/missing.tflite'.\nERROR: Failed to mmap model "
-         "/data/local/tmp/missing.tflite\nBenchmarking failed.\n", "model_load_failed", "missing.tflite"),
+        (("ERROR: Could not open '/data/local/tmp/missing.tflite'.\nERROR: Failed to mmap model "
+          "/data/local/tmp/missing.tflite\nBenchmarking failed.\n"), "model_load_failed", "missing.tflite"),
         ("STARTING!\nERROR: Failed to allocate tensors!\nBenchmarking failed.\n",
          "benchmark_failed", "Failed to allocate tensors!"),
         ("Segmentation fault\n", "crashed", "Segmentation fault"),
-        ("STARTING!\nLoaded model /data/local/tmp/x.tflite\n", "no_results", "Loaded model"),
+        ("STARTING!\nLoaded model /data/local/tmp/x.tflite\n", "truncated", "Loaded model"),
         ("", "no_results", "empty output"),
     ],
 )
@@ -382,3 +383,231 @@ def test_thread_count_as_printed():
 def test_arguments_win_over_the_parameter_echo():
     r = parse_log(TF1_SAMPLE, model="m.tflite", threads=8, delegate="nnapi", device="Pixel 7").result
     assert (r.model, r.threads, r.delegate, r.device) == ("m.tflite", 8, "nnapi", "Pixel 7")
+
+
+# ---- issue 15, part 6: logs read as they are (each test below failed before and passes now) ----
+
+# file -> (threads, delegate) as each log states them, None where it does not: the short lp6m snippets echo no
+# parameters; the op-profile snippets show NNAPI delegate kernels taking 92-94% of the time; the riscv64 run echoes
+# its threads and its profile lists only built-in kernels.
+STATED = {name: (None, None) for name in TIMED_FIXTURES}
+STATED.update({name: (4, "nnapi") for name in DELEGATE_FAILURES})
+STATED.update({"lp6m_mi11_nightly_04.txt": (None, "nnapi"), "lp6m_mi11_tf240_04.txt": (None, "nnapi"),
+               "nobuo_qemuriscv64_01.txt": (4, "cpu")})
+
+
+def test_every_shared_fixture_has_stated_threads_and_delegate(read_fixture):
+    assert {p.name for p in FIXTURES.glob("*.txt")} == set(STATED)
+
+
+@pytest.mark.parametrize("name", sorted(STATED))
+def test_threads_and_delegate_only_as_the_log_states_them(read_fixture, name):
+    r = parse_log(read_fixture(name)).result
+    assert (r.threads, r.delegate) == STATED[name]
+
+
+TF2_RUN = """\
+STARTING!
+Log parameter values verbosely: [0]
+Num threads: [4]
+Graph: [/data/local/tmp/tflkit/net.tflite]
+#threads used for CPU inference: [4]
+Use gpu: [1]
+Loaded model /data/local/tmp/tflkit/net.tflite
+INFO: Initialized TensorFlow Lite runtime.
+INFO: Created TensorFlow Lite delegate for GPU.
+GPU delegate created.
+INFO: Replacing 65 out of 68 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 2 partitions.
+Initialized session in 245.1ms.
+Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+count=3 first=9120 curr=6010 min=6010 max=9120 avg=7040 std=1466
+
+Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+count=50 first=5990 curr=5350 min=5201 max=6102 avg=5367.43 std=120 p5=5210 median=5344 p95=5990
+
+Inference timings in us: Init: 245100, First inference: 9120, Warmup (avg): 7040, Inference (avg): 5367.43
+Memory footprint delta from the start of the tool (MB): init=30.5 overall=41.25
+"""
+PREFIXES = {
+    "threadtime": "11-30 12:00:00.123  1234  1234 I tflite  : ",
+    "level_tag": "I tflite  : ",
+    "brief_pid": "I/tflite ( 1234): ",
+    "brief": "I/tflite: ",
+}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("style", sorted(PREFIXES))
+def test_every_logcat_prefix_with_the_statistics_lines(style, newline):
+    text = newline.join(PREFIXES[style] + line for line in TF2_RUN.splitlines()) + newline
+    parsed = parse_log(text)
+    r = parsed.result
+    assert (r.status, parsed.family) == ("ok", "litert_percentiles")
+    assert (r.model, r.threads, r.delegate, r.delegated_ops, r.cpu_ops) == ("net.tflite", 4, "gpu", 65, 3)
+    assert (r.count, r.mean_ms, r.std_ms, r.min_ms, r.max_ms) == (50, 5.36743, 0.12, 5.201, 6.102)
+    assert (r.p5_ms, r.median_ms, r.p95_ms) == (5.21, 5.344, 5.99)
+    assert (r.init_ms, r.first_ms, r.warmup_mean_ms) == (245.1, 9.12, 7.04)
+    assert (r.init_memory_mb, r.peak_memory_mb) == (30.5, 41.25)
+    assert parse_log(TF2_RUN).result == r  # the prefix and line breaks change nothing
+
+
+def _cut_after(marker: str, text: str = TF2_RUN) -> str:
+    return text[: text.index(marker)] + text[text.index(marker):].split("\n", 1)[0] + "\n"
+
+
+def test_output_cut_after_initialization_keeps_init_and_delegate_placement():
+    r = parse_log(_cut_after("Initialized session in")).result
+    assert r.status == "truncated" and "Initialized session in 245.1ms." in r.message
+    assert (r.init_ms, r.delegate, r.delegated_ops, r.cpu_ops, r.threads) == (245.1, "gpu", 65, 3, 4)
+    assert (r.mean_ms, r.median_ms, r.count, r.first_ms, r.peak_memory_mb) == (None, None, None, None, None)
+
+
+def test_a_run_killed_during_its_timed_runs_does_not_pass_the_warmup_off_as_the_runs():
+    text = _cut_after("Running benchmark for at least 50") + "Killed\n"
+    r = parse_log(text).result
+    assert r.status == "truncated" and r.message.endswith("last line: Killed")
+    assert (r.first_ms, r.warmup_mean_ms, r.init_ms) == (9.12, 7.04, 245.1)  # the warm-up's count line
+    assert (r.mean_ms, r.min_ms, r.count) == (None, None, None)
+
+
+def test_a_delegate_that_fails_after_initialization_is_a_truncated_run():
+    text = _cut_after("Running benchmark for at least 1 ") + \
+        "ERROR: TfLiteGpuDelegate Invoke: GpuDelegate must run on the same thread where it was initialized.\n" \
+        "ERROR: Node number 68 (TfLiteGpuDelegateV2) failed to invoke.\n"
+    r = parse_log(text).result
+    assert r.status == "truncated" and "failed to invoke" in r.message
+    assert (r.init_ms, r.delegate, r.delegated_ops, r.cpu_ops) == (245.1, "gpu", 65, 3)
+
+
+def test_op_profile_names_the_delegate_when_nothing_else_does():
+    profile = """\
+Operator-wise Profiling Info for Regular Benchmark Runs:
+============================== Summary by node type ==============================
+\t             [Node type]\t  [count]\t  [avg ms]\t    [avg %]\t    [cdf %]\t  [mem KB]\t[times called]
+\t   TfLiteXNNPackDelegate\t        2\t     4.210\t    91.000%\t    91.000%\t     0.000\t        2
+\t             HARD_SWISH\t        1\t     0.416\t     9.000%\t   100.000%\t     0.000\t        1
+"""
+    r = parse_log("count=50 first=5 curr=5 min=4 max=6 avg=4.6 std=0.5\n" + profile).result
+    assert (r.delegate, r.threads) == ("xnnpack", None)
+
+
+@pytest.mark.parametrize(
+    "line, threads",
+    [
+        ("#threads used for CPU inference: 4", 4),
+        ("I tflite  : Num threads: [6]", 6),
+        ("# adb -s X shell /data/local/tmp/tflkit/benchmark_model --graph=m.tflite --num_threads=2", 2),
+        ("Number of threads: 3", 3),
+    ],
+)
+def test_threads_from_any_line_that_states_them(line, threads):
+    assert parse_log(f"{line}\ncount=3 first=10 curr=10 min=9 max=10 avg=9.6 std=0\n").result.threads == threads
+
+
+@pytest.mark.parametrize(
+    "lines, delegate",
+    [
+        (["INFO: Created TensorFlow Lite XNNPACK delegate for CPU."], "xnnpack"),
+        (["Use NNAPI: [1]"], "nnapi"),
+        (["Use xnnpack: [0]"], "cpu"),
+        (["Replacing 12 out of 12 node(s) with delegate (TfLiteHexagonDelegate) node, yielding 1 partitions."],
+         "hexagon"),
+        # XNNPACK applies by default beside the delegate asked for: the one asked for is the run's delegate.
+        (["INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", "INFO: Created TensorFlow Lite delegate for GPU."],
+         "gpu"),
+        (["# adb shell benchmark_model --graph=m.tflite --num_threads=1 --use_nnapi=true"], "nnapi"),
+        (["Loaded model /data/local/tmp/m.tflite"], None),
+    ],
+)
+def test_delegate_from_what_the_log_shows(lines, delegate):
+    text = "\n".join(lines) + "\ncount=3 first=10 curr=10 min=9 max=10 avg=9.6 std=0\n"
+    assert parse_log(text).result.delegate == delegate
+
+
+def test_the_model_from_the_loaded_model_line_without_a_graph_echo():
+    assert parse_log("Loaded model /sdcard/Download/my model.tflite\n").result.model == "my model.tflite"
+
+
+def test_read_log_text_refuses_a_binary_file_with_one_line(tmp_path):
+    from android_bench.parser import read_log_text
+    from tflkit.errors import TflkitError
+
+    binary = tmp_path / "model.tflite"
+    binary.write_bytes(b"\x1c\x00\x00\x00TFL3\x00\x00\x12\x00\x1c\x00\x04\x00\x08\x00" * 64)
+    with pytest.raises(TflkitError, match=r"not a text file") as info:
+        read_log_text(binary)
+    assert "\n" not in str(info.value) and str(binary) in str(info.value)
+    (tmp_path / "ps.log").write_bytes("I tflite  : Num threads: [4]\r\n".encode("utf-16"))  # PowerShell's `>`
+    assert read_log_text(tmp_path / "ps.log") == "I tflite  : Num threads: [4]\r\n"
+    (tmp_path / "bom.log").write_bytes(b"\xef\xbb\xbfNum threads: [4]\n")
+    assert read_log_text(tmp_path / "bom.log") == "Num threads: [4]\n"
+
+
+# ---- `tflkit android parse`: the file column, null where the log is silent, a binary file is one line ----
+
+
+def _write_logs(tmp_path):
+    (tmp_path / "a.log").write_text(TF2_RUN)
+    (tmp_path / "b.log").write_text((FIXTURES / "lp6m_mi11_tf240_03.txt").read_text() if FIXTURES.is_dir()
+                                    else "count=50 first=1 curr=1 min=1 max=1 avg=92571.2 std=1638\n")
+    return [str(tmp_path / "a.log"), str(tmp_path / "b.log")]
+
+
+def test_parse_several_logs_has_a_file_column_and_says_what_is_not_in_the_log(tmp_path, capsys):
+    from android_bench.__main__ import main
+
+    logs = _write_logs(tmp_path)
+    assert main(["android", "parse", *logs]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["file", "model"]
+    assert out[1].startswith(logs[0]) and " gpu " in out[1]
+    assert out[2].startswith(logs[1]) and out[2].count("not in the log") == 2  # its threads and delegate
+    assert out[3] == "(-: not in the log)"
+    assert main(["android", "parse", logs[0]]) == 0
+    assert capsys.readouterr().out.split()[0] == "model"  # one log: no file column
+
+
+def test_parse_json_has_null_where_the_log_is_silent(tmp_path, capsys):
+    from android_bench.__main__ import main
+
+    logs = _write_logs(tmp_path)
+    binary = tmp_path / "net.tflite"
+    binary.write_bytes(bytes(range(256)) * 8)
+    assert main(["android", "parse", "--json", *logs]) == 0
+    envelope = json.loads(capsys.readouterr().out)
+    assert (envelope["ok"], envelope["errors"]) == (True, [])
+    rows = envelope["results"]
+    assert [(row["raw_log"], row["threads"], row["delegate"]) for row in rows] == [
+        (logs[0], 4, "gpu"), (logs[1], None, None)]
+    assert rows[1]["median_ms"] is None and rows[1]["model"] == ""
+    assert main(["android", "parse", "--json", str(binary), logs[0]]) == 1
+    envelope = json.loads(capsys.readouterr().out)
+    assert [row["raw_log"] for row in envelope["results"]] == [logs[0]] and envelope["ok"] is False
+    assert envelope["errors"] == [
+        {"item": str(binary), "message": f"{binary}: not a text file (binary data), not a benchmark_model log"}]
+
+
+def test_parse_a_binary_file_is_one_line_and_the_rest_is_printed(tmp_path, capsys):
+    from android_bench.__main__ import main
+
+    logs = _write_logs(tmp_path)
+    binary = tmp_path / "net.tflite"
+    binary.write_bytes(bytes(range(256)) * 8)
+    assert main(["android", "parse", logs[0], str(binary), logs[1]]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"tflkit: error: {binary}: not a text file (binary data), not a benchmark_model log\n"
+    rows = [line for line in captured.out.splitlines() if line.startswith(str(tmp_path))]
+    assert [row.split()[0] for row in rows] == logs
+    assert "\x00" not in captured.out and "\ufffd" not in captured.out
+    assert main(["android", "parse", str(binary)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+
+
+def test_parse_a_missing_log_among_several_is_a_usage_error_before_any_output(tmp_path, capsys):
+    from android_bench.__main__ import main
+
+    logs = _write_logs(tmp_path)
+    assert main(["android", "parse", logs[0], str(tmp_path / "nope.log")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"tflkit: error: log file not found: {tmp_path / 'nope.log'}\n"

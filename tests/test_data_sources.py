@@ -150,5 +150,5 @@ def test_data_command_prints_json(capsys):
     from tflkit.cli import main
 
     assert main(["data", "shapes", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
     assert info["splits"] == {"train": 6000, "val": 600, "test": 2000} and len(info["classes"]) == 10

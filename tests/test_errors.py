@@ -35,7 +35,7 @@ def test_unknown_recipe_exit_2(capsys, tiny_run):
 
 def test_missing_and_corrupt_models(capsys, tmp_path):
     code, err = run_cli(capsys, "bench", str(tmp_path / "missing.tflite"))
-    assert code == 1 and "model file not found" in err
+    assert code == 2 and "model file not found" in err  # a missing input: exit 2, like a bad argument
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(b"\x00" * 64)
     code, err = run_cli(capsys, "bench", str(corrupt))

@@ -111,7 +111,7 @@ def test_cli_bench_on_shapes_records_the_inputs(tiny_run, tmp_path, capsys):
     shutil.copy(_artifact(tiny_run, "static_wi8_ai8"), model)
     code = main(["bench", str(model), "--input-data", "shapes", "--input-images", "4", "--runs", "3",
                  "--warmup", "1", "--json"])
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
     assert code == 0 and row["status"] == "ok"
     assert (row["inputs"], row["input_images"], row["count"]) == ("shapes", 4, 3)
 

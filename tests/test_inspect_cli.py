@@ -26,7 +26,7 @@ def test_inspect_json(int8_model, capsys):
     from tflkit.cli import main
 
     assert main(["inspect", str(int8_model), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
     assert info["inputs"][0]["dtype"] == "int8" and info["inputs"][0]["scale"] > 0
     assert info["outputs"][0]["dtype"] == "int8"
     assert {"op": "CONV_2D", "dtype": "int8"} in [{k: r[k] for k in ("op", "dtype")} for r in info["ops"]]

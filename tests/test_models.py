@@ -26,6 +26,7 @@ PLAIN_LAYERS = {
     "InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Activation", "Add",
     "Multiply", "Concatenate", "ZeroPadding2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense", "Dropout",
     "Reshape", "Permute", "Cropping2D",
+    "Rescaling",  # hard-swish's x + 3 and x / 6 (layers.hard_swish): weightless; tfmot leaves it float, calibrated
 }
 
 

@@ -20,8 +20,8 @@ class BenchResult:
     target: str  # "host" or "android:<serial>"
     runtime: str  # "ai_edge_litert", "tflite_runtime", "tf.lite", "benchmark_model"
     device: str = ""  # CPU model / phone model, for the reader
-    threads: int = 1
-    delegate: str = "cpu"  # cpu, xnnpack, gpu, nnapi
+    threads: int | None = 1  # None: a parsed log that does not state it
+    delegate: str | None = "cpu"  # cpu, xnnpack, gpu, nnapi; None: a parsed log that does not show it
     inputs: str = "random"  # "random" (benchmark_model's default too), or the dataset spec whose test images were fed
     input_images: int | None = None  # how many distinct dataset images were cycled through
     status: str = STATUS_OK  # ok, or a short failure code such as delegate_failed, timeout, not_executable
@@ -43,6 +43,13 @@ class BenchResult:
     macs: int | None = None
     delegated_ops: int | None = None  # nodes the delegate took, when the log says
     cpu_ops: int | None = None  # nodes left on the CPU
+    # Host: what XNNPACK took (tflkit.runtime.delegation_of), like benchmark_model's "Replacing N out of M node(s)"
+    partitions: int | None = None  # delegate partitions (one DELEGATE node each); 1 = the whole graph in one run
+    delegated_nodes: int | None = None
+    total_nodes: int | None = None
+    reference_ops: dict | None = None  # op type -> nodes left on the built-in kernels
+    arena_bytes: int | None = None  # activation arena planned from the .tflite's tensor lifetimes (tflite_arena.py)
+    rss_delta_mb: float | None = None  # resident memory added by load + allocate + invoke, fresh runtime-only process
     op_profile: list[dict] = field(default_factory=list)  # per node type: {"node_type", "avg_ms", "percent", "count"}
     raw_log: str | None = None  # path of the saved tool output
 

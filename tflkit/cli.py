@@ -1,27 +1,89 @@
 """The `tflkit` command: a thin shell over the Python API. Each subcommand parses, calls one function, prints.
 
-Errors a user can cause surface as one line `tflkit: error: ...` and a non-zero exit (2 for bad names and
-arguments). Heavy imports happen inside the subcommands, so `tflkit --help` starts instantly.
+Every subcommand follows one convention:
+- Exit 0 when everything asked for succeeded; 1 when some item failed (a recipe, a model, a phone: the rest is
+  done and reported); 2 for usage errors and missing inputs (a bad name or value, a file or directory that is not
+  there). An error a user can cause is one line on stderr, `tflkit: error: ...`, argparse's included.
+- `--json`, on every command that prints results, prints one JSON object on stdout, shaped the same everywhere:
+      {"command": "bench", "ok": false,
+       "results": [{...one object per item done...}],
+       "errors": [{"item": "m.fp16.tflite", "message": "delegate_failed: ..."}]}
+  `ok` is true exactly when the exit code is 0; `errors` has one entry per failed item, or the one error that
+  stopped the command (item null). Progress and logs go to stderr meanwhile.
+- TensorFlow's and LiteRT's own log noise (CUDA probing, converter debug lines, delegate INFO lines) and library
+  warnings are kept off the terminal unless `--verbose` (tflkit.tfenv).
+Heavy imports happen inside the subcommands, so `tflkit --help` starts instantly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import io
 import json
+import os
+import re
+import shutil
 import sys
-from dataclasses import replace
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.errors import TflkitError, UsageError
+from tflkit.errors import ModelFileError, TflkitError, UsageError
 
 
-def cmd_models(args) -> int:
+@dataclass
+class Reply:
+    """What a subcommand did: one result per item done, one error per item that failed."""
+
+    command: str | None
+    results: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    code: int | None = None  # None: 1 when an item failed, else 0
+
+    @property
+    def exit_code(self) -> int:
+        return self.code if self.code is not None else (1 if self.errors else 0)
+
+    def to_dict(self) -> dict:
+        return {"command": self.command, "ok": self.exit_code == 0, "results": self.results, "errors": self.errors}
+
+
+def item_error(item, message: str) -> dict:
+    return {"item": None if item is None else str(item), "message": message}
+
+
+def replies(func):
+    """Marks a subcommand that returns a Reply (printed as the envelope under --json) instead of printing JSON."""
+    func.replies = True
+    return func
+
+
+def require_files(paths, what: str = "model file") -> None:
+    """A path that is not there is a missing input (exit 2); a corrupt file is a failed item later."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise UsageError(f"{what} not found: {path}")
+
+
+def require_dir(path, flag: str) -> None:
+    if path is not None and not Path(path).is_dir():
+        raise UsageError(f"{flag}: no such directory: {path}")
+
+
+def require_run_dir(path) -> None:
+    if not (Path(path) / "config.yaml").is_file():
+        raise UsageError(f"{path} is not a tflkit run directory (no config.yaml)")
+
+
+@replies
+def cmd_models(args) -> Reply:
     from tflkit.models.summary import describe_models
 
     rows = describe_models(include_test=args.all, compute_macs=not args.no_macs)
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+        return Reply("models", rows)
     print(f"{'name':<24} {'input':>5} {'params':>12} {'MACs':>10} {'ref params':>12} {'ref MACs':>10}  reference")
     for r in rows:
         macs = f"{r['macs'] / 1e6:.1f}M" if r.get("macs") else "-"
@@ -29,23 +91,25 @@ def cmd_models(args) -> int:
         ref_params = f"{r['reference_params']:,}" if r.get("reference_params") else "-"
         print(f"{r['name']:<24} {r['input_size']:>5} {r['params']:>12,} {macs:>10} {ref_params:>12} {ref_macs:>10}  "
               f"{r.get('reference', '')}")
-    return 0
+    return Reply("models", rows)
 
 
-# TrainConfig keys that `tflkit train` takes as flags (--image-size for image_size, ...)
-TRAIN_FLAGS = ("model", "dataset", "data_dir", "image_size", "small_input", "epochs", "batch_size", "lr", "optimizer",
-               "weight_decay", "bn_momentum", "seed", "lr_schedule", "warmup_epochs", "step_epochs", "step_gamma",
-               "label_smoothing", "augment", "patience", "pretrained", "finetune_epochs", "finetune_lr",
-               "train_limit", "strategy")
-
-
-def cmd_data(args) -> int:
+@replies
+def cmd_data(args) -> Reply:
     from tflkit.data import load_dataset
 
-    info = load_dataset(args.spec, data_dir=args.data_dir, seed=args.seed).describe()
+    require_dir(args.data_dir, "--data-dir")
+    source = load_dataset(args.spec, data_dir=args.data_dir, seed=args.seed, allow_empty_classes=args.check)
+    info = source.describe()
+    reply = Reply("data", [info])
+    if args.check:  # every file decoded: unreadable files and empty classes are this command's failed items
+        from tflkit.data.check import check_dataset, check_lines
+
+        info["check"] = check_dataset(source, log=lambda line: print(line, file=sys.stderr, flush=True))
+        reply.errors = [item_error(i["path"], f"unreadable image ({i['reason']})") for i in info["check"]["unreadable"]]
+        reply.errors += [item_error(name, "empty class") for name in info["check"]["empty_classes"]]
     if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
+        return reply
     print(f"{info['label']}  ({info['num_classes']} classes, {info['image_size']}x{info['image_size']} native)")
     for name, count in info["splits"].items():
         print(f"  {name:<6} {count:>8,} images")
@@ -54,209 +118,263 @@ def cmd_data(args) -> int:
     shown = info["classes"][:20]
     more = f", ... ({len(info['classes']) - 20} more)" if len(info["classes"]) > 20 else ""
     print(f"  classes: {', '.join(shown)}{more}")
-    return 0
+    if args.check:
+        print("\n".join(check_lines(info["check"])))
+    return reply
 
 
-def cmd_train(args) -> int:
-    from tflkit.config import load_yaml
-    from tflkit.training import TrainConfig, train
-
-    fields = {k: getattr(args, k) for k in TRAIN_FLAGS}
-    if args.config:
-        base = load_yaml(TrainConfig, args.config)
-        fields = {**base.__dict__, **{k: v for k, v in fields.items() if v is not None}}
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if "model" not in fields and not args.resume:
-        raise UsageError("--model is required (see `tflkit models`)")
+def train_config_from_args(args):
+    """The TrainConfig `tflkit train` asks for: a fresh run's from --config and the flags (flags win), or, with
+    --resume, the run's saved config with the flags applied (more --epochs) or refused (anything else)."""
+    from tflkit.config import flag_values, from_dict, read_yaml
     from tflkit.models import get_spec
+    from tflkit.training import TrainConfig, load_run_config
 
-    if not args.resume:
-        get_spec(fields["model"])
-    config = TrainConfig(**fields) if not args.resume else TrainConfig(model=fields.get("model", "_"))
-    history = train(config, args.out, resume=args.resume)
+    requested = flag_values(args, TrainConfig)
+    if args.resume:
+        if args.config:
+            raise UsageError("--resume continues with the run's own config.yaml; drop --config")
+        if not (Path(args.out) / "config.yaml").is_file():
+            raise UsageError(f"nothing to resume in {args.out} (no config.yaml)")
+        return load_run_config(args.out).resumed_with(requested, args.out)
+    fields = {**(read_yaml(args.config) if args.config else {}), **requested}
+    if "model" not in fields:
+        raise UsageError("--model is required (see `tflkit models`)")
+    config = from_dict(TrainConfig, fields, source=args.config or "flags").check()
+    get_spec(config.model)
+    return config
+
+
+@replies
+def cmd_train(args) -> Reply:
+    from tflkit.config import save_yaml
+    from tflkit.training import RunFiles, train
+
+    require_dir(args.data_dir, "--data-dir")
+    config = train_config_from_args(args)
+    if args.resume:  # train() resumes from the run's config.yaml: the applied --epochs must be in it
+        save_yaml(config, RunFiles(Path(args.out)).config)
+    history = train(config, args.out, resume=args.resume, verbose=2 if args.json else 1)
     best = max(history.get("val_top1", history.get("top1", [0.0])) or [0.0])
-    print(f"trained: {args.out}/model.keras  (best top1 {100 * best:.2f}%)")
-    return 0
+    result = {"run_dir": str(args.out), "model": config.model, "epochs_done": len(history.get("loss", [])),
+              "best_top1": best}
+    if not args.json:
+        print(f"trained: {args.out}/model.keras  (best top1 {100 * best:.2f}%)")
+    return Reply("train", [result])
 
 
-def cmd_convert(args) -> int:
+@replies
+def cmd_convert(args) -> Reply:
     from converters.export import export_run
+    from converters.qat import FineTuneSettings
 
-    results = export_run(args.run_dir, args.recipe, calib_samples=args.calib_samples)
-    failed = [r for r in results if r.status != "ok"]
-    return 1 if failed and len(failed) == len(results) else 0
+    require_run_dir(args.run_dir)
+    require_files([Path(args.run_dir) / "model.keras"], "trained model")  # a run killed before it finished
+    results = export_run(args.run_dir, args.recipe, calib_samples=args.calib_samples, skip_done=not args.force,
+                         fine_tune=FineTuneSettings(steps=args.finetune_steps))
+    errors = [item_error(r.recipe, f"{r.status}: {r.message}") for r in results if r.status != "ok"]
+    return Reply("convert", [dataclasses.asdict(r) for r in results], errors)
 
 
-def cmd_eval(args) -> int:
+@replies
+def cmd_eval(args) -> Reply:
     from tflkit.data import load_dataset
     from tflkit.evaluation import evaluate
     from tflkit.runrecords import record_eval, run_dir_of
 
+    require_dir(args.data_dir, "--data-dir")
+    from tflkit.data.preprocess import from_flags
+
+    preprocessing = from_flags(args.input_range, args.mean, args.std)
     source = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    require_files(args.model)
+    reply = Reply("eval")
     for path in args.model:
-        result = evaluate(path, source, split=args.split)
+        try:
+            result = evaluate(path, source, split=args.split, limit=args.limit, preprocessing=preprocessing,
+                              labels=args.labels, strict=args.strict, seed=args.seed,
+                              log=lambda line: print(line, file=sys.stderr, flush=True))
+        except ModelFileError as exc:  # a corrupt file: this item failed, the others are still evaluated
+            print(f"tflkit: error: {exc}", file=sys.stderr)
+            reply.errors.append(item_error(path, str(exc)))
+            continue
         run_dir = run_dir_of(path)
-        if run_dir is not None and args.split == "test":
+        if run_dir is not None and args.split == "test" and args.limit is None:  # a subset's score is not the file's
             record_eval(run_dir, result)
-        if args.json:
-            print(json.dumps(result.to_dict()))
-        else:
+        reply.results.append(result.to_dict())
+        if not args.json:
             top5 = f"  top5 {100 * result.top5:.2f}%" if result.top5 is not None else ""
-            print(f"{Path(path).name}: top1 {100 * result.top1:.2f}%{top5}  ({result.count} {args.split} images)")
-    return 0
+            print(f"{Path(path).name}: top1 {100 * result.top1:.2f}%{top5}  ({result.count} {args.split} images, "
+                  f"{result.preprocessing})")
+    return reply
 
 
-def cmd_bench(args) -> int:
+@replies
+def cmd_bench(args) -> Reply:
     from tflkit.hostbench import BenchSettings, bench_models, open_input_data
     from tflkit.runrecords import record_host_bench, run_dir_of
 
-    from tflkit.errors import ModelFileError
-
-    missing = [p for p in args.model if not Path(p).is_file()]
-    if missing:  # a typo in a path: nothing to measure. A corrupt file, by contrast, is a failed row below.
-        raise ModelFileError(f"model file not found: {missing[0]}")
+    require_files(args.model)  # a typo in a path: nothing to measure. A corrupt file is a failed row below.
+    require_dir(args.data_dir, "--data-dir")
     settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
                              xnnpack=not args.no_xnnpack, runtime=args.runtime)
     images = open_input_data(args.input_data, data_dir=args.data_dir, count=args.input_images)
-    results = bench_models(args.model, threads=args.threads, settings=settings,
-                           log=None if args.json else print, images=images)
+    results = bench_models(args.model, threads=args.threads, settings=settings, log=print, images=images)
     for path in args.model:
         run_dir = run_dir_of(path)
         if run_dir is not None:
             record_host_bench(run_dir, [r for r in results if r.model == Path(path).name])
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-    return 0 if all(r.ok for r in results) else 1
+    errors = [item_error(f"{r.model} threads={r.threads}", f"{r.status}: {r.message}") for r in results if not r.ok]
+    return Reply("bench", [r.to_dict() for r in results], errors)
 
 
-def cmd_report(args) -> int:
+@replies
+def cmd_report(args) -> Reply:
     from tflkit.pipeline import bench_run, evaluate_run
     from tflkit.report import write_report
-    from tflkit.runrecords import load_bench, load_evals
 
-    if args.measure:
-        if not load_evals(args.run_dir):
-            evaluate_run(args.run_dir)
-        if not any(r.target == "host" for r in load_bench(args.run_dir)):
-            bench_run(args.run_dir)
-    _, markdown = write_report(args.run_dir)
-    print(markdown)
-    print(f"written: {Path(args.run_dir) / 'report.md'}, report.csv, report.json")
-    return 0
+    require_run_dir(args.run_dir)
+    if args.measure:  # only what has no figures yet: files converted later, or by a run killed midway
+        evaluate_run(args.run_dir, only_missing=True)
+        bench_run(args.run_dir, only_missing=True, fresh_process=True)  # never where TensorFlow ran
+    rows, markdown = write_report(args.run_dir)
+    if not args.json:
+        print(markdown)
+        print(f"written: {Path(args.run_dir) / 'report.md'}, report.csv, report.json")
+    return Reply("report", rows)
 
 
-def cmd_demo(args) -> int:
+@replies
+def cmd_demo(args) -> Reply:
+    from tflkit.config import flag_values
+    from tflkit.models import get_spec
     from tflkit.pipeline import DemoSettings, StageTimer, demo
 
-    overrides = {key: value for key, value in (("model", args.model), ("epochs", args.epochs)) if value is not None}
-    settings = replace(DemoSettings(), **overrides)
+    settings = dataclasses.replace(DemoSettings(), **flag_values(args, DemoSettings))
+    out = Path(args.out)
+    get_spec(settings.model)  # a typo must not cost the old run
+    if args.fresh and (out / "config.yaml").is_file():  # only a run directory is removed, never another folder
+        shutil.rmtree(out)
     timer = StageTimer()
-    markdown = demo(args.out, settings, timer=timer)
-    print()
-    print(markdown)
+    markdown = demo(out, settings, timer=timer)
+    rows = json.loads((out / "report.json").read_text())  # what write_report wrote beside report.md
     stages = "  ".join(f"{k} {v:.1f}s" for k, v in timer.seconds.items())
     print(f"time: {stages}  (total {sum(timer.seconds.values()):.1f}s)")
-    print(f"written: {Path(args.out) / 'report.md'}")
-    return 0
+    if not args.json:
+        print()
+        print(markdown)
+        print(f"written: {out / 'report.md'}")
+    return Reply("demo", rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from converters.calibration import DEFAULT_CALIB_SAMPLES
-    from converters.recipes import DEFAULT_RECIPES
+    from converters.recipes import DEFAULT_RECIPES, RECIPES
+    from tflkit.config import add_flags
+    from tflkit.models import list_models
+    from tflkit.pipeline import DemoSettings
+    from tflkit.runtime import RUNTIMES
+    from tflkit.training import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="tflkit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineErrorParser(prog="tflkit", description=__doc__.splitlines()[0], epilog=CONVENTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = f"registered architecture; one of: {', '.join(list_models())}"
+    recipe_help = f"recipe names, or 'all'; from: {', '.join(RECIPES)} (default: {' '.join(DEFAULT_RECIPES)})"
 
-    p = sub.add_parser("models", help="list the registered architectures",
-                       description="MACs are counted from each model's converted .tflite the first time (a few "
-                                   "minutes for all), then cached in ~/.cache/tflkit until the model code changes.")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("models", help="list the registered architectures with parameters and MACs",
+                       description="Parameters and MACs are counted from each model's Keras layers (seconds), "
+                                   "then cached in ~/.cache/tflkit until the model code changes.")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--all", action="store_true", help="include the tiny test variants")
-    p.add_argument("--no-macs", action="store_true", help="skip MAC counting (no conversion needed)")
+    p.add_argument("--no-macs", action="store_true", help="skip MAC counting")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("train", help="train a model; writes model, config and history into --out")
-    p.add_argument("--model")
-    p.add_argument("--dataset")
-    p.add_argument("--data-dir")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--bn-momentum", type=float, help="BatchNorm moving-average momentum (default: the model's)")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
-                   help="CIFAR-style stem without early downsampling (default: on for inputs <= 64)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--lr-schedule", help="constant (default), step or cosine")
-    p.add_argument("--warmup-epochs", type=float, help="linear lr warm-up, in epochs (fractions allowed)")
-    p.add_argument("--step-epochs", type=int, help="step schedule: decay every N epochs")
-    p.add_argument("--step-gamma", type=float, help="step schedule: decay factor")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", help="none (default), basic, randaugment, mixup, cutmix")
-    p.add_argument("--patience", type=int, help="stop after N epochs without a better val top-1")
-    p.add_argument("--pretrained", help="none (default), imagenet, a weights file (.h5/.weights.h5/.keras) "
-                                        "or a tflkit run directory")
-    p.add_argument("--finetune-epochs", type=int, help="with --pretrained: epochs training all layers after "
-                                                       "--epochs of head-only training")
-    p.add_argument("--finetune-lr", type=float, help="learning rate of the fine-tuning phase (default lr/10)")
-    p.add_argument("--train-limit", type=int, help="train on a stratified subset of N images")
-    p.add_argument("--strategy", help="default, mirrored (all local devices) or multi_worker (TF_CONFIG)")
-    p.add_argument("--config", help="YAML file of TrainConfig keys; flags override it")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p = sub.add_parser("train", help="train a model; writes model, config and history into --out",
+                       description="Flags override a --config YAML file of the same keys (lr: 1e-3 is read as a "
+                                   "number). With --resume the run's own config.yaml is used: a larger --epochs "
+                                   "continues it, any other changed setting is refused.")
+    add_flags(p, TrainConfig, helps={"model": model_help})
+    p.add_argument("--config", metavar="YAML", help="YAML file of the keys above (model: ..., lr: ...); flags "
+                                                    "override it")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch "
+                                                          "(a larger --epochs trains that many in all)")
     p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("data", help="describe a dataset source: splits, classes, image size")
     p.add_argument("spec", help="shapes, cifar10, cifar100[:coarse], tiny_imagenet, folder:PATH or auto")
-    p.add_argument("--data-dir")
-    p.add_argument("--seed", type=int, default=0, help="seed of a carved val split")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--data-dir", help="where the dataset's files are (official downloads read directly)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a carved val split (default: 0)")
+    p.add_argument("--check", action="store_true", help="decode every image; list unreadable files and empty "
+                                                        "classes (exit 1 if any)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("convert", help="convert a trained run to .tflite under quantization recipes")
-    p.add_argument("run_dir")
-    p.add_argument("--recipe", nargs="+", default=list(DEFAULT_RECIPES), help="recipe names, or 'all'")
-    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES)
+    p.add_argument("run_dir", help="a `tflkit train` run directory")
+    p.add_argument("--recipe", nargs="+", default=list(DEFAULT_RECIPES), metavar="RECIPE", help=recipe_help)
+    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES, metavar="N",
+                   help=f"calibration images for the static recipes (default: {DEFAULT_CALIB_SAMPLES})")
+    p.add_argument("--force", action="store_true", help="convert again recipes already converted with these settings")
+    p.add_argument("--finetune-steps", type=int, metavar="N", help="QAT / pruning fine-tune steps (default: one "
+                   "epoch of the run's own training images, at most 300)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("eval", help="top-1/top-5 of .keras or .tflite models on a dataset split")
-    p.add_argument("model", nargs="+")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-dir")
-    p.add_argument("--split", default="test")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("model", nargs="+", help=".keras or .tflite files")
+    p.add_argument("--dataset", required=True, help="shapes, cifar10, cifar100[:coarse], tiny_imagenet, "
+                                                    "folder:PATH or auto")
+    p.add_argument("--data-dir", help="where the dataset's files are")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to score (default: test)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a carved val split (default: 0)")
+    p.add_argument("--limit", type=int, metavar="N", help="score a stratified subset of N images (not recorded)")
+    p.add_argument("--input-range", help="what the model's input expects: 0,255 | 0,1 | -1,1 (default: from the "
+                                         "model card or TFLite metadata, else assumed 0,255)")
+    p.add_argument("--mean", type=float, nargs="+", help="input normalization (pixel - mean) / std, 1 or 3 values")
+    p.add_argument("--std", type=float, nargs="+", help="see --mean")
+    p.add_argument("--labels", help="the model's class names, one a line in output order, matched to the dataset's "
+                                    "(a 1001-output model's background class is handled)")
+    p.add_argument("--strict", action="store_true", help="stop at an unreadable image file (default: skip it)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_eval)
+    # `--input-range -1,1`: argparse would take "-1,1" for an option; it is a value, like a negative number
+    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-1,1$")
 
     p = sub.add_parser("bench", help="time .tflite models with the host TFLite runtime")
-    p.add_argument("model", nargs="+")
-    p.add_argument("--threads", type=int, nargs="+", default=[1])
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--min-seconds", type=float, default=0.0)
-    p.add_argument("--no-xnnpack", action="store_true")
-    p.add_argument("--runtime", help="ai_edge_litert (default), tflite_runtime or tf.lite")
+    p.add_argument("model", nargs="+", help=".tflite files")
+    p.add_argument("--threads", type=int, nargs="+", default=[1], metavar="N", help="thread counts (default: 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs at least (default: 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: 5)")
+    p.add_argument("--min-seconds", type=float, default=0.0, help="keep timing until this long (default: 0)")
+    p.add_argument("--no-xnnpack", action="store_true", help="the built-in kernels, without the XNNPACK delegate")
+    p.add_argument("--runtime", choices=RUNTIMES, help="interpreter package (default: ai_edge_litert)")
     p.add_argument("--input-data", default="random", metavar="SPEC",
                    help="random (default), or a --dataset spec (shapes, cifar10, folder:PATH, ...) whose test images "
                         "are fed as `tflkit eval` feeds them, a different one each run")
     p.add_argument("--data-dir", help="with --input-data DATASET: where its files are")
     p.add_argument("--input-images", type=int, metavar="N",
                    help="with --input-data DATASET: cycle through the first N test images (default: 256)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="the quantized-vs-float table of a run (report.md/.csv/.json)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a `tflkit train` run directory, converted")
     p.add_argument("--no-measure", dest="measure", action="store_false",
                    help="only assemble; do not evaluate or benchmark what has not been measured yet")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="the whole pipeline on the embedded shapes dataset, no network")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--model", help="default: the demo's own choice (tflkit.pipeline.DemoSettings)")
-    p.add_argument("--epochs", type=int, help="default: the demo's own choice")
+    p = sub.add_parser("demo", help="the whole pipeline on the embedded shapes dataset, no network",
+                       description="Rerunning it on the same --out resumes that demo (a larger --epochs trains "
+                                   "more); other settings than the saved run's are refused unless --fresh.")
+    p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    add_flags(p, DemoSettings, only=("model", "epochs"), helps={"model": model_help})
+    p.add_argument("--fresh", action="store_true", help="delete the run in --out first and start over")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)
 
     from converters.cli import register as register_converters
@@ -265,23 +383,164 @@ def build_parser() -> argparse.ArgumentParser:
     from android_bench.cli import register as register_android
 
     register_android(sub)
+    from tflkit.study.cli import register as register_study
+
+    register_study(sub)
+    from tflkit.tune.cli import register as register_tune
+
+    register_tune(sub)
+    from converters.weights_cli import register as register_weights
+
+    register_weights(sub)
+    _complete_leaves(parser)
     return parser
 
 
+CONVENTION = """\
+exit codes: 0 everything asked for succeeded; 1 some item failed (the rest done and reported);
+            2 usage error or missing input
+--json:     one object on stdout, the same shape for every command:
+            {"command": "bench", "ok": true, "results": [{...}, ...], "errors": [{"item": ..., "message": ...}]}
+--verbose:  let TensorFlow's own logging and library warnings through (hidden by default)"""
+JSON_HELP = 'print one JSON object on stdout: {"command", "ok", "results", "errors"} (see `tflkit --help`)'
+VERBOSE_HELP = "show TensorFlow's and LiteRT's own log lines and library warnings (hidden by default)"
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse's errors as a UsageError: one line naming the command, exit 2, JSON with --json."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict:
+    for action in parser._actions:  # argparse has no public walk of its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def _complete_leaves(parser: argparse.ArgumentParser) -> None:
+    """Every leaf command, the registered ones included, takes --verbose and describes --json the same way."""
+    children = _subcommands(parser)
+    for child in children.values():
+        _complete_leaves(child)
+    if children:
+        return
+    if "--verbose" not in parser._option_string_actions:
+        # SUPPRESS: an absent leaf flag must not overwrite `tflkit --verbose CMD`'s value
+        parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    json_flag = parser._option_string_actions.get("--json")
+    if json_flag is not None and not json_flag.help:
+        json_flag.help = JSON_HELP
+
+
+def command_name(args) -> str:
+    """`bench`, `android devices`: the command and any nested subcommand."""
+    nested = [v for k, v in sorted(vars(args).items()) if k.endswith("_command") and isinstance(v, str)]
+    return " ".join([args.command, *nested])
+
+
+def _command_in(argv, parser) -> str | None:
+    words = []
+    for token in argv:
+        if token.startswith("-"):
+            continue
+        children = _subcommands(parser)
+        if token not in children:
+            break
+        words.append(token)
+        parser = children[token]
+    return " ".join(words) or None
+
+
 def main(argv=None) -> int:
-    return dispatch(build_parser().parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _failed(exc, _command_in(argv, parser), as_json="--json" in argv)
+    try:
+        return dispatch(args)
+    except BrokenPipeError:  # `tflkit ... | head`: the reader left; no traceback about it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def dispatch(args) -> int:
-    """Run a parsed subcommand: a TflkitError becomes one line on stderr and its exit code."""
+    """Run a parsed subcommand under the convention: TensorFlow's noise filtered (unless --verbose), a TflkitError
+    as one line on stderr and its exit code, the JSON envelope under --json."""
+    from tflkit.tfenv import filtered_stderr, set_verbose
+    from tflkit.tfenv import verbose as verbose_env
+
+    verbose = bool(getattr(args, "verbose", False)) or verbose_env()
+    set_verbose(verbose)
+    as_json = bool(getattr(args, "json", False))
+    command = command_name(args)
+    with contextlib.ExitStack() as stack:
+        if not verbose:
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore")  # library deprecation chatter; --verbose shows it
+            stack.enter_context(filtered_stderr())
+        try:
+            return _run(args, command, as_json)
+        except TflkitError as exc:
+            return _failed(exc, command, as_json)
+        except KeyboardInterrupt:
+            print("tflkit: interrupted", file=sys.stderr)
+            return 130
+
+
+def _run(args, command: str, as_json: bool) -> int:
+    if not as_json:
+        outcome = args.func(args)
+        return outcome.exit_code if isinstance(outcome, Reply) else outcome
+    stdout = sys.stdout
+    if getattr(args.func, "replies", False):
+        with contextlib.redirect_stdout(sys.stderr):  # progress on stderr: stdout carries the JSON alone
+            reply = args.func(args)
+    else:  # a registered command that prints its own JSON payload: wrapped in the envelope here
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = args.func(args)
+        reply = _wrap(command, printed.getvalue(), code)
+    print(json.dumps(reply.to_dict(), indent=2, default=str), file=stdout)
+    return reply.exit_code
+
+
+def _wrap(command: str, printed: str, code: int) -> Reply:
     try:
-        return args.func(args)
-    except TflkitError as exc:
-        print(f"tflkit: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("tflkit: interrupted", file=sys.stderr)
-        return 130
+        payload = json.loads(printed)
+    except json.JSONDecodeError:
+        sys.stderr.write(printed)
+        return Reply(command, [], [item_error(None, "the command printed no JSON")], code=code or 1)
+    if isinstance(payload, dict) and {"command", "ok"} <= set(payload):  # already an envelope, maybe with extras
+        return Envelope(command, payload.get("results", []), payload.get("errors", []), code=code,
+                        extra={k: v for k, v in payload.items() if k not in ("command", "ok", "results", "errors")})
+    results = payload if isinstance(payload, list) else [payload]
+    errors = [item_error(r.get("model") or r.get("serial"), r.get("message") or r.get("error") or r.get("status"))
+              for r in results if isinstance(r, dict) and (r.get("error") or r.get("status") not in (None, "ok"))]
+    if code and not errors:
+        errors = [item_error(None, f"exit code {code}")]
+    return Reply(command, results, errors, code=code)
+
+
+@dataclass
+class Envelope(Reply):
+    """A registered command's own envelope, with keys of its own after the four common ones (a study's counts)."""
+
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), **self.extra}
+
+
+def _failed(exc: TflkitError, command: str | None, as_json: bool) -> int:
+    print(f"tflkit: error: {exc}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(Reply(command, [], [item_error(None, str(exc))], code=exc.exit_code).to_dict(), indent=2))
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -1,8 +1,21 @@
-"""Frozen dataclass configs, loaded from YAML or dicts that may not carry unknown keys, saved beside each result."""
+"""Frozen dataclass configs: one definition gives the CLI flags, the YAML loading and the saved record.
+
+A config field carries its own help and choices in `field(metadata={"help": ..., "choices": ...})`.
+- `add_flags(parser, cls)` turns the fields into argparse flags (`image_size` -> `--image-size`), typed from the
+  annotation, with the help, the choices and the dataclass default in the help text. The flags default to None,
+  so `flag_values(args, cls)` returns only what the user typed, which a YAML file or a saved run can be merged with.
+- `from_dict(cls, data, source)` builds a config from a YAML mapping: unknown keys and wrong types are one-line
+  UsageErrors (exit 2), and values are coerced by the field's annotation (PyYAML reads `lr: 1e-3` as a string).
+- `save_yaml(config, path)` writes the resolved config beside a result; `load_yaml(cls, path)` reads one back.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
+import types
+import typing
 from pathlib import Path
 
 import yaml
@@ -10,19 +23,109 @@ import yaml
 from tflkit.errors import UsageError
 from tflkit.fileio import atomic_write_text
 
+_SCALARS = (bool, int, float, str)
+
+
+def _is_missing(value) -> bool:
+    return value is dataclasses.MISSING
+
+
+@functools.cache
+def field_types(cls) -> dict[str, tuple[type, bool, type | None]]:
+    """name -> (base type, None allowed, element type of a tuple) from the annotations (strings under PEP 563)."""
+    hints = typing.get_type_hints(cls)
+    result = {}
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        args = typing.get_args(annotation)
+        optional = False
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            optional = type(None) in args
+            args = tuple(a for a in args if a is not type(None))
+            annotation = args[0] if len(args) == 1 else str
+            args = typing.get_args(annotation)
+        origin = typing.get_origin(annotation) or annotation
+        element = None
+        if origin in (tuple, list):
+            element = args[0] if args and args[0] in _SCALARS else None
+            origin = tuple
+        result[f.name] = (origin, optional, element)
+    return result
+
+
+def _type_name(kind: type, optional: bool, element) -> str:
+    name = f"a list of {element.__name__}" if kind is tuple and element else (
+        "a list" if kind is tuple else {bool: "true or false", int: "an integer", float: "a number",
+                                        str: "a string"}.get(kind, kind.__name__))
+    return f"{name} or null" if optional else name
+
+
+def coerce(value, kind: type, optional: bool = False, element=None):
+    """`value` as `kind`, or ValueError. Numbers written as strings (YAML's `1e-3`) become numbers; a bool is
+    never taken for a number, nor a number for a bool."""
+    if value is None:
+        if optional:
+            return None
+        raise ValueError("null")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            return int(value.strip())
+        raise ValueError(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return float(value.strip())
+        raise ValueError(value)
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(value)
+    if kind is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            value = [value]  # `recipes: fp32` means the one-item list
+        return tuple(coerce(v, element) if element else v for v in value)
+    return value
+
 
 def from_dict(cls, data: dict, source: str = "config"):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    """A `cls` from a mapping: unknown keys, wrong types and failed checks are one-line UsageErrors."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+    types_of = field_types(cls)
+    unknown = sorted(set(data) - set(types_of))
     if unknown:
-        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise UsageError(f"{source}: {exc}") from None
+        raise UsageError(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; "
+                         f"valid keys: {', '.join(sorted(types_of))}")
+    values = {}
+    for key, value in data.items():
+        kind, optional, element = types_of[key]
+        try:
+            values[key] = coerce(value, kind, optional, element)
+        except ValueError:
+            raise UsageError(f"{source}: {key} must be {_type_name(kind, optional, element)}, "
+                             f"got {value!r}") from None
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+               and _is_missing(f.default) and _is_missing(f.default_factory)]
+    if missing:
+        raise UsageError(f"{source}: missing key(s) {', '.join(missing)}")
+    return cls(**values)
 
 
-def load_yaml(cls, path):
+def read_yaml(path) -> dict:
+    """The mapping in a YAML file (not yet checked against a config class), or a one-line UsageError."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
@@ -31,9 +134,76 @@ def load_yaml(cls, path):
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of keys to values")
-    return from_dict(cls, data, source=str(path))
+        raise UsageError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def load_yaml(cls, path):
+    return from_dict(cls, read_yaml(path), source=str(path))
+
+
+def to_dict(config) -> dict:
+    """Plain YAML/JSON types: tuples become lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
 def save_yaml(config, path) -> None:
-    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_flags(parser: argparse.ArgumentParser, cls, only=None, skip=(), choices: dict | None = None,
+              helps: dict | None = None) -> list[str]:
+    """One flag per field of `cls` (or of `only`, in the dataclass order), defaulting to None so that
+    `flag_values` sees only what was typed. `choices` and `helps` add or replace a field's choices (names known
+    at run time, such as the model registry) and help. Returns the field names added."""
+    added = []
+    types_of = field_types(cls)
+    for f in dataclasses.fields(cls):
+        if (only is not None and f.name not in only) or f.name in skip:
+            continue
+        kind, _, element = types_of[f.name]
+        options = (choices or {}).get(f.name) or f.metadata.get("choices")
+        text = (helps or {}).get(f.name) or f.metadata.get("help") or f.name.replace("_", " ")
+        default = None if _is_missing(f.default) else f.default
+        if not _is_missing(f.default_factory):
+            default = f.default_factory()
+        if isinstance(default, tuple):
+            default = " ".join(map(str, default))
+        if options:
+            text += f"; one of: {', '.join(map(str, options))}"
+        if default is not None and "default" not in text:  # a None default is explained in the help itself
+            text += f" (default: {default})"
+        kwargs = {"dest": f.name, "default": None, "help": text.replace("%", "%%")}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:  # the choices are in the help text; a metavar keeps the usage line short
+            if kind is tuple:
+                kwargs.update(type=element or str, nargs="+")
+            else:
+                kwargs["type"] = kind
+            kwargs["metavar"] = f.name.upper()
+            if options:
+                kwargs["choices"] = list(options)
+        parser.add_argument(flag_name(f.name), **kwargs)
+        added.append(f.name)
+    return added
+
+
+def flag_values(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` given on the command line (flags that were left out are None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
+
+
+def changed_fields(config, requested: dict) -> dict:
+    """requested keys whose value differs from `config`'s: name -> (config's value, requested value)."""
+    return {k: (getattr(config, k), v) for k, v in requested.items()
+            if v is not None and _normal(getattr(config, k)) != _normal(v)}
+
+
+def _normal(value):
+    return list(value) if isinstance(value, tuple) else value

@@ -45,3 +45,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cache_dir(*parts: str) -> Path:
+    """tflkit's cache folder (`$XDG_CACHE_HOME/tflkit`, else ~/.cache/tflkit), or a folder inside it."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tflkit"
+    return base.joinpath(*parts)

@@ -1,8 +1,10 @@
 """Time a .tflite on this machine with the TFLite runtime, the way benchmark_model does.
 
 Per model and thread count: interpreter init time, the first inference, then warm-up runs, then timed runs until
-both a minimum count and a minimum time are reached. Reports median, p5, p95, mean, std, min, max, count, and
-the peak resident memory of the process across the run.
+both a minimum count and a minimum time are reached. Reports median, p5, p95, mean, std, min, max, count, the
+peak resident memory of the process across the run, and what XNNPACK took (partitions, delegated and total nodes,
+op types left on the built-in kernels). Per file, once: MACs, the planned activation arena (tflkit.tflite_arena)
+and the resident memory the model adds in a fresh runtime-only process (tflkit.memprobe).
 
 Inputs are random (the default, like benchmark_model; no TensorFlow import) or images of a dataset's test split
 (`InputImages`), preprocessed exactly as `tflkit eval` feeds them and cycled through, one per invoke. As in
@@ -22,7 +24,7 @@ import numpy as np
 
 from tflkit.benchresult import BenchResult
 from tflkit.errors import DatasetError, TflkitError, UsageError, unknown_choice
-from tflkit.runtime import check_tflite_file, load_interpreter, resolve_runtime
+from tflkit.runtime import XnnpackRefusedError, check_tflite_file, delegation_of, load_interpreter, resolve_runtime
 
 RANDOM_INPUTS = "random"  # BenchResult.inputs of random inputs; otherwise the dataset spec
 DEFAULT_INPUT_IMAGES = 256  # distinct test images a dataset-fed benchmark cycles through
@@ -191,6 +193,9 @@ def bench_model(path, settings: BenchSettings = BenchSettings(), images: InputIm
     t0 = time.perf_counter()
     interpreter = load_interpreter(path, threads=settings.threads, xnnpack=settings.xnnpack, runtime=runtime)
     result.init_ms = (time.perf_counter() - t0) * 1e3
+    delegation = delegation_of(interpreter)
+    result.partitions, result.delegated_nodes = delegation.partitions, delegation.delegated_nodes
+    result.total_nodes, result.reference_ops = delegation.total_nodes, delegation.reference_ops
     feed = None
     if images is None:
         for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter, settings.seed)):
@@ -216,36 +221,68 @@ def bench_model(path, settings: BenchSettings = BenchSettings(), images: InputIm
     return result
 
 
+def _model_figures(path, settings: BenchSettings, with_macs: bool, with_memory: bool) -> dict:
+    """Per-file figures that do not depend on the thread count: MACs, planned arena, resident memory added."""
+    figures = {}
+    if with_macs:
+        from converters.macs import count_macs
+
+        try:
+            figures["macs"] = count_macs(path).macs
+        except TflkitError:
+            pass
+    from tflkit.tflite_arena import arena_bytes
+
+    try:
+        figures["arena_bytes"] = arena_bytes(path)
+    except TflkitError:
+        pass
+    if with_memory:
+        from tflkit.memprobe import rss_delta_mb
+
+        figures["rss_delta_mb"] = rss_delta_mb(path, xnnpack=settings.xnnpack, runtime=settings.runtime)
+    return figures
+
+
 def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(), with_macs: bool = True,
-                 log=None, images: InputImages | None = None) -> list[BenchResult]:
+                 log=None, images: InputImages | None = None, with_memory: bool = True) -> list[BenchResult]:
     """Every model at every thread count; a model that fails is a row with its status, the rest go on.
 
-    Inputs are random unless `images` (see `open_input_data`) is given.
+    Inputs are random unless `images` (see `open_input_data`) is given. A model XNNPACK refuses is a row with
+    status `xnnpack_failed` and XNNPACK's reason, followed by the built-in kernels' figures (delegate `cpu`).
+    `with_memory`: `rss_delta_mb` measured once per file in a fresh runtime-only process (tflkit.memprobe).
     """
     from dataclasses import replace
 
     results = []
     for path in paths:
-        macs = None
-        if with_macs:
-            from converters.macs import count_macs
-
-            try:
-                macs = count_macs(path).macs
-            except TflkitError:
-                macs = None
+        figures = _model_figures(path, settings, with_macs, with_memory) if Path(path).is_file() else {}
         for n in threads:
+            rows = []
             try:
-                result = bench_model(path, replace(settings, threads=n), images=images)
+                rows.append(bench_model(path, replace(settings, threads=n), images=images))
+            except XnnpackRefusedError as exc:
+                rows.append(_failed_row(path, n, settings, images, "xnnpack_failed", str(exc), "xnnpack"))
+                try:
+                    rows.append(bench_model(path, replace(settings, threads=n, xnnpack=False), images=images))
+                except TflkitError as builtin_exc:
+                    rows.append(_failed_row(path, n, settings, images, "load_failed", str(builtin_exc), "cpu"))
             except TflkitError as exc:
-                result = BenchResult(model=Path(path).name, target="host", runtime=settings.runtime or "",
-                                     threads=n, status="load_failed", message=str(exc),
-                                     inputs=images.spec if images else RANDOM_INPUTS)
-            result.macs = macs
-            results.append(result)
-            if log:
-                log(format_result_line(result))
+                rows.append(_failed_row(path, n, settings, images, "load_failed", str(exc),
+                                        "xnnpack" if settings.xnnpack else "cpu"))
+            for result in rows:
+                for key, value in figures.items():
+                    setattr(result, key, value)
+                results.append(result)
+                if log:
+                    log(format_result_line(result))
     return results
+
+
+def _failed_row(path, threads, settings, images, status, message, delegate) -> BenchResult:
+    return BenchResult(model=Path(path).name, target="host", runtime=settings.runtime or "", threads=threads,
+                       delegate=delegate, status=status, message=message,
+                       inputs=images.spec if images else RANDOM_INPUTS)
 
 
 def format_result_line(r: BenchResult) -> str:
@@ -253,4 +290,27 @@ def format_result_line(r: BenchResult) -> str:
         return f"bench    {r.model}  threads={r.threads}  {r.status}: {r.message}"
     inputs = "" if r.inputs == RANDOM_INPUTS else f", {r.input_images} {r.inputs} images"
     return (f"bench    {r.model}  threads={r.threads}  median {r.median_ms:.3f} ms  p95 {r.p95_ms:.3f} ms  "
-            f"(n={r.count}, init {r.init_ms:.1f} ms, first {r.first_ms:.2f} ms{inputs})")
+            f"(n={r.count}, init {r.init_ms:.1f} ms, first {r.first_ms:.2f} ms{inputs})  "
+            f"{format_delegation(r)}{format_memory(r)}")
+
+
+def format_delegation(r: BenchResult) -> str:
+    """benchmark_model's wording: 'xnnpack 151/151 nodes, 1 partition', and what stayed on the built-in kernels."""
+    if r.total_nodes is None:
+        return ""
+    if r.delegate != "xnnpack":
+        return f"built-in kernels, {r.total_nodes} nodes"
+    text = (f"xnnpack {r.delegated_nodes}/{r.total_nodes} nodes, {r.partitions} "
+            f"partition{'s' if r.partitions != 1 else ''}")
+    if r.reference_ops:
+        text += " (left: " + ", ".join(f"{op} {n}" for op, n in sorted(r.reference_ops.items())) + ")"
+    return text
+
+
+def format_memory(r: BenchResult) -> str:
+    parts = []
+    if r.arena_bytes is not None:
+        parts.append(f"arena {r.arena_bytes / 1024:.0f} KiB")
+    if r.rss_delta_mb is not None:
+        parts.append(f"rss +{r.rss_delta_mb:.1f} MB")
+    return ("  " + ", ".join(parts)) if parts else ""

@@ -8,29 +8,41 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.hostbench import BenchSettings, bench_models
 from tflkit.errors import TflkitError
+from tflkit.hostbench import BenchSettings, bench_models
 from tflkit.runrecords import load_bench, record_eval, record_host_bench
 
 
 def run_artifacts(run_dir) -> list[Path]:
-    from converters.export import load_export_record
+    """Every .tflite of the run that can be measured: the recorded ok ones, then files in tflite/ with no record
+    (a convert killed after writing them); failed recipes' leftovers are skipped."""
+    from converters.export import load_export_record, tflite_dir
 
-    return [Path(r["path"]) for r in load_export_record(run_dir) if r["status"] == "ok" and Path(r["path"]).is_file()]
+    records = load_export_record(run_dir)
+    paths = [Path(r["path"]) for r in records if r["status"] == "ok" and Path(r["path"]).is_file()]
+    recorded = {Path(r["path"]).name for r in records if r.get("path")}
+    return paths + [p for p in sorted(tflite_dir(run_dir).glob("*.tflite")) if p.name not in recorded]
 
 
-def evaluate_run(run_dir, source=None, include_keras: bool = True, log=print) -> list:
+def evaluate_run(run_dir, source=None, include_keras: bool = True, log=print, only_missing: bool = False) -> list:
+    """Evaluate the run's model and every artifact; `only_missing`: only files with no eval.json record yet."""
     from tflkit.data import load_dataset
     from tflkit.evaluation import evaluate
+    from tflkit.runrecords import load_evals
     from tflkit.training import RunFiles, load_run_config
 
     config = load_run_config(run_dir)
-    source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     paths = ([RunFiles(Path(run_dir)).model] if include_keras else []) + run_artifacts(run_dir)
+    if only_missing:
+        done = load_evals(run_dir)
+        paths = [p for p in paths if p.name not in done]
+    if not paths:
+        return []
+    source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     results = []
     for path in paths:
         start = time.perf_counter()
-        result = evaluate(path, source)
+        result = evaluate(path, source, log=log)
         record_eval(run_dir, result)
         top5 = f"  top5 {100 * result.top5:.2f}%" if result.top5 is not None else ""
         log(f"eval     {path.name}  top1 {100 * result.top1:.2f}%{top5}  ({result.count} test images, "
@@ -40,10 +52,16 @@ def evaluate_run(run_dir, source=None, include_keras: bool = True, log=print) ->
 
 
 def bench_run(run_dir, threads=(1,), settings: BenchSettings = BenchSettings(), log=print,
-              fresh_process: bool = False):
-    """Time every artifact of the run. `fresh_process`: in a new interpreter process, as benchmark_model runs;
-    after training in the same process, TensorFlow's idle thread pools slowed LiteRT's median 1.4x here."""
+              fresh_process: bool = False, only_missing: bool = False):
+    """Time every artifact of the run (`only_missing`: those with no host benchmark yet). `fresh_process`: in a
+    new interpreter process, as benchmark_model runs; after training in the same process, TensorFlow's idle thread
+    pools slowed LiteRT's median 1.4x here."""
     paths = run_artifacts(run_dir)
+    if only_missing:
+        timed = {r.model for r in load_bench(run_dir) if r.target == "host"}
+        paths = [p for p in paths if p.name not in timed]
+    if not paths:
+        return []
     if not fresh_process:
         results = bench_models(paths, threads=threads, settings=settings, log=log)
         record_host_bench(run_dir, results)
@@ -118,6 +136,14 @@ def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: Sta
                          bn_momentum=settings.bn_momentum, seed=settings.seed, image_size=settings.image_size,
                          small_input=settings.small_input, augment=settings.augment)
     resume = (out_dir / "state.json").is_file()
+    if resume:  # only this demo's own run resumes: a larger --epochs trains more, other settings are refused
+        from dataclasses import asdict
+
+        from tflkit.config import save_yaml
+        from tflkit.training import load_run_config
+
+        config = load_run_config(out_dir).resumed_with(asdict(config), out_dir, hint="--fresh starts over")
+        save_yaml(config, out_dir / "config.yaml")  # train() resumes from it, with the applied --epochs
     log(f"train    {settings.model} on shapes ({len(source.split('train'))} images, {settings.epochs} epochs)"
         + ("  resuming" if resume else ""))
     with timer("train"):

@@ -32,7 +32,6 @@ def _target_prefix(result) -> str:
 
 
 def build_rows(run_dir) -> list[dict]:
-    from converters.export import load_export_record
     from tflkit.training import load_run_config
 
     config = load_run_config(run_dir)
@@ -40,11 +39,14 @@ def build_rows(run_dir) -> list[dict]:
     evals = load_evals(run_dir)
     bench = load_bench(run_dir)
     rows = []
-    for export in load_export_record(run_dir):
+    for export in _exports_and_unrecorded_files(run_dir):
         name = Path(export["path"]).name if export.get("path") else None
         row = {"model": config.model, "dataset": config.dataset, "recipe": export["recipe"],
                "status": export["status"], "size_bytes": export.get("size_bytes"), "params": info.get("params"),
                "file": name, "message": export.get("message", "")}
+        trained = export.get("fine_tune") or {}  # QAT / pruning: the extra training this file had
+        row["finetune_steps"] = trained.get("steps")
+        row["finetune_epochs"] = trained.get("epochs")
         validation = export.get("validation") or {}  # converters.validate: vs the float model, held-out images
         row["agreement"] = validation.get("agreement")
         row["worst_layer"] = validation.get("worst_layer") or None
@@ -71,13 +73,44 @@ def build_rows(run_dir) -> list[dict]:
                 row[f"{prefix}p95_ms_t{r.threads}"] = r.p95_ms
             if r.target == "host" and r.macs is not None:
                 row["macs"] = r.macs
+            if r.target == "host" and r.delegate == "xnnpack" and r.partitions is not None:
+                row["partitions"] = r.partitions  # XNNPACK partitions: 1 = the whole graph delegated
+            if r.target == "host" and r.arena_bytes is not None:
+                row["arena_bytes"] = r.arena_bytes  # planned activation memory (RAM) beside size_bytes (flash)
         if export["status"] == "ok" and export["recipe"].startswith(("static_", "qat_", "prune")):
             from converters.inspect import float_ops
 
             row["float_ops"] = ",".join(float_ops(export["path"])) if Path(export["path"]).is_file() else ""
+        if row["status"] == "ok":
+            row["missing"] = _missing_figures(row)
         rows.append(row)
     _add_ratios(rows)
     return rows
+
+
+def _exports_and_unrecorded_files(run_dir) -> list[dict]:
+    """The export records, then every .tflite in tflite/ that has none (converted by a run killed before it
+    could record it, or copied in): a file on disk is never left out of the report."""
+    from converters.export import load_export_record, recipe_of_file, tflite_dir
+
+    exports = load_export_record(run_dir)
+    known = {Path(e["path"]).name for e in exports if e.get("path")}
+    for path in sorted(tflite_dir(run_dir).glob("*.tflite")):
+        if path.name not in known:
+            exports.append({"recipe": recipe_of_file(path), "status": "ok", "path": str(path),
+                            "size_bytes": path.stat().st_size, "message": "no export record (not validated)"})
+    return exports
+
+
+def _missing_figures(row: dict) -> str:
+    """Which measurements an ok row still lacks: `tflkit eval` / `tflkit bench` (or `report` without
+    --no-measure) fill them in."""
+    missing = [] if row.get("top1") is not None else ["top1"]
+    if not any("_ms_t" in key for key in row):
+        missing.append("latency")
+    if row.get("agreement") is None:
+        missing.append("agreement")
+    return ",".join(missing)
 
 
 def _add_ratios(rows: list[dict]) -> None:
@@ -95,9 +128,10 @@ def _add_ratios(rows: list[dict]) -> None:
 
 
 def columns(rows: list[dict]) -> list[str]:
-    extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - {"file", "message", "float_ops", "worst_layer"},
+    tail = ["finetune_steps", "finetune_epochs", "worst_layer", "float_ops", "missing", "file", "message"]
+    extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - set(tail),
                    key=lambda k: (not k.startswith(("median", "p95", "speedup", "mean")), k.split("_t")[-1], k))
-    return BASE_COLUMNS + extra + ["worst_layer", "float_ops", "file", "message"]
+    return BASE_COLUMNS + extra + tail
 
 
 def _fmt(key: str, value) -> str:
@@ -128,6 +162,15 @@ def to_markdown(rows: list[dict]) -> str:
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for r in rows:
         lines.append("| " + " | ".join(_fmt(c, r.get(c)) for c in cols) + " |")
+    incomplete = [r for r in rows if r.get("missing")]
+    if incomplete:
+        lines.append("")
+        lines.append("Missing figures: " + "; ".join(f"{r['recipe']}: {r['missing']}" for r in incomplete)
+                     + " (run `tflkit eval` / `tflkit bench` on those files, or `tflkit report` with measuring on)")
+    if any(r.get("finetune_steps") for r in rows):
+        lines.append("")
+        lines.append("finetune_steps / finetune_epochs: extra training (tfmot fine-tune on the run's own training "
+                     "images) that QAT and pruning files had and the others did not.")
     return "\n".join(lines) + "\n"
 
 

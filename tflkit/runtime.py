@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from tflkit.errors import ModelFileError, UsageError
@@ -18,6 +20,10 @@ _MODULES = {
     "tflite_runtime": "tflite_runtime.interpreter",
     "tf.lite": "tensorflow.lite.python.interpreter",
 }
+
+# LiteRT's words when the default delegate cannot take a model: "Node number N (TfLiteXNNPackDelegate) failed to
+# prepare." Matched to tell XNNPACK's refusal (the built-in kernels may still run the file) from a broken file.
+XNNPACK_REFUSED_MARKERS = ("XNNPack", "XNNPACK")
 
 
 def available_runtimes() -> list[str]:
@@ -77,5 +83,79 @@ def load_interpreter(path, threads: int | None = None, xnnpack: bool = True, run
         interpreter = module.Interpreter(**kwargs)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"cannot load {path}: {str(exc).strip().splitlines()[0]}") from None
+        text = str(exc).strip()
+        if xnnpack and any(marker in text for marker in XNNPACK_REFUSED_MARKERS):
+            raise XnnpackRefusedError(f"XNNPACK refused {path.name}: {_delegate_reason(text)}") from None
+        raise ModelFileError(f"cannot load {path}: {text.splitlines()[0]}") from None
     return interpreter
+
+
+class XnnpackRefusedError(ModelFileError):
+    """The default delegate failed to prepare the model; the built-in kernels may still run it."""
+
+
+def _delegate_reason(text: str) -> str:
+    # LiteRT's message is several lines ending "Node number N (TfLiteXNNPackDelegate) failed to prepare."
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = [line for line in lines if any(marker in line for marker in XNNPACK_REFUSED_MARKERS)]
+    return (named or lines)[-1][:300]
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """What the default delegate (XNNPACK) took of a model, read from the interpreter's node list.
+
+    benchmark_model prints the same as "Replacing N out of M node(s) with delegate ..., yielding K partitions".
+    """
+
+    partitions: int  # DELEGATE nodes: each is one contiguous run of nodes XNNPACK executes
+    delegated_nodes: int  # model nodes inside those partitions
+    total_nodes: int  # model nodes (the first subgraph's operators)
+    reference_ops: dict  # op type -> count of nodes left on the built-in (reference/optimized) kernels
+
+    @property
+    def reference_summary(self) -> str:
+        return ",".join(f"{op}x{n}" if n > 1 else op for op, n in sorted(self.reference_ops.items())) or "-"
+
+
+def delegation_of(interpreter) -> Delegation:
+    """Partitions, delegated nodes and leftover op types of an allocated interpreter.
+
+    With a delegate applied, `_get_ops_details()` lists the model's nodes followed by one DELEGATE node per
+    partition, whose inputs are everything the partition reads and whose outputs are what it writes. Walking back
+    from those outputs through the producing nodes, stopping at the partition's inputs, finds the nodes it holds.
+    """
+    ops = interpreter._get_ops_details()
+    model_nodes = [op for op in ops if op["op_name"] != "DELEGATE"]
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    producer = {int(t): op["index"] for op in model_nodes for t in op["outputs"]}
+    by_index = {op["index"]: op for op in model_nodes}
+    taken = set()
+    for partition in delegates:
+        boundary = {int(t) for t in partition["inputs"]}
+        stack = [int(t) for t in partition["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            node = producer.get(tensor)
+            if node is None or node in taken:
+                continue
+            taken.add(node)
+            stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0 and int(t) not in boundary)
+    left = Counter(op["op_name"] for op in model_nodes if op["index"] not in taken)
+    return Delegation(len(delegates), len(taken), len(model_nodes), dict(left))
+
+
+def load_interpreter_or_builtin(path, threads: int | None = None, runtime: str | None = None, log=None):
+    """(interpreter, reason): XNNPACK if it prepares the model, else the built-in kernels and XNNPACK's reason.
+
+    A model XNNPACK refuses ("failed to prepare") still runs on the built-in kernels; inspect and eval use this so
+    that such a file is measured, not lost. A file the built-in kernels cannot load either raises ModelFileError.
+    """
+    try:
+        return load_interpreter(path, threads=threads, runtime=runtime), None
+    except XnnpackRefusedError as exc:
+        reason = str(exc)
+    interpreter = load_interpreter(path, threads=threads, xnnpack=False, runtime=runtime)
+    if log:
+        log(f"{reason}; running it on the built-in kernels")
+    return interpreter, reason

@@ -7,9 +7,13 @@ accuracy is measured on exactly what a phone app would feed and read.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-from tflkit.runtime import load_interpreter
+from tflkit.runtime import load_interpreter_or_builtin
+
+_LOG = logging.getLogger(__name__)
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -29,9 +33,12 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
 
 
 class TFLiteClassifier:
-    def __init__(self, path, threads: int | None = None, runtime: str | None = None, batch_size: int = 64):
+    def __init__(self, path, threads: int | None = None, runtime: str | None = None, batch_size: int = 64,
+                 log=None):
         self.path = path
-        self.interpreter = load_interpreter(path, threads=threads, runtime=runtime)
+        # A model XNNPACK refuses is evaluated on the built-in kernels (same results, slower), with one line saying so.
+        self.interpreter, self.xnnpack_refused = load_interpreter_or_builtin(
+            path, threads=threads, runtime=runtime, log=log or _LOG.warning)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = batch_size

@@ -16,14 +16,22 @@ mode; only the new classifier learns), then `finetune_epochs` with everything tr
 
 Multi-device: `strategy="mirrored"` trains under tf.distribute.MirroredStrategy on all local devices (GPUs, or
 the logical CPU devices a test configures); `batch_size` is the global batch. Multi-worker: set `TF_CONFIG` on
-every worker and use `strategy="multi_worker"` (see `MULTI_WORKER_DOC`).
+every worker and use `strategy="multi_worker"`: start the same command on every machine, each with a `TF_CONFIG`
+naming the whole cluster and its own place in it, e.g. on the first of two workers
+
+    export TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+    tflkit train --strategy multi_worker --model resnet18 --dataset cifar10 --data-dir DATA --out runs/r18
+
+and on the second the same with `"index": 1`. Every worker needs the data (same `--data-dir` layout) and the same
+flags; `--batch-size` is the global batch. Worker 0 (the chief) writes the run directory; give the others a
+scratch `--out`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tflkit.config import from_dict, save_yaml
@@ -35,50 +43,75 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 SCHEDULES = ("constant", "step", "cosine")
 AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix")
 
-MULTI_WORKER_DOC = """\
-### Training on several machines (multi-worker)
 
-`tflkit train --strategy multi_worker ...` runs under `tf.distribute.MultiWorkerMirroredStrategy`. Start the same
-command on every machine, each with a `TF_CONFIG` environment variable naming the whole cluster and its own place
-in it, for example on the first of two workers:
 
-    export TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
-    tflkit train --strategy multi_worker --model resnet18 --dataset cifar10 --data-dir DATA --out runs/r18
-
-and on the second the same with `"index": 1`. Every worker needs the data (same `--data-dir` layout) and the
-same flags; `--batch-size` is the global batch, split across all replicas. Worker 0 (the chief) writes the run
-directory; give the others a scratch `--out`. Within one machine, `--strategy mirrored` uses all its GPUs.
-"""
+def _setting(default, help_text: str, choices=None):
+    """A TrainConfig field: its default, the help of its `tflkit train` flag and its valid values."""
+    metadata = {"help": help_text, **({"choices": choices} if choices else {})}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str
-    dataset: str = "shapes"
-    data_dir: str | None = None
-    image_size: int | None = None  # None: the dataset's native size
-    small_input: bool | None = None  # None: on for inputs of 64x64 and below (the CIFAR adaptation)
-    epochs: int = 10  # with `pretrained`: the head-only phase
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    bn_momentum: float | None = None  # None: the architecture's reference value; 0.9 suits short runs
-    seed: int = 0
-    lr_schedule: str = "constant"  # constant, step, cosine
-    warmup_epochs: float = 0.0
-    step_epochs: int = 30  # step schedule: multiply the lr by step_gamma every step_epochs
-    step_gamma: float = 0.1
-    label_smoothing: float = 0.0
-    augment: str = "none"  # none, basic, randaugment, mixup, cutmix
-    patience: int | None = None  # early stopping: epochs without a better val top-1
-    pretrained: str = "none"  # none, imagenet, a weights file, or a tflkit run directory
-    finetune_epochs: int = 0  # with `pretrained`: epochs with all layers trainable, after the head phase
-    finetune_lr: float | None = None  # None: lr / 10
-    train_limit: int | None = None  # train on a stratified, seeded subset of this many images
-    strategy: str = "default"  # default, mirrored, multi_worker
+    """Everything a training run depends on: `tflkit train`'s flags, a YAML --config and the saved config.yaml."""
 
-    def check(self) -> "TrainConfig":
+    model: str = field(metadata={"help": "registered architecture (see `tflkit models`)"})
+    dataset: str = _setting("shapes", "shapes, cifar10, cifar100[:coarse], tiny_imagenet, folder:PATH or auto")
+    data_dir: str | None = _setting(None, "where the dataset's files are (official downloads read directly)")
+    image_size: int | None = _setting(None, "input size in pixels (default: the dataset's native size)")
+    small_input: bool | None = _setting(None, "CIFAR-style stem without early downsampling "
+                                              "(default: on for inputs of 64x64 and below)")
+    epochs: int = _setting(10, "training epochs; with --pretrained, the head-only phase")
+    batch_size: int = _setting(128, "global batch size (split across replicas)")
+    lr: float = _setting(1e-3, "learning rate")
+    optimizer: str = _setting("adam", "optimizer", OPTIMIZERS)
+    weight_decay: float = _setting(0.0, "weight decay (0: none; adamw uses 0.004 when 0)")
+    bn_momentum: float | None = _setting(None, "BatchNorm moving-average momentum (default: the architecture's "
+                                               "reference value; 0.9 suits short runs)")
+    seed: int = _setting(0, "seed of the data order, augmentation and initialization")
+    lr_schedule: str = _setting("constant", "learning-rate schedule", SCHEDULES)
+    warmup_epochs: float = _setting(0.0, "linear lr warm-up, in epochs (fractions allowed)")
+    step_epochs: int = _setting(30, "step schedule: multiply the lr by --step-gamma every N epochs")
+    step_gamma: float = _setting(0.1, "step schedule: decay factor")
+    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)")
+    augment: str = _setting("none", "augmentation preset", AUGMENT_PRESETS)
+    patience: int | None = _setting(None, "early stopping: stop after N epochs without a better val top-1")
+    pretrained: str = _setting("none", "none, imagenet, a weights file (.h5/.weights.h5/.keras) or a tflkit run "
+                                       "directory")
+    finetune_epochs: int = _setting(0, "with --pretrained: epochs training all layers after the head phase")
+    finetune_lr: float | None = _setting(None, "learning rate of the fine-tuning phase (default: lr / 10)")
+    train_limit: int | None = _setting(None, "train on a stratified, seeded subset of N images")
+    strategy: str = _setting("default", "tf.distribute strategy: mirrored uses all local devices, multi_worker "
+                                        "reads TF_CONFIG", STRATEGIES)
+    strict: bool = _setting(False, "image folders: stop at the first unreadable image (default: skip it, counted)")
+
+    # What --resume may change: more epochs continue the run; anything else would silently mix two settings.
+    RESUMABLE = ("epochs",)
+
+    def resumed_with(self, requested: dict, run_dir, hint: str = "start a new run with another --out"
+                     ) -> TrainConfig:
+        """This saved run's config with the `requested` settings (None: not asked) applied for a resume: `epochs`
+        is applied (more epochs continue the run), any other changed setting is refused with one line."""
+        from tflkit.config import changed_fields, flag_name
+
+        changed = changed_fields(self, requested)
+        refused = [k for k in changed if k not in self.RESUMABLE]
+        if refused:
+            was, asked = changed[refused[0]]
+            raise UsageError(f"{run_dir} holds a run with {flag_name(refused[0])} {was}, not {asked}; only "
+                             f"{', '.join(map(flag_name, self.RESUMABLE))} can change when it resumes ({hint})")
+        if "epochs" in changed and changed["epochs"][1] < self.epochs:
+            raise UsageError(f"{run_dir} was set to {self.epochs} epochs; --epochs can only grow when it resumes, "
+                             f"not to {changed['epochs'][1]} ({hint})")
+        if "epochs" in changed and self.total_epochs != self.epochs:
+            raise UsageError(f"{run_dir} has a fine-tuning phase after its {self.epochs} head epochs; --epochs "
+                             f"cannot change when it resumes ({hint})")
+        if "epochs" in changed and self.lr_schedule == "cosine":
+            raise UsageError(f"{run_dir} uses a cosine schedule spread over {self.epochs} epochs; --epochs "
+                             f"cannot change when it resumes ({hint})")
+        return replace(self, **{k: asked for k, (_, asked) in changed.items()})
+
+    def check(self) -> TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
         for key, choices in (("lr_schedule", SCHEDULES), ("augment", AUGMENT_PRESETS), ("strategy", STRATEGIES)):
@@ -158,10 +191,82 @@ def load_run_config(run_dir) -> TrainConfig:
     return from_dict(TrainConfig, yaml.safe_load(files.config.read_text()), source=str(files.config))
 
 
+# Below this many optimizer steps per epoch the architectures' reference BatchNorm momentum (0.99: a moving average
+# over ~100 steps) lags the weights by epochs, and validation sits at chance: see SMALL_RUN_BN_MOMENTUM.
+SMALL_RUN_STEPS_PER_EPOCH = 50
+# Measured on shapes, a 1,500-image subset (23 steps an epoch), MobileNetV3-Small 1.0, 5 epochs, batch 64, lr 3e-3,
+# seed 0: val top-1 per epoch 10.00% x5 at 0.99; 10.0/10.8/15.2/20.8/25.3% at 0.9; 10.0/10.0/11.3/12.8/24.3% at
+# 0.95 (train top-1 identical: 10.7 -> 23.8%). The demo (6,000 images, 93 steps an epoch) keeps the reference
+# value: 0.9 cost its int8 file 5 points there (pipeline.DemoSettings).
+SMALL_RUN_BN_MOMENTUM = 0.9
+
+
+def default_bn_momentum(steps_per_epoch: int) -> float | None:
+    """The BatchNorm momentum of a run that sets none: the architecture's own (None) unless the run is small."""
+    return SMALL_RUN_BN_MOMENTUM if steps_per_epoch < SMALL_RUN_STEPS_PER_EPOCH else None
+
+
 def _resolve(config: TrainConfig, source) -> TrainConfig:
     image_size = config.image_size or source.image_size
     small_input = config.small_input if config.small_input is not None else image_size <= 64
-    return replace(config, image_size=image_size, small_input=small_input)
+    bn_momentum = config.bn_momentum
+    if bn_momentum is None:
+        train_images = len(source.split("train"))
+        if config.train_limit:
+            train_images = min(train_images, config.train_limit)
+        bn_momentum = default_bn_momentum(max(1, train_images // config.batch_size))
+    return replace(config, image_size=image_size, small_input=small_input, bn_momentum=bn_momentum)
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+def chance_warning(history: dict, num_classes: int, bn_momentum: float | None) -> str | None:
+    """A warning when validation top-1 has sat at chance for the last 2 epochs while training top-1, above chance in
+    both, rose: the
+    model learns but its inference-mode BatchNorm statistics (moving averages) have not caught up."""
+    val, top1 = history.get("val_top1", []), history.get("top1", [])
+    if len(val) < 2 or len(top1) < 2 or num_classes < 2:
+        return None
+    chance = 1.0 / num_classes
+    margin = max(0.02, 0.25 * chance)  # 10 classes: 12.5%
+    at_chance = all(v <= chance + margin for v in val[-2:])
+    # training already above chance in both epochs, and still rising: the weights learn, inference does not
+    rising = top1[-1] > top1[-2] and all(t > chance + margin for t in top1[-2:])
+    if not (at_chance and rising):
+        return None
+    momentum = "the architecture's reference momentum" if bn_momentum is None else f"momentum {bn_momentum:g}"
+    hint = ("try --bn-momentum 0.9" if bn_momentum is None or bn_momentum > 0.9
+            else "try a lower --bn-momentum, a lower --lr or more epochs")
+    return (f"warning: validation top-1 sits at chance ({100 * val[-1]:.2f}%, {num_classes} classes) for 2 epochs "
+            f"while training top-1 rose to {100 * top1[-1]:.2f}%: BatchNorm's moving statistics ({momentum}) are "
+            f"likely lagging the weights, so inference-mode outputs are meaningless; {hint}")
+
+
+class _ChanceWarning:
+    """Keras callback: log `chance_warning` once per run (duck-typed like _Checkpoint)."""
+
+    def __new__(cls, num_classes: int, bn_momentum, log):
+        import keras
+
+        class ChanceWarning(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.history, self.warned = {}, False
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key in ("top1", "val_top1"):
+                    if key in (logs or {}):
+                        self.history.setdefault(key, []).append(float(logs[key]))
+                message = None if self.warned else chance_warning(self.history, num_classes, bn_momentum)
+                if message:
+                    self.warned = True
+                    log(message)
+
+        return ChanceWarning()
 
 
 def _schedule(config: TrainConfig, lr: float, epochs: int, steps: int):
@@ -241,9 +346,11 @@ def _phases(config: TrainConfig) -> list[tuple[str, int, int, float]]:
 
 
 def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, source=None,
-          callbacks=None) -> dict:
+          callbacks=None, log=None) -> dict:
     """Train and return the history (a dict of metric name -> per-epoch values). `callbacks`: extra Keras
-    callbacks (e.g. a test's hook that kills the process mid-epoch)."""
+    callbacks (e.g. a test's hook that kills the process mid-epoch). `log`: where warnings and data notes go
+    (default: stderr)."""
+    log = log or _stderr
     from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
@@ -262,6 +369,9 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             raise UsageError(f"nothing to resume in {run_dir} (no config.yaml)")
         config = load_run_config(run_dir)
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+    from tflkit.data.check import screen_images
+
+    screen_images(source, strict=config.strict, log=log)  # unreadable image files: skipped (counted) or named
     config = _resolve(config, source)
 
     history, initial_epoch, state = {}, 0, {"best_val_top1": -1.0, "since_best": 0, "phase": None}
@@ -297,6 +407,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         val_ds = make_dataset(source.split("val"), config.image_size, config.batch_size, num_classes=one_hot)
 
     checkpoint = _Checkpoint(files, history, state, config.patience, config.seed)
+    callbacks = [_ChanceWarning(source.num_classes, config.bn_momentum, log), *(callbacks or [])]
     for phase, start, end, lr in _phases(config):
         if initial_epoch >= end or checkpoint.state.get("stopped"):
             continue
@@ -312,7 +423,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
                                 num_classes=one_hot)
         # the dataset is already shuffled per (seed, epoch); shuffle=False only silences Keras' warning
         model.fit(train_ds, shuffle=False, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=[checkpoint, *(callbacks or [])], verbose=verbose)
+                  validation_data=val_ds, callbacks=[checkpoint, *callbacks], verbose=verbose)
         initial_epoch = end
     final = files.best if files.best.is_file() else files.last
     with atomic_path(files.model) as tmp:

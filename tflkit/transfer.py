@@ -1,51 +1,133 @@
 """Transfer learning: put pretrained weights into a freshly built model before training (`--pretrained`).
 
-  imagenet   published ImageNet weights where a port exists (table below), downloaded when a network exists
-  PATH       a weights file (.h5 Keras 1/2, .weights.h5 Keras 3, .keras) or a tflkit run directory (its model.keras)
+  imagenet   the model's published ImageNet weights (`ModelSpec.pretrained_source`, table in
+             tflkit/models/pretrained.py: URL, checksum, format), downloaded once into ~/.cache/tflkit/weights
+             (or found in Keras' ~/.keras/models), checksum-verified before use; with no network, one line
+             naming --pretrained PATH within seconds
+  PATH       a weights file: .tflite (float or quantized, mapped by graph order; converters/tflite_weights.py),
+             .pth (torchvision state dict, read without torch; converters/pth_port.py), .h5 (Keras 1/2),
+             .weights.h5 (Keras 3), .keras; or a tflkit run directory (its model.keras)
   none       from scratch
 
-Every layer whose name and shapes match takes the weights; the rest (the classifier, when the class count
-differs) keep their initialization. The names of the loaded layers go to pretrained.json: they are the ones
-frozen during the head-only phase.
-
-| tflkit model     | ImageNet weights                                        | note                                     |
-|------------------|---------------------------------------------------------|------------------------------------------|
-| squeezenet1_1    | rcmalli/keras-squeezenet (Caffe SqueezeNet v1.1, notop) | ported by converters/weights.py          |
-| others           | none yet                                                | keras.applications MobileNetV3/EfficientNetV2 differ layer for layer from the torchvision layouts; pass --pretrained PATH |
+Layers whose weights the source holds take them; the classifier, when the class count differs, keeps its
+initialization. The names of the loaded layers go to pretrained.json: they are the ones frozen during the
+head-only phase.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
-from tflkit.errors import UsageError
+from tflkit.errors import ModelFileError, UsageError
 
-# model -> (url, file name) of published ImageNet weights that converters/weights.py can port
-IMAGENET_WEIGHTS = {
-    "squeezenet1_1": ("https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
-                      "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                      "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-}
+CACHE_ENV = "TFLKIT_WEIGHTS_CACHE"  # where downloaded weights are kept (default ~/.cache/tflkit/weights)
+CONNECT_TIMEOUT_S = 3.0
 
 
-def imagenet_weights_path(model_name: str) -> Path:
-    if model_name not in IMAGENET_WEIGHTS:
-        raise UsageError(f"no ImageNet weights port for {model_name} (available: {', '.join(IMAGENET_WEIGHTS)}); "
-                         f"pass --pretrained PATH to a weights file or run directory")
-    url, fname = IMAGENET_WEIGHTS[model_name]
-    cached = Path("~/.keras/models").expanduser() / fname
-    if cached.is_file():
-        return cached
+def weights_cache_dir() -> Path:
+    from tflkit.fileio import cache_dir
+
+    return Path(os.environ[CACHE_ENV]).expanduser() if os.environ.get(CACHE_ENV) else cache_dir("weights")
+
+
+def file_digests(path) -> dict:
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
+
+
+def verify_source_file(path, source) -> str:
+    """Check `path` against the source's checksum; returns what was checked. Raises ModelFileError on mismatch."""
+    digests = file_digests(path)
+    if source.sha256:
+        ok, checked = digests["sha256"] == source.sha256, f"sha256 {source.sha256}"
+    elif source.sha256_prefix:  # torch.hub's check: the digest starts with the digits in the file name
+        ok, checked = digests["sha256"].startswith(source.sha256_prefix), f"sha256 prefix {source.sha256_prefix}"
+    elif source.md5:
+        ok, checked = digests["md5"] == source.md5, f"md5 {source.md5}"
+    else:
+        raise ModelFileError(f"{source.url}: the weight source has no checksum to verify")
+    if not ok:
+        raise ModelFileError(f"{path}: checksum mismatch (expected {checked}, file has sha256 {digests['sha256']}); "
+                             f"delete it and download again")
+    return checked
+
+
+def _source_of(model_name: str):
+    from tflkit.models import get_spec
+
+    source = get_spec(model_name).pretrained_source
+    if source is None:
+        from tflkit.models.pretrained import IMAGENET_SOURCES
+
+        raise UsageError(f"no published ImageNet weights for {model_name} (available for: "
+                         f"{', '.join(sorted(IMAGENET_SOURCES))}); pass --pretrained PATH to a weights file or run")
+    return source
+
+
+def imagenet_weights_path(model_name: str, log=None) -> Path:
+    """The verified local file of `model_name`'s ImageNet weights, downloaded into the cache if not there yet."""
+    source = _source_of(model_name)
+    for cached in (weights_cache_dir() / source.filename, Path("~/.keras/models").expanduser() / source.filename):
+        if cached.is_file():
+            verify_source_file(cached, source)
+            return cached
+    return download_weights(source, model_name, log=log)
+
+
+def download_weights(source, model_name: str, log=None) -> Path:
+    from urllib.error import URLError
     from urllib.parse import urlparse
+    from urllib.request import urlopen
 
     from tflkit.data.tfds_source import host_reachable
+    from tflkit.fileio import atomic_path
 
-    if not host_reachable(urlparse(url).hostname):
-        raise UsageError(f"cannot download ImageNet weights for {model_name} (no network to {urlparse(url).hostname}); "
-                         f"fetch {url} and pass --pretrained PATH")
-    import keras
+    url = urlparse(source.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    offline = (f"cannot download ImageNet weights for {model_name} (no connection to {url.hostname}:{port}); "
+               f"fetch {source.url} where a network exists and pass --pretrained PATH")
+    if not host_reachable(url.hostname, port, timeout=CONNECT_TIMEOUT_S):
+        raise UsageError(offline)
+    target = weights_cache_dir() / source.filename
+    if log:
+        log(f"downloading {source.url} -> {target}")
+    try:
+        with urlopen(source.url, timeout=30) as response, atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    f.write(chunk)
+            verify_source_file(tmp, source)  # a bad file never lands in the cache
+    except (URLError, TimeoutError, ConnectionError) as exc:
+        raise UsageError(f"{offline} ({exc})") from None
+    return target
 
-    return Path(keras.utils.get_file(fname, url, cache_subdir="models"))
+
+def load_imagenet(model, model_name: str, log=None) -> dict:
+    """Download (once), verify and port `model_name`'s ImageNet weights into `model`."""
+    source = _source_of(model_name)
+    path = imagenet_weights_path(model_name, log=log)
+    if source.format == "torchvision_pth":
+        from converters.pth_port import port_pth
+
+        report = port_pth(model, path)
+    elif source.format == "keras_applications_h5":
+        from converters.weights import port_keras_applications_mobilenetv3
+
+        loaded, skipped = port_keras_applications_mobilenetv3(model, path)
+        report = {"loaded_layers": loaded, "skipped_layers": skipped}
+    else:
+        from converters.weights import load_weights_file
+
+        loaded, skipped = load_weights_file(model, path)
+        report = {"loaded_layers": loaded, "skipped_layers": skipped}
+    return {"source": str(path), "url": source.url, "loaded_layers": report["loaded_layers"],
+            "skipped_layers": report["skipped_layers"]}
 
 
 def load_pretrained(model, spec: str, model_name: str) -> dict:
@@ -53,15 +135,14 @@ def load_pretrained(model, spec: str, model_name: str) -> dict:
     from converters.weights import load_weights_file
 
     if spec == "imagenet":
-        path = imagenet_weights_path(model_name)
-    else:
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            if not (path / "model.keras").is_file():
-                raise UsageError(f"--pretrained {spec}: a directory but not a finished tflkit run (no model.keras)")
-            path = path / "model.keras"
-        elif not path.is_file():
-            raise UsageError(f"--pretrained {spec}: no such file or run directory (or use imagenet / none)")
+        return load_imagenet(model, model_name)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise UsageError(f"--pretrained {spec}: a directory but not a finished tflkit run (no model.keras)")
+        path = path / "model.keras"
+    elif not path.is_file():
+        raise UsageError(f"--pretrained {spec}: no such file or run directory (or use imagenet / none)")
     loaded, skipped = load_weights_file(model, path)
     if not loaded:
         raise UsageError(f"--pretrained {spec}: no layer of {model_name} matched by name and shape")

@@ -100,7 +100,7 @@ def _tiny_imagenet(data_dir=None, seed=0, val=None, **_):
                          splits=splits, label="Tiny ImageNet", extra={"notes": notes, "wnids": parts["wnids"]})
 
 
-def _folder(data_dir=None, seed=0, val=None, path=None, **_):
+def _folder(data_dir=None, seed=0, val=None, path=None, allow_empty_classes=False, **_):
     from tflkit.data.folder import read_folder
     from tflkit.data.splits import with_val
 
@@ -109,11 +109,13 @@ def _folder(data_dir=None, seed=0, val=None, path=None, **_):
         raise UsageError("folder needs a path: --dataset folder:PATH")
     if not root.is_absolute() and data_dir and not root.exists():
         root = Path(data_dir).expanduser() / root
-    parts = read_folder(root)
+    empty = [] if allow_empty_classes else None
+    parts = read_folder(root, empty)
     notes = [f"read from {root}"]
     splits = with_val({k: parts[k] for k in ("train", "val", "test") if k in parts}, seed, notes, val)
     return DatasetSource(name=f"folder:{root}", class_names=parts["class_names"], image_size=parts["image_size"],
-                         splits=splits, label=f"image folder {root.name}", extra={"notes": notes})
+                         splits=splits, label=f"image folder {root.name}",
+                         extra={"notes": notes, "empty_class_folders": empty or []})
 
 
 # spec name -> loader(data_dir=..., seed=..., **options).
@@ -139,10 +141,6 @@ def detect_layouts(data_dir) -> list[str]:
     if not found and (Path(data_dir).expanduser() / "train").is_dir():
         found.append("folder")
     return found
-
-
-def dataset_names() -> list[str]:
-    return sorted([*SOURCES, "auto"])
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:

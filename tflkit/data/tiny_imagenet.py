@@ -1,12 +1,15 @@
 """Tiny ImageNet (`tiny-imagenet-200`): 200 classes of 64x64 JPEGs, read as files.
 
-  wnids.txt                          the 200 WordNet ids, one per line (class index = line number)
-  words.txt                          wnid <tab> human-readable names (for class names)
+  wnids.txt                          the 200 WordNet ids, one per line (in no particular order)
+  words.txt                          wnid <tab> human-readable names (class names: the first of them)
   train/<wnid>/images/*.JPEG         500 per class
   val/val_annotations.txt            file <tab> wnid <tab> box...; images in val/images/
   test/images/*.JPEG                 unlabelled: not used
 
 The labelled val split serves as test (the usual practice); a val split is carved from train.
+Class indices follow the sorted wnids, as torchvision's ImageFolder and most published code number them (not
+wnids.txt's line order), so index i is the same class here as in their checkpoints. A train folder with fewer
+than the official 500 images per class (the shared subset has 200: 40,000 in all) is read as it is.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def read_tiny_imagenet(root) -> dict:
     wnids_path = root / "wnids.txt"
     if not wnids_path.is_file():
         raise DatasetError(f"{root}: no wnids.txt; not a tiny-imagenet-200 directory")
-    wnids = [w.strip() for w in wnids_path.read_text().split() if w.strip()]
+    wnids = sorted({w.strip() for w in wnids_path.read_text().split() if w.strip()})
     index = {w: i for i, w in enumerate(wnids)}
     paths, labels = [], []
     for wnid in wnids:

@@ -7,7 +7,6 @@ Stride-2 convolutions pad explicitly like PyTorch (k//2 on every side), so refer
 
 from __future__ import annotations
 
-
 NORMALIZE_LAYER = "normalize"
 
 
@@ -32,21 +31,36 @@ def activation(x, kind, keras, name):
         return x
     if kind == "relu6":
         return keras.layers.ReLU(max_value=6.0, name=name)(x)
-    if kind in ("hard_swish", "hard_sigmoid"):
+    if kind == "hard_swish":
+        return hard_swish(x, keras, name)
+    if kind == "hard_sigmoid":
         return keras.layers.Activation(_hard_activation(kind, keras), name=name)(x)
     return keras.layers.Activation(kind, name=name)(x)
 
 
+def hard_swish(x, keras, name):
+    """x * relu6(x + 3) / 6, spelled (x / 6) * relu6(x + 3) from Rescaling, ReLU and Multiply (no weights).
+
+    Why this spelling: the converter fuses `x * relu6(x + 3) / 6` and `x * hard_sigmoid(x)` back into one
+    HARD_SWISH op, which XNNPACK does not run in int8 (each one cut the MobileNetV3 int8 graph into another
+    partition, 20 in all) and which 16x8 quantization refuses. Scaling x before the product is not a pattern it
+    matches: the int8 file keeps ADD (relu6 fused), MUL, MUL, all delegated, and static_wi8_ai16 converts.
+    The same float function; the last layer carries `name`, so tensors are found by the old layer name.
+    """
+    shifted = keras.layers.Rescaling(1.0, offset=3.0, name=f"{name}_plus3")(x)
+    gate = keras.layers.ReLU(max_value=6.0, name=f"{name}_relu6")(shifted)
+    scaled = keras.layers.Rescaling(1.0 / 6.0, name=f"{name}_div6")(x)
+    return keras.layers.Multiply(name=name)([scaled, gate])
+
+
 def _hard_activation(kind, keras):
     # Keras 3 defines hard_sigmoid as relu6(x + 3) / 6 (PyTorch's); tf_keras still uses 0.2 * x + 0.5, so there
-    # the PyTorch form is spelled out.
+    # the PyTorch form is spelled out (converters/twin.py swaps the lambda for a layer tfmot can clone).
     if not keras.__name__.startswith("tf_keras"):
         return kind
     import tensorflow as tf
 
-    if kind == "hard_sigmoid":
-        return lambda x: tf.nn.relu6(x + 3.0) / 6.0
-    return lambda x: x * tf.nn.relu6(x + 3.0) / 6.0
+    return lambda x: tf.nn.relu6(x + 3.0) / 6.0
 
 
 def pad_for_stride(x, kernel_size, stride, keras, name):

@@ -63,6 +63,13 @@ class ModelSpec:
     def known_normalizations(self) -> list[Normalization]:
         return [self.normalization] + ([self.pretrained_normalization] if self.pretrained_normalization else [])
 
+    @property
+    def pretrained_source(self):
+        """The published ImageNet weights (URL, checksum, format) behind --pretrained imagenet, or None."""
+        from tflkit.models.pretrained import IMAGENET_SOURCES
+
+        return IMAGENET_SOURCES.get(self.name)
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -130,3 +137,4 @@ def count_params(model) -> int:
 def _load_entry_points() -> None:
     # Importing the family modules runs their @register_model decorators.
     from tflkit.models import families  # noqa: F401
+    from tflkit.models import mobilenetv3_tf  # noqa: F401  (TF-slim / keras.applications layout)

@@ -1,9 +1,11 @@
 """One row per registered model for `tflkit models`: parameters, MACs, input size, reference and how we match it.
 
-Parameters come from building the model (about a second each, 10 s for EfficientNetV2-S); MACs from converting it
-to fp32 TFLite (seconds each, about a minute for EfficientNetV2-S at 384), so MACs are computed only when asked
-and both are cached in ~/.cache/tflkit/model_summary.json, keyed by name, input size, classes and a hash of the
-model code: a cached row is reused until the architecture's source changes.
+Both figures come from the Keras layers, without converting anything: the model is built inside a
+`keras.StatelessScope` (shapes only, its variables never initialized: half the build time), parameters are its
+trainable weights' sizes and MACs are summed over the conv, depthwise, separable and dense layers from their output
+shapes and kernel sizes (the same convention as converters/macs.py counts from a .tflite, which the tests
+cross-check). All registered models take a few seconds; rows are cached in ~/.cache/tflkit/model_summary.json,
+keyed by name, input size, classes and a hash of the model code, and reused until the architecture's source changes.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
+import math
 from pathlib import Path
 
 from tflkit.models.registry import count_params, create_model, get_spec, list_models
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tflkit" / "model_summary.json"
+    from tflkit.fileio import cache_dir
+
+    return cache_dir() / "model_summary.json"
 
 
 def describe_models(include_test: bool = False, compute_macs: bool = False, cache_path=None, names=None) -> list[dict]:
@@ -60,21 +63,60 @@ def _measure(name, compute_macs, entry):
     from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
-    model = create_model(name)
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):  # shapes are all we read: no variable is initialized
+        model = create_model(name)
     entry = dict(entry or {}, params=count_params(model))
     if compute_macs:
-        from converters.macs import count_keras_macs
-
-        entry["macs"] = count_keras_macs(model).macs
+        entry["macs"] = keras_macs(model)
+    keras.backend.clear_session(free_memory=False)  # drops the deferred variables; gc.collect would take 1 s
     return entry
+
+
+def keras_macs(model) -> int:
+    """Multiply-accumulates of one inference (batch 1) over conv, depthwise, separable conv and dense layers, from
+    each call's output shape and the layer's kernel shape. Nested models are walked; element-wise work is not
+    counted (as converters/macs.py leaves it out of `macs`)."""
+    return sum(_layer_macs(layer, shape) for layer, shape in _calls(model))
+
+
+def _calls(model):
+    """(layer, output shape) for every call of every leaf layer, nested models included."""
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:  # a nested Functional/Sequential model
+            yield from _calls(layer)
+            continue
+        for node in layer._inbound_nodes:  # one node per call: a shared layer counts every time it runs
+            yield layer, tuple(node.outputs[0].shape)
+
+
+def _layer_macs(layer, out_shape) -> int:
+    import keras
+
+    out_elems = math.prod(d for d in out_shape[1:] if d is not None)
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        depthwise, pointwise = layer.depthwise_kernel.shape, layer.pointwise_kernel.shape
+        spatial = out_elems // pointwise[-1]
+        return spatial * math.prod(depthwise) + spatial * pointwise[-2] * pointwise[-1]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):  # kernel (kh, kw, in_c, multiplier)
+        return out_elems * math.prod(layer.kernel.shape[:2])
+    if isinstance(layer, keras.layers.Conv2DTranspose):  # every input element meets the whole kernel
+        return math.prod(d for d in layer.input.shape[1:]) * math.prod(layer.kernel.shape[:2]) * layer.filters
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        return out_elems * math.prod(layer.kernel.shape[:-1])  # kernel (k..., in_c / groups, out_c)
+    if isinstance(layer, keras.layers.Dense):  # kernel (in, units), applied over any leading axes
+        return out_elems * layer.kernel.shape[0]
+    return 0
 
 
 def _cache_key(name) -> str:
     spec = get_spec(name)
-    from converters import macs
+    import sys
+
     from tflkit.models import layers, registry
 
-    modules = (inspect.getmodule(spec.builder), layers, registry, macs)
+    modules = (inspect.getmodule(spec.builder), layers, registry, sys.modules[__name__])
     source = "".join(inspect.getsource(m) for m in modules)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     return f"{name}@{spec.default_input_size}x{spec.default_num_classes}@{digest}"

@@ -1,0 +1,321 @@
+"""How much of each registry model XNNPACK runs in int8, and what that does to latency: fp32 against static_wi8_ai8
+at 1 and 2 threads side by side, with the hard-swish spelling before and after issue 14's change.
+
+    python benchmarks/int8_delegation.py [--models mobilenetv3_small_100,resnet18] [--size 96] [--rounds 40]
+
+Per model: the Keras model with today's activations ("after") and, where the model has hard-swish, the same
+model rebuilt with the old single `Activation("hard_swish")` ("before", the converter turns it into HARD_SWISH)
+carrying the same weights; the float outputs of the two are compared (max abs logit difference). Both are
+converted (fp32, static_wi8_ai8 calibrated on random pixels: enough for structure and speed, meaningless for
+accuracy; BatchNorm statistics are first set from a batch of those pixels, see `set_batchnorm_statistics`), their
+XNNPACK partitions counted (tflkit.runtime.delegation_of), and every file is timed in a fresh
+process that imports only the runtime: one interpreter per (file, threads), invoked in turn, round after round,
+so that all of them see the same machine load; median and the 10th-90th percentile spread. static_wi8_ai16 of
+mobilenetv3_small_100 is converted and run once.
+
+Writes benchmarks/results/int8_delegation.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+THREADS = (1, 2)
+
+
+def _old_hard_swish(x, keras, name):
+    """The activation before issue 14: one layer, which the converter emits as a HARD_SWISH op."""
+    return keras.layers.Activation("hard_swish", name=name)(x)
+
+
+def build_pair(name: str, size: int, num_classes: int):
+    """(after, before-or-None): the registry model, and the same weights under the old hard-swish."""
+    import tflkit.models.layers as layers
+    from tflkit.models import create_model
+
+    after = create_model(name, num_classes=num_classes, input_size=size)
+    if not any(layer.name.endswith("_div6") for layer in after.layers):
+        return after, None
+    current = layers.hard_swish
+    layers.hard_swish = _old_hard_swish
+    try:
+        before = create_model(name, num_classes=num_classes, input_size=size)
+    finally:
+        layers.hard_swish = current
+    return after, before
+
+
+def _copy_weights(source, target) -> None:
+    weights = {layer.name: layer.get_weights() for layer in source.layers}
+    for layer in target.layers:
+        if weights.get(layer.name):
+            layer.set_weights(weights[layer.name])
+
+
+def set_batchnorm_statistics(model, images) -> None:
+    """BatchNorm moving statistics from one batch (momentum 0 for one training-mode call), so that every layer's
+    activations have trained-like ranges. A freshly initialised model's activations vanish layer after layer
+    (MobileNetV3 logits ~1e-10): its int8 scales become extreme and XNNPACK refuses int8 ADDs whose input and
+    output scales are too far apart, which says nothing about a trained model."""
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(images, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+
+
+def convert(model, recipe, rep, workdir: Path, stem: str):
+    from converters.convert import convert_saved_model, export_saved_model
+
+    saved = workdir / f"{stem}.saved"
+    if not saved.exists():
+        export_saved_model(model, saved)
+    path = workdir / f"{stem}.{recipe}.tflite"
+    try:
+        path.write_bytes(convert_saved_model(saved, recipe, rep))
+    except Exception as exc:  # a recipe that fails is a row with its reason, the rest go on
+        return None, str(exc).splitlines()[0][:200]
+    return path, None
+
+
+def structure(path: Path) -> dict:
+    from tflkit.runtime import delegation_of, load_interpreter
+
+    d = delegation_of(load_interpreter(path, threads=1))
+    return {"partitions": d.partitions, "delegated_nodes": d.delegated_nodes, "total_nodes": d.total_nodes,
+            "reference_ops": d.reference_summary, "size_bytes": path.stat().st_size}
+
+
+def time_files(paths: list[str], rounds: int, per_round: int, warmup: int) -> dict:
+    """Child process (imports the runtime only): every (file, threads) interpreter invoked in turn."""
+    from tflkit.hostbench import random_inputs
+    from tflkit.runtime import load_interpreter
+
+    runners = []
+    for path in paths:
+        for threads in THREADS:
+            interpreter = load_interpreter(path, threads=threads)
+            for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):
+                interpreter.set_tensor(detail["index"], array)
+            for _ in range(warmup):
+                interpreter.invoke()
+            runners.append((f"{Path(path).name}@t{threads}", interpreter, []))
+    clock = time.perf_counter
+    for _ in range(rounds):
+        for _, interpreter, times in runners:
+            for _ in range(per_round):
+                t0 = clock()
+                interpreter.invoke()
+                times.append((clock() - t0) * 1e3)
+    out = {}
+    for key, _, times in runners:
+        a = np.asarray(times)
+        out[key] = {"median_ms": float(np.median(a)), "p10_ms": float(np.percentile(a, 10)),
+                    "p90_ms": float(np.percentile(a, 90)), "count": int(a.size)}
+    return out
+
+
+def time_in_fresh_process(paths, args) -> dict:
+    cmd = [sys.executable, __file__, "--time-files", *map(str, paths), "--rounds", str(args.rounds),
+           "--per-round", str(args.per_round), "--warmup", str(args.warmup)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"timing child failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, args, workdir: Path) -> dict:
+    rng = np.random.default_rng(0)
+    rep = rng.uniform(0, 255, (args.calib_samples, args.size, args.size, 3)).astype(np.float32)
+    after, before = build_pair(name, args.size, args.num_classes)
+    set_batchnorm_statistics(after, rep)
+    if before is not None:
+        _copy_weights(after, before)
+    row = {"model": name, "size": args.size, "has_hard_swish": before is not None}
+    if before is not None:
+        probe = rng.uniform(0, 255, (4, args.size, args.size, 3)).astype(np.float32)
+        a, b = after.predict_on_batch(probe), before.predict_on_batch(probe)
+        row["float_max_abs_diff"] = float(np.max(np.abs(a - b)))
+        row["float_logit_range"] = float(np.max(np.abs(b)))
+    files = {}
+    for variant, model in (("after", after), ("before", before)):
+        if model is None:
+            continue
+        for recipe in ("fp32", "static_wi8_ai8"):
+            path, error = convert(model, recipe, rep, workdir, f"{name}.{variant}")
+            if error:
+                row[f"{variant}_{recipe}_error"] = error
+                continue
+            files[(variant, recipe)] = path
+            row[f"{variant}_{recipe}"] = structure(path)
+    if name == "mobilenetv3_small_100":
+        path, error = convert(after, "static_wi8_ai16", rep, workdir, f"{name}.after")
+        row["after_static_wi8_ai16"] = {"error": error} if error else {**structure(path), "runs": _runs_once(path)}
+    timings = time_in_fresh_process(list(files.values()), args)
+    for (variant, recipe), path in files.items():
+        for threads in THREADS:
+            row[f"{variant}_{recipe}"][f"t{threads}"] = timings[f"{path.name}@t{threads}"]
+    return row
+
+
+def _runs_once(path) -> bool:
+    from tflkit.hostbench import random_inputs
+    from tflkit.runtime import load_interpreter
+
+    interpreter = load_interpreter(path, threads=1)
+    for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):
+        interpreter.set_tensor(detail["index"], array)
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return bool(np.all(np.isfinite(out)))
+
+
+def _fmt_t(entry, threads):
+    t = entry.get(f"t{threads}") if entry else None
+    return f"{t['median_ms']:.2f} ({t['p10_ms']:.2f}-{t['p90_ms']:.2f})" if t else "-"
+
+
+def _ratio(row, variant, threads):
+    f, q = row.get(f"{variant}_fp32"), row.get(f"{variant}_static_wi8_ai8")
+    if not f or not q or f"t{threads}" not in f or f"t{threads}" not in q:
+        return "-"
+    return f"{q[f't{threads}']['median_ms'] / f[f't{threads}']['median_ms']:.2f}"
+
+
+NOTES = """Notes on reading this table:
+
+- Partition counts are structural: they come from the graph and this LiteRT's XNNPACK, not from the machine's
+  load. "before" keeps one HARD_SWISH op per hard-swish, which XNNPACK does not take in int8, so the
+  graph is cut into 20 partitions with the reference kernel between them; "after" is one partition everywhere.
+- The models are untrained; their BatchNorm statistics are set from one batch of random pixels so that every
+  layer's int8 scales are those of a working network (a freshly initialised MobileNetV3's activations shrink to
+  ~1e-10 by the logits, and XNNPACK then refuses int8 ADDs whose input and output scales are too far apart: 18
+  partitions for a reason that has nothing to do with the activation).
+- Latency was taken on a 2-core machine shared with other jobs: the spread (10th-90th percentile) is wide and the
+  absolute figures are load-dominated. fp32 and int8 of one model were interleaved invoke by invoke, so their
+  ratio is the comparable figure. Two threads on two busy cores are often slower than one: this run cannot say
+  whether 2 threads help on an idle machine.
+"""
+
+
+def markdown(rows, conditions, command) -> str:
+    lines = ["# int8 delegation: XNNPACK partitions and fp32 vs static_wi8_ai8 latency", "",
+             f"Command: `{command}`", "",
+             "Conditions: " + ", ".join(f"{k} {v}" for k, v in conditions.items()), "",
+             "Latency: median ms (10th-90th percentile), every (file, threads) interpreter invoked in turn in one "
+             "fresh process that imports only LiteRT. `int8/fp32` is the ratio of medians. `before`: the same "
+             "weights with the old single hard-swish layer (HARD_SWISH op).", "",
+             "| model | variant | int8 partitions | int8 nodes delegated | left on reference kernels | "
+             "fp32 t1 | int8 t1 | int8/fp32 t1 | fp32 t2 | int8 t2 | int8/fp32 t2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for variant in ("before", "after"):
+            q, f = row.get(f"{variant}_static_wi8_ai8"), row.get(f"{variant}_fp32")
+            if q is None and f is None:
+                continue
+            q = q or {}
+            lines.append(
+                f"| {row['model']} | {variant} | {q.get('partitions', '-')} | "
+                f"{q.get('delegated_nodes', '-')}/{q.get('total_nodes', '-')} | {q.get('reference_ops', '-')} | "
+                f"{_fmt_t(f, 1)} | {_fmt_t(q, 1)} | {_ratio(row, variant, 1)} | {_fmt_t(f, 2)} | {_fmt_t(q, 2)} | "
+                f"{_ratio(row, variant, 2)} |")
+    lines += ["", "Float outputs, old against new hard-swish spelling (same weights, 4 random images):", ""]
+    for row in rows:
+        if "float_max_abs_diff" in row:
+            lines.append(f"- {row['model']}: max abs logit difference {row['float_max_abs_diff']:.2e} "
+                         f"(logits up to {row['float_logit_range']:.2f})")
+    for row in rows:
+        if "after_static_wi8_ai16" in row:
+            a16 = row["after_static_wi8_ai16"]
+            text = (f"converts ({a16['size_bytes']} bytes, {a16['partitions']} XNNPACK partitions, runs in LiteRT: "
+                    f"{a16['runs']})" if "error" not in a16 or not a16.get("error") else f"fails: {a16['error']}")
+            lines += ["", f"static_wi8_ai16 of {row['model']} at {row['size']}x{row['size']}: {text}."]
+    pairs = [(row["model"], row["before_fp32"], row["after_fp32"]) for row in rows
+             if "t1" in row.get("before_fp32", {}) and "t1" in row.get("after_fp32", {})]
+    if pairs:
+        lines += ["", "fp32 files, after/before median (the split hard-swish is three XNNPACK ops where the fused "
+                  "HARD_SWISH was one):", ""]
+        lines += [f"- {m}: t1 {a['t1']['median_ms'] / b['t1']['median_ms']:.2f}x, "
+                  f"t2 {a['t2']['median_ms'] / b['t2']['median_ms']:.2f}x" for m, b, a in pairs]
+    lines += ["", NOTES]
+    errors = [(row["model"], k, v) for row in rows for k, v in row.items() if k.endswith("_error")]
+    if errors:
+        lines += ["", "Conversion failures:", ""] + [f"- {m} {k}: {v}" for m, k, v in errors]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", help="comma-separated names (default: every non-test registry model)")
+    parser.add_argument("--size", type=int, default=96, help="input size for every model (default 96)")
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=40, help="rounds over all interpreters (default 40)")
+    parser.add_argument("--per-round", type=int, default=3, help="invokes per interpreter per round")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--calib-samples", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=RESULTS / "int8_delegation")
+    parser.add_argument("--render", action="store_true", help="rewrite the .md from the .json, measure nothing")
+    parser.add_argument("--time-files", nargs="+", help=argparse.SUPPRESS)  # the timing child
+    args = parser.parse_args(argv)
+    if args.time_files:
+        print(json.dumps(time_files(args.time_files, args.rounds, args.per_round, args.warmup)))
+        return 0
+    if args.render:
+        from tflkit.fileio import atomic_write_text
+
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        atomic_write_text(args.out.with_suffix(".md"), markdown(saved["rows"], saved["conditions"],
+                                                                saved["command"].strip()))
+        return 0
+
+    from tflkit.tfenv import quiet_tensorflow
+
+    tf = quiet_tensorflow()
+    from tflkit.models import get_spec, list_models
+
+    names = args.models.split(",") if args.models else list_models()
+    for name in names:
+        get_spec(name)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            start = time.perf_counter()
+            rows.append(measure(name, args, Path(tmp)))
+            q = rows[-1].get("after_static_wi8_ai8") or {}
+            print(f"{name:<24} {time.perf_counter() - start:6.1f}s  partitions {q.get('partitions')}  "
+                  f"int8/fp32 t1 {_ratio(rows[-1], 'after', 1)}", flush=True)
+    from tflkit.hostbench import cpu_name
+
+    conditions = {"input": f"{args.size}x{args.size}", "classes": args.num_classes, "threads": "1 and 2",
+                  "rounds": args.rounds, "invokes per round": args.per_round, "cpu": cpu_name(),
+                  "cores": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
+                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    command = "python benchmarks/int8_delegation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    from tflkit.fileio import atomic_write_text
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out.with_suffix(".json"),
+                      json.dumps({"conditions": conditions, "command": command, "rows": rows}, indent=2) + "\n")
+    atomic_write_text(args.out.with_suffix(".md"), markdown(rows, conditions, command.strip()))
+    print(f"wrote {args.out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Issue 14: hard-swish built so that int8 files run in one XNNPACK partition, with the same float function.
+
+The old activation (one `Activation("hard_swish")` layer) became a HARD_SWISH op, which XNNPACK does not take in
+int8 (each one cut the graph) and 16x8 quantization refuses. The registry's hard-swish is now (x / 6) *
+relu6(x + 3) from plain layers, a spelling the converter does not fuse back into HARD_SWISH.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from tflkit.models import create_model, list_models  # noqa: E402
+
+TEST_MODELS = list_models("test_*", include_test=True)
+
+
+def _old_hard_swish(x, keras, name):
+    return keras.layers.Activation("hard_swish", name=name)(x)
+
+
+def _with_batchnorm_statistics(model, images):
+    """Moving statistics from one batch, so activations have trained-like ranges (a freshly initialised model's
+    vanish, and int8 scales that extreme are refused by XNNPACK whatever the activation)."""
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(images, training=True)
+    return model
+
+
+def _pixels(n, size=32, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
+
+
+def test_float_function_and_weights_unchanged(monkeypatch):
+    import tflkit.models.layers as layers
+
+    new = _with_batchnorm_statistics(create_model("test_mobilenetv3"), _pixels(16))
+    monkeypatch.setattr(layers, "hard_swish", _old_hard_swish)
+    old = create_model("test_mobilenetv3")
+    # Same weighted layers under the same names: only weightless layers were added.
+    assert [w.shape for w in new.weights] == [w.shape for w in old.weights]
+    weights = {layer.name: layer.get_weights() for layer in new.layers}
+    for layer in old.layers:
+        if weights.get(layer.name):
+            layer.set_weights(weights[layer.name])
+    x = _pixels(8, seed=1)
+    a, b = new.predict_on_batch(x), old.predict_on_batch(x)
+    assert np.abs(b).max() > 0.1  # logits that mean something
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+    names = {layer.name for layer in new.layers}
+    assert "head_hard_swish" in names and "stem_hard_swish" in names  # the activation keeps its layer name
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_int8_runs_in_one_xnnpack_partition(name, tmp_path):
+    from converters.convert import convert_model
+    from converters.inspect import op_counts
+    from tflkit.runtime import delegation_of, load_interpreter
+
+    images = _pixels(16)
+    model = _with_batchnorm_statistics(create_model(name), images)
+    path = tmp_path / f"{name}.static_wi8_ai8.tflite"
+    path.write_bytes(convert_model(model, "static_wi8_ai8", images[:8]))
+    assert "HARD_SWISH" not in op_counts(path)
+    d = delegation_of(load_interpreter(path, threads=1))
+    assert (d.partitions, d.delegated_nodes, d.reference_ops) == (1, d.total_nodes, {}), d
+
+
+def test_static_wi8_ai16_converts_and_runs_for_mobilenetv3(tmp_path):
+    from converters.convert import convert_model
+    from tflkit.tflite_model import TFLiteClassifier
+
+    images = _pixels(16)
+    model = _with_batchnorm_statistics(create_model("test_mobilenetv3"), images)
+    path = tmp_path / "test_mobilenetv3.static_wi8_ai16.tflite"
+    path.write_bytes(convert_model(model, "static_wi8_ai16", images[:8]))
+    logits = TFLiteClassifier(path).predict(images[:4])
+    expected = model.predict_on_batch(images[:4])
+    assert np.isfinite(logits).all()
+    assert (logits.argmax(1) == expected.argmax(1)).mean() >= 0.75  # 16-bit activations track the float model

@@ -1,0 +1,51 @@
+"""Issue 15, part 5: training that warns. Validation top-1 at chance while training top-1 rises is named (BatchNorm
+moving statistics lagging) and small runs get a BatchNorm momentum that lets validation follow."""
+
+from __future__ import annotations
+
+import pytest
+
+# Measured: MobileNetV3-Small 1.0 on a 1,500-image subset of shapes at the reference momentum 0.99 (5 epochs).
+STUCK = {"val_top1": [0.1, 0.1, 0.1, 0.1, 0.1], "top1": [0.1067, 0.1284, 0.159, 0.1732, 0.2378]}
+HEALTHY = {"val_top1": [0.1, 0.1083, 0.1517, 0.2083, 0.2533], "top1": [0.1067, 0.1284, 0.159, 0.1732, 0.2378]}
+
+
+def _upto(history, epochs):
+    return {k: v[:epochs] for k, v in history.items()}
+
+
+def test_chance_warning_names_the_cause_after_two_epochs():
+    from tflkit.training import chance_warning
+
+    # epoch 1: training at chance too; epochs 2-3: training above chance and rising, validation at chance
+    assert chance_warning(_upto(STUCK, 2), 10, None) is None
+    message = chance_warning(_upto(STUCK, 3), 10, None)
+    assert message and "sits at chance (10.00%, 10 classes)" in message
+    assert "BatchNorm" in message and "--bn-momentum 0.9" in message
+    for epochs in range(1, 6):  # at 0.9 validation follows: no warning at any epoch
+        assert chance_warning(_upto(HEALTHY, epochs), 10, 0.9) is None
+    assert chance_warning({"val_top1": [0.1, 0.1], "top1": [0.1, 0.1]}, 10, None) is None  # nothing learns
+
+
+def test_the_training_callback_logs_it_once():
+    pytest.importorskip("keras")
+    from tflkit.training import _ChanceWarning
+
+    lines = []
+    callback = _ChanceWarning(10, 0.99, lines.append)
+    for epoch, (val, top1) in enumerate(zip(STUCK["val_top1"], STUCK["top1"])):
+        callback.on_epoch_end(epoch, {"val_top1": val, "top1": top1, "loss": 2.0})
+    assert len(lines) == 1 and "momentum 0.99" in lines[0] and lines[0].startswith("warning:")
+
+
+def test_small_runs_get_bn_momentum_09_and_the_demo_keeps_the_reference():
+    from tflkit.data.shapes import load_shapes
+    from tflkit.training import TrainConfig, _resolve
+
+    demo_sized = load_shapes(seed=0, sizes={"train": 6000, "val": 8, "test": 8})  # the demo's 93 steps an epoch
+    assert _resolve(TrainConfig(model="mobilenetv3_small_100", batch_size=64), demo_sized).bn_momentum is None
+    # the issue's 1,500-image subset: 23 steps an epoch
+    small = TrainConfig(model="mobilenetv3_small_100", batch_size=64, train_limit=1500)
+    assert _resolve(small, demo_sized).bn_momentum == 0.9
+    explicit = TrainConfig(model="mobilenetv3_small_100", batch_size=64, bn_momentum=0.99, train_limit=1500)
+    assert _resolve(explicit, demo_sized).bn_momentum == 0.99  # a chosen value is kept

@@ -1,0 +1,62 @@
+"""`tflkit tune`: a thin shell over tflkit.tune.run_search. Registered by tflkit/cli.py's build_parser."""
+
+from __future__ import annotations
+
+import argparse
+
+from tflkit.tune.objective import KERAS
+
+
+def cmd_tune(args) -> int:
+    from tflkit.tune.objective import Objective
+    from tflkit.tune.report import best_trial
+    from tflkit.tune.search import TuneSettings, count_states, run_search
+
+    settings = TuneSettings(
+        model=args.model, dataset=args.dataset, out=args.out, trials=args.trials, data_dir=args.data_dir,
+        space=args.space, storage=args.storage, study_name=args.study_name, seed=args.seed, epochs=args.epochs,
+        train_limit=args.train_limit, image_size=args.image_size, small_input=args.small_input,
+        bn_momentum=args.bn_momentum, pretrained=args.pretrained, prune=args.prune,
+        objective=Objective(target=args.objective, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb),
+    )
+    study = run_search(settings)
+    best = best_trial(study)
+    counts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(count_states(study).items()))
+    print(f"trials: {counts}")
+    if best is None:
+        print("best: none (no complete trial within the budget)")
+    else:
+        print(f"best: trial {best.number}  {100 * best.value:.2f}%  -> {args.out}/best.yaml "
+              f"(tflkit train --config {args.out}/best.yaml --out RUN)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tune", help="search hyperparameters and augmentation (Optuna), scored on the Keras model "
+                                    "or a recipe's .tflite",
+                       description="Each trial is a run directory under OUT/trials/. The search lives in "
+                                   "OUT/tune.db (SQLite): rerun the same command to resume a killed search, or run "
+                                   "it on several machines with one --storage URL to share the trials.")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--trials", type=int, default=12, help="finished (complete or pruned) trials wanted (default 12)")
+    p.add_argument("--out", required=True, help="output directory: tune.db, trials/, best.yaml, trials.csv, report")
+    p.add_argument("--space", help="YAML search space laid over the model's default (see tflkit/tune/space.py)")
+    p.add_argument("--objective", default=KERAS,
+                   help="keras (val top-1 of the Keras model, default) or a recipe such as static_wi8_ai8 (val "
+                        "top-1 of its .tflite, converted after each trial)")
+    p.add_argument("--max-latency-ms", type=float, help="budget: host median latency of the .tflite, 1 thread")
+    p.add_argument("--max-size-mb", type=float, help="budget: .tflite file size in MB (1e6 bytes)")
+    p.add_argument("--storage", help="Optuna RDB URL shared by workers (default sqlite:///OUT/tune.db), "
+                                     "e.g. postgresql://user@host/db")
+    p.add_argument("--study-name", help="default tune-<model>-<dataset>")
+    p.add_argument("--seed", type=int, default=0, help="sampler, training and val-split seed")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
+    p.add_argument("--train-limit", type=int, help="train each trial on a stratified subset of N images")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--bn-momentum", type=float)
+    p.add_argument("--pretrained", default="none", help="as for tflkit train; adds fine-tune settings to the space")
+    p.add_argument("--no-prune", dest="prune", action="store_false", help="run every trial to its last epoch")
+    p.set_defaults(func=cmd_tune)

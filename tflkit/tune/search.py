@@ -1,0 +1,365 @@
+"""The search loop on Optuna: a seeded TPE sampler, a median pruner fed val top-1 after every epoch, trials kept in
+an RDB storage (SQLite in the output directory by default) so that a killed search resumes and several workers,
+each running the same command against one storage, share one search.
+
+Counting: the search ends when `trials` trials have FINISHED (complete, or pruned: a pruned trial is decided).
+A worker claims a new trial only while finished + running < trials, and a trial claimed in a race past that count
+is closed unrun (FAIL, reason "surplus"). A trial whose worker died stays RUNNING in the storage: a worker on the
+same host fails it at once (its process id is gone), one elsewhere after the heartbeat grace period; either way it
+is not counted and its parameters are queued again (`retry_of` names the dead trial), so no trial is lost.
+
+Each trial is a tflkit run directory OUT/trials/trial_NNNN (config.yaml, model.keras, history.json, tflite/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from tflkit.errors import TflkitError, UsageError
+from tflkit.training import TrainConfig
+from tflkit.tune.objective import Objective, TrialFailed, score_run
+from tflkit.tune.space import SearchSpace, default_space, load_space
+
+HEARTBEAT_S, GRACE_S = 15, 90  # a RUNNING trial without a heartbeat for GRACE_S is dead (other hosts)
+MAX_FAILURES_IN_A_ROW = 3  # a search whose trials all fail (the recipe never converts, ...) stops with the reason
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    model: str
+    dataset: str
+    out: str
+    trials: int = 12
+    data_dir: str | None = None
+    space: str | None = None  # a YAML space file laid over the model's default space
+    objective: Objective = Objective()
+    storage: str | None = None  # default sqlite:///OUT/tune.db
+    study_name: str | None = None  # default tune-<model>-<dataset>
+    seed: int = 0
+    epochs: int = 3
+    train_limit: int | None = None
+    image_size: int | None = None
+    small_input: bool | None = None
+    bn_momentum: float | None = None
+    pretrained: str = "none"
+    prune: bool = True
+
+    def check(self) -> TuneSettings:
+        if self.trials < 1:
+            raise UsageError(f"--trials must be at least 1, got {self.trials}")
+        self.objective.check()
+        return self
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(Path(self.out) / 'tune.db').resolve()}"
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"tune-{self.model}-{self.dataset.replace(':', '-').replace('/', '-')}"
+
+    def base_config(self) -> TrainConfig:
+        return TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
+                           train_limit=self.train_limit, image_size=self.image_size, small_input=self.small_input,
+                           bn_momentum=self.bn_momentum, pretrained=self.pretrained, seed=self.seed)
+
+    def search_space(self) -> SearchSpace:
+        pretrained = self.pretrained not in ("none", "")
+        if self.space:
+            return load_space(self.space, self.model, pretrained)
+        return default_space(self.model, pretrained)
+
+    def identity(self) -> dict:
+        """What must match for a rerun to continue a stored search (trial counts and storage may change)."""
+        d = asdict(self)
+        for key in ("trials", "storage", "out", "data_dir"):
+            d.pop(key)
+        return d
+
+
+def trial_dir(out, number: int) -> Path:
+    return Path(out) / "trials" / f"trial_{number:04d}"
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise TflkitError("tflkit tune needs Optuna: pip install 'tflkit[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats with ask/tell and fail_stale_trials are what a worker loop needs; Optuna flags both as unusual.
+    warnings.filterwarnings("ignore", message=r".*(fail_stale_trials|heartbeat_interval).* is (an )?experimental")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    return optuna
+
+
+def open_study(settings: TuneSettings):
+    """Create the study, or load it when the storage holds it (a resumed search, or another worker's)."""
+    optuna = _optuna()
+    url = settings.storage_url
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(5):  # two workers creating the schema of one new SQLite file at once: one waits
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                                 grace_period=GRACE_S, heartbeat_stale_trial_callback=_retry)
+            study = optuna.create_study(study_name=settings.name, storage=storage, direction="maximize",
+                                        pruner=_pruner(settings), load_if_exists=True)
+            break
+        except OperationalError as exc:
+            if attempt == 4:
+                raise TflkitError(f"cannot open the tune storage {url}: {str(exc).splitlines()[0]}") from None
+            time.sleep(1 + attempt)
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", settings.identity())
+    elif stored != json.loads(json.dumps(settings.identity())):
+        changed = sorted(k for k in stored if stored.get(k) != json.loads(json.dumps(settings.identity())).get(k))
+        raise UsageError(f"the storage holds study {settings.name!r} with other settings ({', '.join(changed)}); "
+                         f"rerun with the same flags, or choose another --out / --study-name")
+    return study
+
+
+def _pruner(settings: TuneSettings):
+    optuna = _optuna()
+    if not settings.prune:
+        return optuna.pruners.NopPruner()
+    # a few trials before the median means anything; epoch 0 is too noisy to judge a trial by
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+
+
+def _sampler(settings: TuneSettings, number: int):
+    """A TPE sampler seeded per trial number: two workers never share a random stream, and a one-worker search
+    with the same seed samples the same first configurations."""
+    optuna = _optuna()
+    constraints = None
+    if settings.objective.constrained and not hasattr(optuna.trial.Trial, "set_constraint"):  # Optuna 4
+        names = [n for n, v in (("latency_ms", settings.objective.max_latency_ms),
+                                ("size_mb", settings.objective.max_size_mb)) if v is not None]
+
+        def constraints(trial):
+            stored = trial.user_attrs.get("constraints") or {}
+            return [stored.get(n, 0.0) for n in names]
+
+    return optuna.samplers.TPESampler(seed=settings.seed * 100003 + number,
+                                      n_startup_trials=max(2, min(10, settings.trials // 3)),
+                                      constraints_func=constraints)
+
+
+def _retry(study, trial) -> None:
+    """Queue the parameters of a trial whose worker died, so the search does not lose it."""
+    if trial.params and not trial.user_attrs.get("surplus"):
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
+def fail_dead_trials(study, log=print) -> list[int]:
+    """RUNNING trials whose worker is gone: on this host when its process has exited, elsewhere when its heartbeat
+    is older than the grace period. Each is marked FAIL and its parameters queued again."""
+    optuna = _optuna()
+    host, dead = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker") or {}
+        if worker.get("host") != host or _alive(worker.get("pid")):
+            continue
+        try:  # the reason first: a finished trial takes no more attributes
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"worker process {worker['pid']} died")
+            ok = study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        if ok:
+            _retry(study, t)
+            dead.append(t.number)
+    optuna.storages.fail_stale_trials(study)  # other hosts: heartbeat older than GRACE_S (calls _retry too)
+    if dead:
+        log(f"tune     trial(s) {', '.join(map(str, dead))} left RUNNING by a dead worker: failed, queued again")
+    return dead
+
+
+def _alive(pid) -> bool:
+    if not pid:
+        return True  # no record: leave it to the heartbeat
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def count_states(study) -> dict:
+    counts: dict = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+class _Heartbeat:
+    """Records the trial's heartbeat every HEARTBEAT_S seconds from a daemon thread while the trial runs."""
+
+    def __init__(self, study, trial_id: int):
+        self.storage, self.trial_id, self.stop = study._storage, trial_id, threading.Event()
+        self.storage.record_heartbeat(trial_id)
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self):
+        while not self.stop.wait(HEARTBEAT_S):
+            self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def _pruning_callback(trial, total_epochs: int, log):
+    """Reports val top-1 after every epoch; stops a trial the median pruner rejects (never at the last epoch: there
+    pruning saves nothing and would only hide a finished score)."""
+    import keras
+
+    class ReportAndPrune(keras.callbacks.Callback):
+        pruned_at = None
+
+        def on_train_begin(self, logs=None):
+            if self.pruned_at is not None:  # a second phase (fine-tune) after a pruned head phase
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get("val_top1")
+            if value is None:
+                return
+            trial.report(float(value), epoch)
+            if epoch + 1 < total_epochs and trial.should_prune():
+                self.pruned_at = epoch
+                self.model.stop_training = True
+                log(f"tune     trial {trial.number} pruned after epoch {epoch + 1} (val top-1 {100 * value:.2f}%)")
+
+    return ReportAndPrune()
+
+
+def run_search(settings: TuneSettings, log=print, source=None):
+    """Run trials until `settings.trials` have finished in the storage (together with other workers), then write
+    the results (trials.csv, best.yaml, report.md/.html). Returns the study."""
+    settings.check()
+    optuna = _optuna()
+    space = settings.search_space()
+    base = settings.base_config()
+    space.check_against(base)
+    from tflkit.models import get_spec
+
+    get_spec(settings.model)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    study = open_study(settings)
+    if source is None:
+        from tflkit.data import load_dataset
+
+        source = load_dataset(settings.dataset, data_dir=settings.data_dir, seed=settings.seed)
+    if "val" not in source.splits:
+        raise UsageError(f"{settings.dataset} has no val split to score trials on (do not disable val carving)")
+    log(f"tune     {settings.name}: {settings.trials} trials of {settings.model} on {source.label}, "
+        f"objective {settings.objective.describe()}; storage {settings.storage_url}")
+    failures = 0
+    while True:
+        fail_dead_trials(study, log)
+        counts = count_states(study)
+        if sum(counts.get(s, 0) for s in (*FINISHED, "RUNNING")) >= settings.trials:
+            break
+        trial = study.ask()
+        study.sampler = _sampler(settings, trial.number)  # suggest_* draws from study.sampler, after ask
+        if _surplus(study, trial, settings.trials):
+            trial.set_user_attr("surplus", True)
+            trial.set_user_attr("fail_reason", "surplus: another worker claimed the last trial at the same time")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        state = _run_trial(study, trial, settings, space, base, source, log)
+        failures = failures + 1 if state == "FAIL" else 0
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            reason = trial.user_attrs.get("fail_reason", "")
+            raise TflkitError(f"{failures} trials failed in a row, last: {reason}")
+    while count_states(study).get("RUNNING", 0):  # other workers' last trials: wait so the report has them all
+        time.sleep(5)
+        fail_dead_trials(study, log)
+    from tflkit.tune.report import write_results
+
+    paths = write_results(study, settings, space)
+    log(f"tune     written: {', '.join(str(p) for p in paths)}")
+    return study
+
+
+def _surplus(study, trial, wanted: int) -> bool:
+    """Whether earlier-numbered finished or running trials already make `wanted` (a race between workers)."""
+    ahead = [t for t in study.get_trials(deepcopy=False)
+             if t.number < trial.number and t.state.name in (*FINISHED, "RUNNING")]
+    return len(ahead) >= wanted
+
+
+def _run_trial(study, trial, settings: TuneSettings, space: SearchSpace, base: TrainConfig, source, log) -> str:
+    optuna = _optuna()
+    from tflkit.training import train
+
+    run_dir = trial_dir(settings.out, trial.number)
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    trial.set_user_attr("run_dir", str(run_dir))
+    with _Heartbeat(study, trial._trial_id):
+        params = space.sample(trial)
+        config = replace(base, **params)
+        retry = trial.user_attrs.get("retry_of")
+        log(f"tune     trial {trial.number} start  {_describe(params)}"
+            + (f"  (retry of trial {retry})" if retry is not None else ""))
+        if run_dir.exists():  # a trial number the storage no longer knows (the database was replaced)
+            shutil.rmtree(run_dir)
+        start = time.perf_counter()
+        try:
+            callback = _pruning_callback(trial, config.total_epochs, log) if settings.prune else None
+            history = train(config, run_dir, verbose=0, source=source, callbacks=[callback] if callback else [])
+            trial.set_user_attr("train_s", round(time.perf_counter() - start, 1))
+            trial.set_user_attr("keras_val_top1", max(history.get("val_top1") or [0.0]))
+            trial.set_user_attr("epochs_run", len(history.get("val_top1") or []))
+            if callback is not None and callback.pruned_at is not None:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return "PRUNED"
+            score = score_run(run_dir, history, settings.objective, source, log=lambda *_: None)
+        except TrialFailed as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log(f"tune     trial {trial.number} failed: {exc}")
+            return "FAIL"
+        except BaseException as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if not isinstance(exc, Exception):  # interrupted (Ctrl-C), not broken: the next run retries it
+                _retry(study, study._storage.get_trial(trial._trial_id))
+            raise
+        for key, value in score.to_attrs().items():
+            trial.set_user_attr(key, value)
+        if settings.objective.constrained:
+            values = score.constraint_values(settings.objective)
+            trial.set_user_attr("constraints", values)
+            if hasattr(trial, "set_constraint"):  # Optuna 5; Optuna 4 reads them through constraints_func
+                for name, value in values.items():
+                    trial.set_constraint(name, value)
+        study.tell(trial, score.value)
+    feasible = f"  infeasible: {score.infeasible_reason}" if score.violations else ""
+    log(f"tune     trial {trial.number} done   value {100 * score.value:.2f}%  "
+        f"(keras val {100 * score.keras_val_top1:.2f}%, {time.perf_counter() - start:.0f}s){feasible}")
+    return "COMPLETE"
+
+
+def _describe(params: dict) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
