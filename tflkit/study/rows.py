@@ -14,6 +14,7 @@ A value that was not measured is None (empty in CSV), never 0.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tflkit.study.store import StudyStore
 
@@ -45,7 +46,7 @@ def study_rows(store: StudyStore) -> list[dict]:
         if cell is None:
             continue
         row = {"cell": f["cell"], "model": cell["model"], "dataset": cell["dataset"], "regime": cell["regime"],
-               "pretrained": cell["config"].get("pretrained", "none"), "recipe": f["recipe"],
+               "pretrained": _weights_name(cell["config"].get("pretrained")), "recipe": f["recipe"],
                "status": f["status"], "message": f["message"] or ""}
         for key in ("top1", "top5", "agreement", "size_bytes", "gzip_bytes", "params", "macs", "arena_bytes"):
             row[key] = f[key]
@@ -55,6 +56,13 @@ def study_rows(store: StudyStore) -> list[dict]:
         rows.append(row)
     _add_ratios(rows)
     return rows
+
+
+def _weights_name(pretrained: str | None) -> str:
+    """none, imagenet, or the weights file's name (its full path is in the cell's config and provenance)."""
+    if pretrained in (None, "", "none", "imagenet"):
+        return pretrained or "none"
+    return Path(pretrained).name
 
 
 def _add_latency(row: dict, measurements: list[dict]) -> None:
