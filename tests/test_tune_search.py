@@ -44,6 +44,12 @@ def test_keras_objective_writes_results_a_user_acts_on(searched):
         assert t.intermediate_values  # the epoch callback reported val top-1
         assert t.value == pytest.approx(t.user_attrs["keras_val_top1"])
 
+    baseline = study.trials[0]  # TrainConfig's defaults where the space holds them (batch 128 is not in it)
+    assert baseline.user_attrs["baseline"] is True
+    assert baseline.params["lr"] == pytest.approx(1e-3) and baseline.params["optimizer"] == "adam"
+    assert baseline.params["augment"] == "none" and baseline.params["batch_size"] in (32, 64)
+    assert not any(t.user_attrs.get("baseline") for t in study.trials[1:])
+
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [r["state"] for r in rows] == ["COMPLETE"] * 3
     assert {"param_lr", "param_batch_size", "param_augment", "keras_val_top1"} <= set(rows[0])

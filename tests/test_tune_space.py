@@ -112,3 +112,14 @@ def test_best_yaml_of_a_trial_run_on_another_machine_is_rebuilt_from_the_setting
     config = load_yaml(TrainConfig, tmp_path / "best.yaml")
     assert config.lr == pytest.approx(study.best_trial.params["lr"]) and config.label_smoothing == 0.1
     assert (config.model, config.epochs, config.train_limit) == ("test_mobilenetv3", 2, 256)
+
+
+def test_baseline_is_the_default_config_where_the_space_holds_it():
+    space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "batch_size": {"choices": [32, 64]},
+                         "augment": {"choices": ["none", "basic"]}, "label_smoothing": {"low": 0.05, "high": 0.2}})
+    base = TrainConfig(model="test_mobilenetv3")
+    assert space.baseline(base) == {"lr": 1e-3, "augment": "none"}  # batch 128 and smoothing 0 lie outside
+    assert space.baseline(base) == {k: v for k, v in default_space("mobilenetv3_small_100").baseline(base).items()
+                                    if k in ("lr", "augment")}
+    assert set(default_space("mobilenetv3_small_100").baseline(base)) == set(default_space("mobilenetv3_small_100")
+                                                                               .names())

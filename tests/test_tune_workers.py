@@ -72,8 +72,9 @@ def test_two_workers_share_one_search_and_run_no_trial_twice(tmp_path):
     command = _command(tmp_path, trials=6)
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
                for _ in range(2)]
-    logs = [w.communicate(timeout=900)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], [w.stderr for w in workers]
+    outputs = [w.communicate(timeout=900) for w in workers]
+    logs = [out for out, _ in outputs]
+    assert [w.returncode for w in workers] == [0, 0], [err[-3000:] for _, err in outputs]
 
     trials = _study(tmp_path).trials
     complete = [t for t in trials if t.state.name == "COMPLETE"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from tflkit.fileio import atomic_write_bytes, atomic_write_text
 
 MEASURES = ("keras_val_top1", "tflite_val_top1", "size_bytes", "median_ms", "train_s", "epochs_run")
-ATTRS = ("infeasible_reason", "fail_reason", "retry_of", "run_dir")
+ATTRS = ("baseline", "infeasible_reason", "fail_reason", "retry_of", "run_dir")
 
 
 def feasible(trial) -> bool:
@@ -217,7 +217,7 @@ def render(study, settings, space, best, importance: dict, evaluator: str, image
     rows = sorted(trial_rows(study), key=lambda r: (r["state"] != "COMPLETE", -(r["value"] or 0.0)))
     param_keys = [k for k in rows[0] if k.startswith("param_")] if rows else []
     keys = ["number", "state", "value", "feasible", *param_keys, "keras_val_top1", "tflite_val_top1", "size_bytes",
-            "median_ms", "duration_s", "infeasible_reason", "fail_reason", "retry_of"]
+            "median_ms", "duration_s", "baseline", "infeasible_reason", "fail_reason", "retry_of"]
     keys = [k for k in keys if any(r.get(k) is not None for r in rows) or k in ("number", "state", "value")]
     md_table, html_table = _table(rows, keys)
     conditions = (f"{settings.model} on {settings.dataset}, {settings.epochs} epoch(s) per trial, "

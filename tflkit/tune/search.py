@@ -9,6 +9,8 @@ same host fails it at once (its process id is gone), one elsewhere after the hea
 is not counted and its parameters are queued again (`retry_of` names the dead trial), so no trial is lost.
 
 Each trial is a tflkit run directory OUT/trials/trial_NNNN (config.yaml, model.keras, history.json, tflite/).
+Trial 0 of a new search is the baseline: TrainConfig's defaults for every searched key they lie in the space of
+(the others sampled), so the search always measures the configuration a user would get without it.
 """
 
 from __future__ import annotations
@@ -102,14 +104,15 @@ def _optuna():
     return optuna
 
 
-def open_study(settings: TuneSettings):
-    """Create the study, or load it when the storage holds it (a resumed search, or another worker's)."""
+def open_study(settings: TuneSettings, baseline: dict | None = None):
+    """Create the study, or load it when the storage holds it (a resumed search, or another worker's). A new study
+    gets `baseline` (the default configuration's values) queued as its first trial."""
     optuna = _optuna()
     url = settings.storage_url
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     for attempt in range(5):  # two workers creating the schema of one new SQLite file at once: one waits
         try:
@@ -118,15 +121,21 @@ def open_study(settings: TuneSettings):
             study = optuna.create_study(study_name=settings.name, storage=storage, direction="maximize",
                                         pruner=_pruner(settings), load_if_exists=True)
             break
-        except OperationalError as exc:
+        except (OperationalError, IntegrityError) as exc:  # a schema or version row the other worker just wrote
             if attempt == 4:
                 raise TflkitError(f"cannot open the tune storage {url}: {str(exc).splitlines()[0]}") from None
             time.sleep(1 + attempt)
     stored = study.user_attrs.get("settings")
     if stored is None:
-        study.set_user_attr("settings", settings.identity())
-    elif stored != json.loads(json.dumps(settings.identity())):
-        changed = sorted(k for k in stored if stored.get(k) != json.loads(json.dumps(settings.identity())).get(k))
+        try:
+            study.set_user_attr("settings", settings.identity())
+            if baseline and not study.trials:  # skip_if_exists: a worker creating the study at once adds none
+                study.enqueue_trial(baseline, user_attrs={"baseline": True}, skip_if_exists=True)
+        except IntegrityError:  # another worker wrote the settings first: compare with its
+            stored = study.user_attrs.get("settings")
+    wanted = json.loads(json.dumps(settings.identity()))  # as stored: tuples become lists
+    if stored is not None and stored != wanted:
+        changed = sorted(k for k in stored if stored.get(k) != wanted.get(k))
         raise UsageError(f"the storage holds study {settings.name!r} with other settings ({', '.join(changed)}); "
                          f"rerun with the same flags, or choose another --out / --study-name")
     return study
@@ -265,7 +274,7 @@ def run_search(settings: TuneSettings, log=print, source=None):
     get_spec(settings.model)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    study = open_study(settings)
+    study = open_study(settings, baseline=space.baseline(base))
     if source is None:
         from tflkit.data import load_dataset
 

@@ -52,6 +52,11 @@ class Param:
         """The values a check of the base config must accept: both ends, or every choice."""
         return list(self.choices) if self.choices is not None else [self.low, self.high]
 
+    def contains(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        return value is not None and self.low <= value <= self.high
+
     def describe(self) -> str:
         if self.choices is not None:
             return "{" + ", ".join(map(str, self.choices)) + "}"
@@ -68,6 +73,11 @@ class SearchSpace:
 
     def sample(self, trial) -> dict:
         return {**self.fixed, **{p.name: p.suggest(trial) for p in self.params}}
+
+    def baseline(self, base: TrainConfig) -> dict:
+        """The base config's own values of the searched keys that lie in the space: TrainConfig's defaults, queued
+        as the first trial so the search measures the configuration it has to beat."""
+        return {p.name: getattr(base, p.name) for p in self.params if p.contains(getattr(base, p.name))}
 
     def check_against(self, base: TrainConfig) -> None:
         """Every end of every range must make a valid TrainConfig with the base (batch size vs train_limit, a
