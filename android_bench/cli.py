@@ -156,6 +156,9 @@ def _merge(path: Path, new_results: list[BenchResult]) -> list[BenchResult]:
 
 
 def run_bench(args) -> int:
+    for model in args.models:  # a typo in a path is a usage error (exit 2), before any phone is touched
+        if not Path(model).is_file():
+            raise UsageError(f"model file not found: {model}")
     out = Path(args.out) if args.out else default_out_path(args.models[0])
     results = bench(
         args.models,
@@ -176,7 +179,7 @@ def run_bench(args) -> int:
     save_results(_merge(out, results), out)
     print(format_table(results))
     _say(f"saved {len(results)} results to {out} (raw logs in {out.parent / 'android_logs'})")
-    return 0 if any(r.ok for r in results) else 1
+    return 0 if all(r.ok for r in results) else 1  # the convention: 1 when some run failed (the rest reported)
 
 
 def run_parse(args) -> int:

@@ -453,7 +453,7 @@ def _read_op_profile(lines: list[str]) -> tuple[list[dict], list[dict]]:
 
 
 def _read_table(lines: list[str], title: str) -> list[dict]:
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lines):  # noqa: B007  (`i` is read after the loop)
         if line.startswith("=") and f" {title} " in line:
             break
     else:

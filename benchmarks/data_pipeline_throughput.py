@@ -41,9 +41,9 @@ def main(argv=None):
     import tensorflow as tf
 
     from tflkit.data import load_dataset
-    from tflkit.fileio import atomic_write_text
     from tflkit.data.augment import make_augment
     from tflkit.data.pipeline import make_dataset
+    from tflkit.fileio import atomic_write_text
     from tflkit.models import create_model
     from tflkit.training import TrainConfig, compile_for_training
 
@@ -105,7 +105,7 @@ def main(argv=None):
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "data_pipeline_throughput.json", json.dumps(result, indent=1) + "\n")
     lines = [
-        f"# Training throughput: CIFAR-10 tf.data pipeline vs in-memory tensors",
+        "# Training throughput: CIFAR-10 tf.data pipeline vs in-memory tensors",
         "",
         f"{args.model} at {args.image_size}x{args.image_size}, batch {args.batch_size}, Adam; {args.steps} steps "
         f"per timed epoch; {args.rounds} rounds alternating the feeds, each a fit of one warm-up and "

@@ -61,7 +61,7 @@ def main():
     keys = [row for key in top
             for row in [key] + [k for k in runs[0] if k.startswith("  ") and parent.get(k.split()[0]) == key]]
     load = os.getloadavg()[0]
-    lines = [f"# tflkit demo: where the time goes", "",
+    lines = ["# tflkit demo: where the time goes", "",
              f"CPU: {cpu_name()}, {os.cpu_count()} cores, load average at the end {load:.2f}; "
              f"{args.repeat} run(s); settings {DemoSettings()}", "",
              f"Command: `python benchmarks/demo_stages.py {shlex.join(sys.argv[1:])}`", "",

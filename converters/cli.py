@@ -45,6 +45,12 @@ def describe(path, layers: bool = False) -> dict:
 
 
 def cmd_inspect(args) -> int:
+    from pathlib import Path
+
+    from tflkit.errors import UsageError
+
+    if not Path(args.model).is_file():  # a missing input is a usage error (exit 2); a corrupt file is exit 1
+        raise UsageError(f"model file not found: {args.model}")
     info = describe(args.model, layers=args.layers)
     if args.json:
         print(json.dumps(info, indent=2))

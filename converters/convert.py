@@ -28,7 +28,8 @@ def export_saved_model(model, out_dir, batch_size: int | None = 1) -> Path:
     return out_dir
 
 
-def convert_saved_model(saved_model_dir, recipe: Recipe | str, representative_images: np.ndarray | None = None) -> bytes:
+def convert_saved_model(saved_model_dir, recipe: Recipe | str,
+                        representative_images: np.ndarray | None = None) -> bytes:
     import tensorflow as tf
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe

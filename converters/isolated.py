@@ -39,7 +39,7 @@ class IsolatedConverter:
     def __enter__(self):
         return self
 
-    def start(self) -> "IsolatedConverter":
+    def start(self) -> IsolatedConverter:
         """Start the worker now, so its TensorFlow import overlaps the caller's work instead of the first call."""
         self._process()
         return self
@@ -108,7 +108,7 @@ class ConverterPool:
     def __exit__(self, *exc):
         self.close()
 
-    def start(self) -> "ConverterPool":
+    def start(self) -> ConverterPool:
         for converter in self._converters:
             converter.start()
         return self

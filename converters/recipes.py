@@ -6,8 +6,8 @@ images, `dynamic` ones quantize activations at run time. Adding a recipe is one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tflkit.errors import unknown_choice
 

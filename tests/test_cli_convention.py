@@ -83,15 +83,11 @@ CASES = {
     "study run missing": (["study", "run", "MISSING", "--out", "OUT", "--json"], 2, 0),
     "study report missing": (["study", "report", "MISSING", "--json"], 2, 0),
     "pick missing": (["pick", "MISSING", "--json"], 2, 0),
+    "inspect missing": (["inspect", "MISSING", "--json"], 2, 0),
+    "android bench missing": (["android", "bench", "MISSING"], 2, None),
     "tune unknown model": (["tune", "--model", "nosuchnet", "--dataset", "shapes", "--out", "OUT"], 2, None),
     "weights import missing": (["weights", "import", "MISSING", "--model", "test_resnet", "--out", "OUT/m.keras",
                                 "--json"], 2, 0),
-}
-# Commands whose owners have not adopted the convention yet: strict xfails, so fixing one fails here until the
-# entry moves up into CASES.
-NOT_YET = {
-    "inspect missing": (["inspect", "MISSING", "--json"], 2, 0),  # converters/cli.py: ModelFileError, exit 1
-    "android bench missing": (["android", "bench", "MISSING"], 2, None),  # android_bench: exit 1
 }
 
 
@@ -138,12 +134,6 @@ def _command_words(argv) -> str:
 @pytest.mark.parametrize("name", CASES)
 def test_exit_code_and_json(name, files, tmp_path, capsys, fake_phone):  # noqa: F811
     _check(CASES[name], files, tmp_path, capsys)
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="owner to adopt"))
-                                  for n in NOT_YET])
-def test_not_yet_following_the_convention(name, files, tmp_path, capsys):
-    _check(NOT_YET[name], files, tmp_path, capsys)
 
 
 def _children(parser):

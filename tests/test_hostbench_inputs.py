@@ -133,9 +133,8 @@ def test_bad_input_data_is_one_line(tiny_run, capsys, argv, code, message):
 
 
 def test_a_model_without_an_image_input_is_a_failed_row(tmp_path, tiny_shapes):
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     model = keras.Sequential([keras.Input((8,), batch_size=1), keras.layers.Dense(2)])
     path = tmp_path / "dense.tflite"

@@ -41,5 +41,5 @@ def test_inspect_text_and_missing_file(int8_model, tmp_path, capsys):
     assert main(["inspect", str(int8_model)]) == 0
     out = capsys.readouterr().out
     assert "CONV_2D" in out and "zero_point" in out and "MACs" in out
-    assert main(["inspect", str(tmp_path / "nope.tflite")]) == 1
+    assert main(["inspect", str(tmp_path / "nope.tflite")]) == 2  # a missing input is a usage error
     assert "not found" in capsys.readouterr().err

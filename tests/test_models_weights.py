@@ -73,7 +73,8 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
             if group is None or not len(group):
                 continue
             arrays = []
-            group.visititems(lambda _, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            group.visititems(lambda _, obj, found=arrays: found.append(obj[()]) if isinstance(obj, h5py.Dataset)
+                             else None)
             kernel = next(a for a in arrays if a.ndim == 4)
             bias = next(a for a in arrays if a.ndim == 1)
             original.get_layer(layer.replace("/", "_")).set_weights([kernel, bias])

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from quant_helpers import make_run
+
+from converters.export import validation_path
 
 pytest.importorskip("tensorflow")
 
@@ -53,15 +54,14 @@ def trained(tmp_path_factory):
 
 def test_broken_calibration_is_caught_by_validation(trained):
     from converters.calibration import calibration_images
-    from converters.validate import validate
 
     run, source = trained
     good = _export(run, source, ["static_wi8_ai8"], tensor_samples=4, validate_samples=96)[0]
-    good_record = json.loads(Path(good.path).with_name(Path(good.path).name.replace(".tflite", ".validation.json")).read_text())
+    good_record = json.loads(validation_path(good.path).read_text())
     one = calibration_images(source.split("train"), 32, 1, seed=0)
     broken = _export(run, source, ["static_wi8_ai8"], tensor_samples=4, validate_samples=96,
                      calib_images=np.repeat(one, 32, axis=0))[0]
-    bad_record = json.loads(Path(broken.path).with_name(Path(good.path).name.replace(".tflite", ".validation.json")).read_text())
+    bad_record = json.loads(validation_path(broken.path).read_text())
     worst_good = good_record["worst_layers"][0]["snr_db"]
     worst_bad = bad_record["worst_layers"][0]["snr_db"]
     print(f"good: agreement {good.validation['agreement']}, worst {worst_good} dB; "

@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pytest
-
 from quant_helpers import make_run, small_shapes
 
 # find_spec, not importorskip: importing tfmot here would set TF_USE_LEGACY_KERAS before the code under test runs.

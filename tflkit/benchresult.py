@@ -61,7 +61,7 @@ class BenchResult:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "BenchResult":
+    def from_dict(cls, data: dict) -> BenchResult:
         """Unknown keys are ignored and missing ones take their defaults, so older result files still load."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

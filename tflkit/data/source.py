@@ -25,7 +25,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.images) if self.images is not None else len(self.paths)
 
-    def take(self, indices) -> "Split":
+    def take(self, indices) -> Split:
         indices = np.asarray(indices)
         if self.images is not None:
             return Split(labels=self.labels[indices], images=self.images[indices])

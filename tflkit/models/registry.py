@@ -8,8 +8,8 @@ it must match (the reference parameter count and MACs).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tflkit.errors import unknown_choice
 
@@ -136,5 +136,7 @@ def count_params(model) -> int:
 
 def _load_entry_points() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from tflkit.models import families  # noqa: F401
-    from tflkit.models import mobilenetv3_tf  # noqa: F401  (TF-slim / keras.applications layout)
+    from tflkit.models import (
+        families,  # noqa: F401
+        mobilenetv3_tf,  # noqa: F401  (TF-slim / keras.applications layout)
+    )

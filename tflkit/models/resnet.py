@@ -5,7 +5,7 @@ torchvision resnet18: 11,689,512 parameters and 1.814 GMACs at 224x224 with 1000
 
 from __future__ import annotations
 
-from tflkit.models.layers import activation, conv_bn_act, normalize
+from tflkit.models.layers import conv_bn_act, normalize
 from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 # torchvision BatchNorm2d defaults: eps 1e-5, momentum 0.1 (Keras' momentum is PyTorch's complement).
