@@ -100,6 +100,12 @@ def _scatter_tradeoff(rows: list[dict], x_key: str, x_label: str, title: str, ca
     costs = [r[x_key] * scale for r in rows]
     if min(costs) > 0 and max(costs) / min(costs) > 20:
         ax.set_xscale("log")
+        # plain decimal ticks; matplotlib's minor labels (2x10^-1, 3x10^-1, ...) overlap on a short axis
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(x_label)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title)
