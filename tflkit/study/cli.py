@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from tflkit.errors import UsageError
@@ -27,7 +28,7 @@ def cmd_study_run(args) -> int:
     options = RunOptions(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
                          allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed,
                          remeasure=tuple(args.remeasure or ()))
-    log = (lambda _line: None) if args.json else print
+    log = (lambda _line: None) if args.json else _print_line
     summary = run_study(args.study, args.out, options, log=log)
     if args.json:
         print(json.dumps({"command": "study run", "ok": summary.ok, "out": str(summary.out_dir),
@@ -71,6 +72,12 @@ def cmd_pick(args) -> int:
     else:
         print(format_pick(result))
     return 0
+
+
+def _print_line(line: str) -> None:
+    """One write per line: progress from parallel cells never lands two to a line."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _require_study_dir(path) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,10 +65,15 @@ def run_local(todo, out_dir, recorder, jobs: int, log) -> None:
 
     threads = thread_budget(jobs) if jobs > 1 else None
     recipes = json.loads((Path(out_dir) / "study.spec.json").read_text())["recipes"]
+    lock = threading.Lock()
+
+    def say(line: str) -> None:  # whole lines from parallel cells, never two on one line
+        with lock:
+            log(line)
 
     def one(item):
         cell, done = item
-        log(f"run      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else ""))
+        say(f"run      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else ""))
         code, error = run_worker(out_dir, cell.id, done, threads, recorder)
         if code != 0:
             recorder.worker_failed(cell, f"worker exited with code {code}: {error}", recipes)
