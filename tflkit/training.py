@@ -80,6 +80,9 @@ class TrainConfig:
                                        "directory")
     finetune_epochs: int = _setting(0, "with --pretrained: epochs training all layers after the head phase")
     finetune_lr: float | None = _setting(None, "learning rate of the fine-tuning phase (default: lr / 10)")
+    finetune_bn: str = _setting("frozen", "BatchNorm in the fine-tuning phase: frozen (inference mode, the "
+                                          "pretrained statistics; Keras' transfer-learning advice) or train",
+                                ("frozen", "train"))
     train_limit: int | None = _setting(None, "train on a stratified, seeded subset of N images")
     strategy: str = _setting("default", "tf.distribute strategy: mirrored uses all local devices, multi_worker "
                                         "reads TF_CONFIG", STRATEGIES)
@@ -413,7 +416,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             continue
         if checkpoint.state.get("phase") != phase:  # a fresh model, or a resumed one at a phase boundary
             with strategy.scope():
-                _set_phase_trainable(model, phase, files)
+                _set_phase_trainable(model, phase, files, config.finetune_bn)
                 compile_for_training(model, config, source.num_classes, keras,
                                      lr=_schedule(config, lr, end - start, steps))
             checkpoint.state["phase"] = phase
@@ -437,14 +440,20 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     return checkpoint.history
 
 
-def _set_phase_trainable(model, phase: str, files: RunFiles) -> None:
+def _set_phase_trainable(model, phase: str, files: RunFiles, finetune_bn: str = "frozen") -> None:
     """Head phase: freeze the layers that took pretrained weights (a frozen BatchNorm runs in inference mode).
-    Otherwise everything trains, except layers built frozen (the input normalization)."""
+    Fine-tune phase: everything trains, except layers built frozen (the input normalization) and, with
+    finetune_bn=frozen, the pretrained BatchNorms: switched to batch statistics, they change the function the head
+    was fitted to (with a .tflite source's folded BatchNorms, identity ones, CIFAR-10 val top-1 fell from 67% to 21%
+    in the first fine-tune epoch)."""
     from tflkit.models.layers import NORMALIZE_LAYER
 
     frozen = {NORMALIZE_LAYER}  # built frozen: its weights are the pixel normalization, not learned
-    if phase == "head" and files.pretrained.is_file():
-        frozen |= set(json.loads(files.pretrained.read_text())["loaded_layers"])
+    loaded = set(json.loads(files.pretrained.read_text())["loaded_layers"]) if files.pretrained.is_file() else set()
+    if phase == "head":
+        frozen |= loaded
+    elif phase == "finetune" and finetune_bn == "frozen":
+        frozen |= {layer.name for layer in model.layers if layer.name in loaded and hasattr(layer, "moving_mean")}
     for layer in model.layers:
         if layer.weights:
             layer.trainable = layer.name not in frozen
