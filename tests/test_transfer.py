@@ -31,6 +31,19 @@ def test_run_to_run_transfer_freezes_then_finetunes(tmp_path, tiny_shapes):
     assert len(history["val_top1"]) == 2
     report = json.loads((tmp_path / "dst" / "pretrained.json").read_text())
     assert report["skipped_layers"] and len(report["loaded_layers"]) > 5
+    # finetune_bn=frozen (the default): the pretrained BatchNorms keep their statistics through the fine-tune,
+    # while the convolutions around them learn.
+    import keras
+
+    src = keras.models.load_model(tmp_path / "src" / "model.keras")
+    dst = keras.models.load_model(tmp_path / "dst" / "checkpoints" / "last.keras")  # after the fine-tune epoch
+    bns = [n for n in report["loaded_layers"] if hasattr(src.get_layer(n), "moving_mean")]
+    convs = [n for n in report["loaded_layers"] if n.endswith("conv") and src.get_layer(n).weights]
+    assert bns and convs
+    for name in bns:
+        for a, b in zip(src.get_layer(name).get_weights(), dst.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(src.get_layer(n).get_weights()[0], dst.get_layer(n).get_weights()[0]) for n in convs)
 
 
 def test_imagenet_without_port_names_pretrained_path():
