@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 import tflkit
+from tflkit.hostbench import cpu_name
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -33,7 +34,7 @@ def environment() -> dict:
         "litert": _version("ai-edge-litert"),
         "tfmot": _version("tensorflow-model-optimization"),
         "python": platform.python_version(),
-        "cpu": cpu_model(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
     }
@@ -59,16 +60,6 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("-dirty" if dirty else "")) or None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def dataset_checksum(source, cache_dir=None) -> dict:

@@ -1,7 +1,7 @@
 """Nested frozen dataclasses from YAML mappings: types coerced by annotation, unknown keys and wrong types named.
 
 YAML reads `1e-3` as a string and `5` where a float is meant as an int; a study file is written by hand, so values
-are coerced by the field's annotation, and anything that does not fit is one error naming its key path
+are coerced by the field's annotation (scalars as tflkit.config coerces a flat config), and anything that does not fit is one error naming its key path
 (`study.yaml: training.lr: expected a number, got 'fast'`).
 """
 
@@ -11,9 +11,11 @@ import dataclasses
 import types
 import typing
 
+from tflkit.config import coerce as coerce_scalar
 from tflkit.errors import UsageError
 
 _NONE = type(None)
+_SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def build(cls, data, where: str):
@@ -70,33 +72,13 @@ def coerce(hint, value, where: str):
             raise UsageError(f"{where}: expected a mapping, got {value!r}")
         key_t, val_t = args or (str, typing.Any)
         return {coerce(key_t, k, where): coerce(val_t, v, f"{where}.{k}") for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        raise UsageError(f"{where}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
-            raise UsageError(f"{where}: expected an integer, got {value!r}")
+    if hint in _SCALAR_NAMES:
+        if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # a phone serial or a name that YAML read as a number
         try:
-            number = float(value)
+            return coerce_scalar(value, hint)
         except ValueError:
-            raise UsageError(f"{where}: expected an integer, got {value!r}") from None
-        if number != int(number):
-            raise UsageError(f"{where}: expected an integer, got {value!r}")
-        return int(number)
-    if hint is float:
-        if isinstance(value, bool):
-            raise UsageError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{where}: expected a number, got {value!r}") from None
-    if hint is str:
-        if isinstance(value, (dict, list, bool)) or value is None:
-            raise UsageError(f"{where}: expected a string, got {value!r}")
-        return str(value)
+            raise UsageError(f"{where}: expected {_SCALAR_NAMES[hint]}, got {value!r}") from None
     return value
 
 

@@ -222,7 +222,7 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
                             pretrained=regime.pretrained_for(model))
                 cell_id = f"{model}.{entry.key}.{regime_name}"
                 try:
-                    config = from_dict(TrainConfig, _coerce_train_keys(keys, cell_id), source=f"{where}: {cell_id}")
+                    config = from_dict(TrainConfig, keys, source=f"{where}: {cell_id}")  # coerces YAML's 1e-3
                     config.check()
                 except UsageError as exc:
                     message = str(exc)
@@ -230,20 +230,6 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
                         from None
                 cells.append(Cell(cell_id, model, entry.key, regime_name, dataclasses.asdict(config)))
     return cells
-
-
-def _coerce_train_keys(keys: dict, where: str) -> dict:
-    """TrainConfig values coerced by annotation (YAML's `1e-3` is a string), unknown keys named."""
-    import typing
-
-    from tflkit.study.schema import coerce
-    from tflkit.training import TrainConfig
-
-    hints = typing.get_type_hints(TrainConfig)
-    unknown = sorted(set(keys) - set(hints))
-    if unknown:
-        raise UsageError(f"{where}: unknown training key {unknown[0]!r}; valid keys: {', '.join(hints)}")
-    return {k: coerce(hints[k], v, k) for k, v in keys.items()}
 
 
 def spec_digest(spec: StudySpec) -> str:
