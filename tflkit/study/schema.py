@@ -1,8 +1,8 @@
 """Nested frozen dataclasses from YAML mappings: types coerced by annotation, unknown keys and wrong types named.
 
 YAML reads `1e-3` as a string and `5` where a float is meant as an int; a study file is written by hand, so values
-are coerced by the field's annotation (scalars as tflkit.config coerces a flat config), and anything that does not fit is one error naming its key path
-(`study.yaml: training.lr: expected a number, got 'fast'`).
+are coerced by the field's annotation (scalars as tflkit.config coerces a flat config), and anything that does
+not fit is one error naming its key path (`study.yaml: training.lr: expected a number, got 'fast'`).
 """
 
 from __future__ import annotations
