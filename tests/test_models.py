@@ -151,6 +151,7 @@ def _train_steps(name, size, small_input, eager):
 def test_describe_models_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
     from tflkit.models import summary
 
+    monkeypatch.setattr(summary, "SHIPPED", tmp_path / "no-shipped.json")
     cache = tmp_path / "summary.json"
     rows = summary.describe_models(names=["test_resnet", "test_squeezenet"], compute_macs=True, cache_path=cache)
     assert [r["name"] for r in rows] == ["test_resnet", "test_squeezenet"]
@@ -165,3 +166,24 @@ def test_describe_models_measures_once_then_reads_the_cache(tmp_path, monkeypatc
     monkeypatch.setattr(summary, "_measure", measure)
     assert summary.describe_models(names=["test_resnet", "test_squeezenet"], cache_path=cache) == rows
     assert [r["name"] for r in summary.describe_models(cache_path=tmp_path / "none.json", names=[])] == []
+
+
+def test_shipped_summary_is_current_and_answers_without_keras(tmp_path):
+    """The package carries every registered model's row for its current code (stale: `python -m
+    tflkit.models.summary`), its figures are what measuring gives, and reading them imports no Keras."""
+    import json
+    import subprocess
+    import sys
+
+    from tflkit.models import summary
+
+    shipped = json.loads(summary.SHIPPED.read_text())
+    missing = [n for n in list_models(include_test=True) if summary._cache_key(n) not in shipped]
+    assert not missing, f"stale {summary.SHIPPED.name} for {missing}: run python -m tflkit.models.summary"
+    for name in ("test_resnet", "test_squeezenet"):
+        assert shipped[summary._cache_key(name)] == summary._measure(name, True, None)
+    code = ("import sys; from tflkit.models.summary import describe_models; "
+            f"rows = describe_models(include_test=True, cache_path={str(tmp_path / 'c.json')!r}); "
+            "print(sum(r['macs'] is not None for r in rows), len(rows), 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == out[1] and out[2] == "False"

@@ -4,8 +4,11 @@ Both figures come from the Keras layers, without converting anything: the model 
 `keras.StatelessScope` (shapes only, its variables never initialized: half the build time), parameters are its
 trainable weights' sizes and MACs are summed over the conv, depthwise, separable and dense layers from their output
 shapes and kernel sizes (the same convention as converters/macs.py counts from a .tflite, which the tests
-cross-check). All registered models take a few seconds; rows are cached in ~/.cache/tflkit/model_summary.json,
-keyed by name, input size, classes and a hash of the model code, and reused until the architecture's source changes.
+cross-check). All registered models take about 7 s on 2 cores (3.4 s of it importing Keras), so rows are cached,
+keyed by name, input size, classes and a hash of the model code, and reused until the architecture's source changes:
+in ~/.cache/tflkit/model_summary.json, and in `shipped_summary.json` beside this file, which the package carries for
+the registered models so that the first `tflkit models` answers without importing Keras (tests/test_models.py fails
+when it is stale; `python -m tflkit.models.summary` rewrites it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import math
 from pathlib import Path
 
 from tflkit.models.registry import count_params, create_model, get_spec, list_models
+
+SHIPPED = Path(__file__).with_name("shipped_summary.json")
 
 
 def default_cache_path() -> Path:
@@ -31,11 +36,12 @@ def describe_models(include_test: bool = False, compute_macs: bool = False, cach
 
     cache_path = Path(cache_path) if cache_path else default_cache_path()
     cache = _read_cache(cache_path)
+    shipped = _read_cache(SHIPPED)
     rows, changed = [], False
     for name in names if names is not None else list_models(include_test=include_test):
         spec = get_spec(name)
         key = _cache_key(name)
-        entry = cache.get(key)
+        entry = cache.get(key) or shipped.get(key)
         if entry is None or (compute_macs and entry.get("macs") is None):
             entry, changed = _measure(name, compute_macs, entry), True
             # rows for older versions of this model's code are dead weight
@@ -127,3 +133,16 @@ def _read_cache(path: Path) -> dict:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}  # a missing or half-written cache is only a slower run
+
+
+def write_shipped(path: Path = SHIPPED) -> dict:
+    """Measure every registered model (MACs included) and write the rows the package carries."""
+    from tflkit.fileio import atomic_write_text
+
+    rows = {_cache_key(name): _measure(name, True, None) for name in list_models(include_test=True)}
+    atomic_write_text(path, json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    print(f"{len(write_shipped())} rows -> {SHIPPED}")
