@@ -205,8 +205,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tflite_import_agreement"))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from converters.tflite_weights import model_from_tflite
     from tflkit.fileio import atomic_write_text
+    from tflkit.weights.tflite import model_from_tflite
 
     data_dir = Path(args.data_dir).expanduser() / "tiny-imagenet-200"
     start = time.time()

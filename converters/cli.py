@@ -1,7 +1,7 @@
 """`tflkit inspect MODEL.tflite`: what is inside a .tflite (ops by type and dtype, I/O quantization, size, MACs,
 parameters and their stored dtypes, XNNPACK partitions, planned activation arena; `--layers`: MACs per node).
 
-Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over converters.inspect.
+Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over tflkit.tflite_inspect.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from pathlib import Path
 
 
 def describe(path, layers: bool = False) -> dict:
-    from converters.inspect import delegation, float_ops, gzip_size, io_details, op_table, parameters
     from tflkit.runtime import check_tflite_file
     from tflkit.tflite_arena import arena_bytes, builtin_arena_bytes
+    from tflkit.tflite_inspect import delegation, float_ops, gzip_size, io_details, op_table, parameters
 
     path = check_tflite_file(path)
     table = op_table(path)
     ops = Counter((row["op"], ",".join(sorted(set(row["outputs"]))) or "-") for row in table)
     try:
-        from converters.macs import count_macs
+        from tflkit.tflite_macs import count_macs
 
         macs = count_macs(path).macs
     except ImportError:  # the MAC counter is another module's; inspection still works without it
@@ -38,7 +38,7 @@ def describe(path, layers: bool = False) -> dict:
         **io,
     }
     if layers:
-        from converters.macs import layer_macs
+        from tflkit.tflite_macs import layer_macs
 
         info["layers"] = layer_macs(path)
     return info

@@ -259,10 +259,10 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
 
 def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples, config, files,
                            calibration, normalization, log):
-    from converters.inspect import gzip_size, weight_sparsity
     from converters.model_card import build_card, write_card
     from converters.validate import validate
     from tflkit.runrecords import load_model_info
+    from tflkit.tflite_inspect import gzip_size, weight_sparsity
 
     path = Path(result.path)
     try:

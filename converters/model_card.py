@@ -39,8 +39,8 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
                normalization: dict, calibration: dict | None, fine_tune: dict | None = None,
                dataset: str = "") -> dict:
     """`normalization`: model_normalization() of the Keras model at keras_path (read once per run by the caller)."""
-    from converters.inspect import io_details
     from tflkit.models import get_spec
+    from tflkit.tflite_inspect import io_details
 
     spec = get_spec(model)
     io = io_details(tflite_path)

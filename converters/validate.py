@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from converters.inspect import float_ops, op_counts
 from tflkit.runtime import load_interpreter
+from tflkit.tflite_inspect import float_ops, op_counts
 from tflkit.tflite_model import TFLiteClassifier, dequantize, quantize
 
 DEFAULT_VALIDATION_SAMPLES = 200

@@ -122,8 +122,8 @@ def test_xnnpack_refusal_falls_back_to_the_builtin_kernels(files, monkeypatch):
 
 
 def test_inspect_parameters_dtypes_partitions_arena_and_layers(files, capsys):
-    from converters.macs import count_macs
     from tflkit.cli import main
+    from tflkit.tflite_macs import count_macs
 
     assert main(["inspect", str(files["old_int8"]), "--json", "--layers"]) == 0
     (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope

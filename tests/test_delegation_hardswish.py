@@ -62,8 +62,8 @@ def test_float_function_and_weights_unchanged(monkeypatch):
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_int8_runs_in_one_xnnpack_partition(name, tmp_path):
     from converters.convert import convert_model
-    from converters.inspect import op_counts
     from tflkit.runtime import delegation_of, load_interpreter
+    from tflkit.tflite_inspect import op_counts
 
     images = _pixels(16)
     model = _with_batchnorm_statistics(create_model(name), images)

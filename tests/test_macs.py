@@ -9,9 +9,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import pytest
 
-from converters.macs import count_keras_macs, count_macs
+from converters.macs import count_keras_macs
 from tflkit.errors import ModelFileError
 from tflkit.models import create_model, get_spec, list_models
+from tflkit.tflite_macs import count_macs
 
 
 def test_counts_conv_depthwise_grouped_and_dense_exactly():

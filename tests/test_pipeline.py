@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from converters.export import load_export_record
-from converters.inspect import float_ops, io_details
 from tflkit.evaluation import evaluate, load_keras_model
+from tflkit.tflite_inspect import float_ops, io_details
 from tflkit.tflite_model import TFLiteClassifier
 from tflkit.training import RunFiles
 

@@ -57,8 +57,8 @@ def test_imagenet_without_port_names_pretrained_path():
 def test_squeezenet_imagenet_weights_port(tmp_path):
     if not SQUEEZENET_H5.is_file():
         pytest.skip("no shared SqueezeNet weights")
-    from converters.weights import load_weights_file
     from tflkit.models import create_model
+    from tflkit.weights.load import load_weights_file
 
     model = create_model("squeezenet1_1", num_classes=10, input_size=64)
     loaded, skipped = load_weights_file(model, SQUEEZENET_H5)

@@ -2,7 +2,7 @@
 
 torch is not installed here, so the tests write torch's two file formats themselves (`write_pth` below, the zip
 format of torch >= 1.6 and the legacy stream), from a tiny registry model's weights renamed and transposed into
-torchvision's layout by an inverse mapping written independently of converters/pth_port.py.
+torchvision's layout by an inverse mapping written independently of tflkit/weights/pth_port.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from converters.pth import LEGACY_MAGIC, load_state_dict
-from converters.pth_port import port_pth
 from tflkit.errors import ModelFileError
 from tflkit.models import create_model
+from tflkit.weights.pth import LEGACY_MAGIC, load_state_dict
+from tflkit.weights.pth_port import port_pth
 
 _DTYPES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage",
            np.dtype(np.float16): "HalfStorage"}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from converters.tflite_weights import import_tflite_weights, model_from_tflite
 from tflkit.errors import ModelFileError
 from tflkit.models import count_params, create_model
+from tflkit.weights.tflite import import_tflite_weights, model_from_tflite
 
 TF_SLIM = SHARED_DATA / "weights" / "mobilenet_v3_small" / "v3-small_224_1.0_uint8.tflite"
 needs_tf_slim = pytest.mark.skipif(not TF_SLIM.is_file(), reason="no shared TF-slim MobileNetV3 file")

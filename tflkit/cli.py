@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tflkit.tune.cli import register as register_tune
 
     register_tune(sub)
-    from converters.weights_cli import register as register_weights
+    from tflkit.weights_cli import register as register_weights
 
     register_weights(sub)
     _complete_leaves(parser)

@@ -234,7 +234,7 @@ def _model_figures(path, settings: BenchSettings, with_macs: bool, with_memory: 
     """Per-file figures that do not depend on the thread count: MACs, planned arena, resident memory added."""
     figures = {}
     if with_macs:
-        from converters.macs import count_macs
+        from tflkit.tflite_macs import count_macs
 
         try:
             figures["macs"] = count_macs(path).macs

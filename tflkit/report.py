@@ -78,7 +78,7 @@ def build_rows(run_dir) -> list[dict]:
             if r.target == "host" and r.arena_bytes is not None:
                 row["arena_bytes"] = r.arena_bytes  # planned activation memory (RAM) beside size_bytes (flash)
         if export["status"] == "ok" and export["recipe"].startswith(("static_", "qat_", "prune")):
-            from converters.inspect import float_ops
+            from tflkit.tflite_inspect import float_ops
 
             row["float_ops"] = ",".join(float_ops(export["path"])) if Path(export["path"]).is_file() else ""
         if row["status"] == "ok":

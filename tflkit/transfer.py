@@ -4,8 +4,8 @@
              tflkit/models/pretrained.py: URL, checksum, format), downloaded once into ~/.cache/tflkit/weights
              (or found in Keras' ~/.keras/models), checksum-verified before use; with no network, one line
              naming --pretrained PATH within seconds
-  PATH       a weights file: .tflite (float or quantized, mapped by graph order; converters/tflite_weights.py),
-             .pth (torchvision state dict, read without torch; converters/pth_port.py), .h5 (Keras 1/2),
+  PATH       a weights file: .tflite (float or quantized, mapped by graph order; tflkit/weights/tflite.py),
+             .pth (torchvision state dict, read without torch; tflkit/weights/pth_port.py), .h5 (Keras 1/2),
              .weights.h5 (Keras 3), .keras; or a tflkit run directory (its model.keras)
   none       from scratch
 
@@ -113,16 +113,16 @@ def load_imagenet(model, model_name: str, log=None) -> dict:
     source = _source_of(model_name)
     path = imagenet_weights_path(model_name, log=log)
     if source.format == "torchvision_pth":
-        from converters.pth_port import port_pth
+        from tflkit.weights.pth_port import port_pth
 
         report = port_pth(model, path)
     elif source.format == "keras_applications_h5":
-        from converters.weights import port_keras_applications_mobilenetv3
+        from tflkit.weights.load import port_keras_applications_mobilenetv3
 
         loaded, skipped = port_keras_applications_mobilenetv3(model, path)
         report = {"loaded_layers": loaded, "skipped_layers": skipped}
     else:
-        from converters.weights import load_weights_file
+        from tflkit.weights.load import load_weights_file
 
         loaded, skipped = load_weights_file(model, path)
         report = {"loaded_layers": loaded, "skipped_layers": skipped}
@@ -132,7 +132,7 @@ def load_imagenet(model, model_name: str, log=None) -> dict:
 
 def load_pretrained(model, spec: str, model_name: str) -> dict:
     """Load `spec` into `model`; returns {"source", "loaded_layers", "skipped_layers"} (for pretrained.json)."""
-    from converters.weights import load_weights_file
+    from tflkit.weights.load import load_weights_file
 
     if spec == "imagenet":
         return load_imagenet(model, model_name)

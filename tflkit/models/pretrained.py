@@ -8,9 +8,9 @@ Checksums, by what the publisher gives:
                   tflkit: the downloaded file's sha256 must start with it
   md5             keras.applications publishes MD5s (its `WEIGHTS_HASHES`), which Keras' own get_file checks
 
-Layouts: torchvision .pth files port onto the torchvision-layout entries (converters/pth_port.py, read without
+Layouts: torchvision .pth files port onto the torchvision-layout entries (tflkit/weights/pth_port.py, read without
 torch); keras.applications' MobileNetV3Small .h5 onto `mobilenetv3_small_100_tf` by its layer names; the
-SqueezeNet 1.1 Keras-1 file by converters/weights.py. No ImageNet weights are published for the registry's
+SqueezeNet 1.1 Keras-1 file by tflkit/weights/load.py. No ImageNet weights are published for the registry's
 MobileNetV3-Small at widths 0.5 and 0.75 (torchvision's layout scaled): timm's `mobilenetv3_small_050/075` files
 round channels from the already-scaled input (block 2 expands to 56 channels at 0.5 where this layout has 48), so
 their shapes do not fit; those two entries have no source and say so.

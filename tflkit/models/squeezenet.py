@@ -6,7 +6,7 @@ Layer names follow the original Caffe model and its Keras port (`conv1`, `fire2_
 ImageNet weights load by name.
 
 Normalization: built, both versions do torchvision's ImageNet normalization ((x - mean) / std). The published
-SqueezeNet 1.1 ImageNet weights (Caffe, through rcmalli/keras-squeezenet, ported by converters/weights.py) were
+SqueezeNet 1.1 ImageNet weights (Caffe, through rcmalli/keras-squeezenet, ported by tflkit/weights/load.py) were
 trained on BGR pixels minus the Caffe mean, unscaled. Porting them keeps RGB input (conv1's input channels are
 reversed) and sets the normalization layer to `CAFFE`: the RGB mean subtracted, std 1. The spec records both; the
 model card reads what the exported model actually does from its normalization layer.

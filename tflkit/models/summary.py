@@ -3,7 +3,7 @@
 Both figures come from the Keras layers, without converting anything: the model is built inside a
 `keras.StatelessScope` (shapes only, its variables never initialized: half the build time), parameters are its
 trainable weights' sizes and MACs are summed over the conv, depthwise, separable and dense layers from their output
-shapes and kernel sizes (the same convention as converters/macs.py counts from a .tflite, which the tests
+shapes and kernel sizes (the same convention as tflkit/tflite_macs.py counts from a .tflite, which the tests
 cross-check). All registered models take about 7 s on 2 cores (3.4 s of it importing Keras), so rows are cached,
 keyed by name, input size, classes and a hash of the model code, and reused until the architecture's source changes:
 in ~/.cache/tflkit/model_summary.json, and in `shipped_summary.json` beside this file, which the package carries for
@@ -83,7 +83,7 @@ def _measure(name, compute_macs, entry):
 def keras_macs(model) -> int:
     """Multiply-accumulates of one inference (batch 1) over conv, depthwise, separable conv and dense layers, from
     each call's output shape and the layer's kernel shape. Nested models are walked; element-wise work is not
-    counted (as converters/macs.py leaves it out of `macs`)."""
+    counted (as tflkit/tflite_macs.py leaves it out of `macs`)."""
     return sum(_layer_macs(layer, shape) for layer, shape in _calls(model))
 
 

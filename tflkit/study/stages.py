@@ -192,8 +192,8 @@ def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
 def _file_figures(path) -> dict:
     """Figures read from the .tflite itself: MACs, and the activation arena TFLite's planner lays out for it. A
     figure that cannot be read stays unknown (None), never 0."""
-    from converters.macs import count_macs
     from tflkit.tflite_arena import arena_bytes
+    from tflkit.tflite_macs import count_macs
 
     figures = {}
     with contextlib.suppress(TflkitError, ValueError, RuntimeError):

@@ -1,8 +1,8 @@
 """`tflkit weights import FILE --model NAME --out model.keras`: pretrained weights from another format into a
 registry model, saved as a .keras file (usable as `tflkit train --pretrained model.keras`, or converted as is).
 
-Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over converters.tflite_weights,
-converters.pth_port and converters.weights. With --json it prints one JSON object (the import report).
+Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over tflkit.weights.tflite,
+tflkit.weights.pth_port and tflkit.weights.load. With --json it prints one JSON object (the import report).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def import_weights(path, model_name: str, input_size: int | None = None, num_cla
     if not path.is_file():
         raise UsageError(f"weights file not found: {path}")
     if path.suffix == ".tflite":
-        from converters.tflite_weights import model_from_tflite
+        from tflkit.weights.tflite import model_from_tflite
 
         return model_from_tflite(path, model_name, input_size=input_size)
-    from converters.weights import load_weights_file
+    from tflkit.weights.load import load_weights_file
 
     model = create_model(model_name, num_classes=num_classes, input_size=input_size)
     loaded, skipped = load_weights_file(model, path)

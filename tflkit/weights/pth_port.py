@@ -1,4 +1,5 @@
-"""Port a torchvision state dict (read by converters/pth.py, no torch) onto the registry's torchvision-layout models.
+"""Port a torchvision state dict (read by tflkit/weights/pth.py, no torch) onto the registry's torchvision-layout
+models.
 
 Each registry family translates torchvision's module names into its own Keras layer names (the registry builds
 the same layers in the same configuration, so the mapping is one to one):
@@ -243,7 +244,7 @@ def _frozen_by_design(layer) -> bool:
 
 def port_pth(model, path) -> dict:
     """Read the .pth at `path` (no torch, no pickle code run) and port it onto `model`."""
-    from converters.pth import load_state_dict
+    from tflkit.weights.pth import load_state_dict
 
     path = Path(path)
     report = port_state_dict(model, load_state_dict(path), where=str(path))

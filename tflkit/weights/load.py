@@ -182,12 +182,12 @@ def load_weights_file(model, path) -> tuple[list[str], list[str]]:
             return port_squeezenet_keras1(model, path), []
         named = weights_from_keras2_h5(path)
     elif path.suffix == ".tflite":
-        from converters.tflite_weights import import_tflite_weights
+        from tflkit.weights.tflite import import_tflite_weights
 
         report = import_tflite_weights(model, path)
         return report["loaded_layers"], report["skipped_layers"]
     elif path.suffix in (".pth", ".pt"):
-        from converters.pth_port import port_pth
+        from tflkit.weights.pth_port import port_pth
 
         report = port_pth(model, path)
         return report["loaded_layers"], report["skipped_layers"]
