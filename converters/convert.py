@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.calibration import representative_dataset
+from converters.fuse import fuse_hard_swish
 from converters.recipes import Recipe, get_recipe
 from tflkit.errors import TflkitError
 
@@ -39,9 +40,12 @@ def convert_saved_model(saved_model_dir, recipe: Recipe | str,
     rep = representative_dataset(representative_images) if representative_images is not None else None
     recipe.configure(converter, rep)
     try:
-        return converter.convert()
+        data = converter.convert()
     except (ValueError, RuntimeError, tf.errors.OpError) as exc:  # the converter's documented failure types
         raise ConversionError(f"{recipe.name}: {_first_line(exc)}") from exc
+    if recipe.activations == "float32":  # one HARD_SWISH op where the int8-friendly spelling made three
+        data, _ = fuse_hard_swish(data)
+    return data
 
 
 def convert_model(model, recipe: Recipe | str, representative_images: np.ndarray | None = None) -> bytes:

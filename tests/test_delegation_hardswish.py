@@ -2,7 +2,8 @@
 
 The old activation (one `Activation("hard_swish")` layer) became a HARD_SWISH op, which XNNPACK does not take in
 int8 (each one cut the graph) and 16x8 quantization refuses. The registry's hard-swish is now (x / 6) *
-relu6(x + 3) from plain layers, a spelling the converter does not fuse back into HARD_SWISH.
+relu6(x + 3) from plain layers, a spelling the converter does not fuse back into HARD_SWISH; float files get the
+fused op back after conversion (converters/fuse.py), where XNNPACK runs it as one op instead of three.
 """
 
 from __future__ import annotations
@@ -86,3 +87,49 @@ def test_static_wi8_ai16_converts_and_runs_for_mobilenetv3(tmp_path):
     expected = model.predict_on_batch(images[:4])
     assert np.isfinite(logits).all()
     assert (logits.argmax(1) == expected.argmax(1)).mean() >= 0.75  # 16-bit activations track the float model
+
+
+def _hard_swish_count(model) -> int:
+    return sum(1 for layer in model.layers if layer.name.endswith("hard_swish") and type(layer).__name__ == "Multiply")
+
+
+@pytest.mark.parametrize("recipe", ["fp32", "fp16", "dynamic_wi8_afp32"])
+def test_float_files_get_one_hard_swish_op_each(recipe, tmp_path):
+    """Float recipes: every split hard-swish is fused back into one HARD_SWISH op (one XNNPACK op instead of three),
+    with the same outputs as the Keras model; the graph loses exactly two ops per hard-swish."""
+    from converters.convert import convert_model, export_saved_model
+    from converters.fuse import fuse_hard_swish
+    from tflkit.tflite_inspect import op_counts
+    from tflkit.tflite_model import TFLiteClassifier
+
+    images = _pixels(16)
+    model = _with_batchnorm_statistics(create_model("test_mobilenetv3"), images)
+    path = tmp_path / f"test_mobilenetv3.{recipe}.tflite"
+    path.write_bytes(convert_model(model, recipe))
+    ops = op_counts(path)
+    assert ops.get("HARD_SWISH") == _hard_swish_count(model) > 0
+    expected = model.predict_on_batch(images[:4])
+    np.testing.assert_allclose(TFLiteClassifier(path).predict(images[:4]), expected,
+                               rtol=0, atol=(2e-2 if recipe != "fp32" else 1e-4) * np.abs(expected).max())
+    # Against the unfused conversion of the same SavedModel: two ops fewer per hard-swish, nothing else changed.
+    import tensorflow as tf
+
+    saved = export_saved_model(model, tmp_path / "saved")
+    raw = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
+    raw_path = tmp_path / "raw.tflite"
+    raw_path.write_bytes(raw)
+    if recipe == "fp32":
+        fused, count = fuse_hard_swish(raw)
+        assert count == ops["HARD_SWISH"] and sum(op_counts(raw_path).values()) - 2 * count == sum(ops.values())
+
+
+def test_graphs_without_the_pattern_are_returned_unchanged():
+    from converters.convert import convert_model
+    from converters.fuse import fuse_hard_swish
+
+    images = _pixels(8)
+    resnet = convert_model(_with_batchnorm_statistics(create_model("test_resnet"), images), "fp32")
+    assert fuse_hard_swish(resnet) == (resnet, 0)
+    mobilenet_int8 = convert_model(_with_batchnorm_statistics(create_model("test_mobilenetv3"), images),
+                                   "static_wi8_ai8", images)
+    assert fuse_hard_swish(mobilenet_int8) == (mobilenet_int8, 0)

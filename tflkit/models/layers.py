@@ -45,6 +45,7 @@ def hard_swish(x, keras, name):
     HARD_SWISH op, which XNNPACK does not run in int8 (each one cut the MobileNetV3 int8 graph into another
     partition, 20 in all) and which 16x8 quantization refuses. Scaling x before the product is not a pattern it
     matches: the int8 file keeps ADD (relu6 fused), MUL, MUL, all delegated, and static_wi8_ai16 converts.
+    Float files get their one HARD_SWISH op back after conversion (converters/fuse.py), where it is the faster.
     The same float function; the last layer carries `name`, so tensors are found by the old layer name.
     """
     shifted = keras.layers.Rescaling(1.0, offset=3.0, name=f"{name}_plus3")(x)
