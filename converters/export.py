@@ -299,8 +299,14 @@ def _merge_export_record(path: Path, batch_meta: dict, result: ExportResult) -> 
 
 
 def load_export_record(run_dir) -> list[dict]:
+    """The run's export rows, each `path` rebased onto this run's tflite/ folder: a run directory copied or moved
+    (to a phone's host, into a study, an archive) names its own files, never the ones where it was converted."""
     path = tflite_dir(run_dir) / "exports.json"
-    return json.loads(path.read_text())["results"] if path.is_file() else []
+    rows = json.loads(path.read_text())["results"] if path.is_file() else []
+    for row in rows:
+        if row.get("path"):
+            row["path"] = str(tflite_dir(run_dir) / Path(row["path"]).name)
+    return rows
 
 
 def recipe_of_file(path) -> str:
