@@ -22,3 +22,4 @@ def test_a_moved_run_names_its_own_files(tmp_path):
 
     assert [r["path"] for r in load_export_record(moved)] == [str(moved / "tflite" / name)]
     assert run_artifacts(moved) == [moved / "tflite" / name]
+

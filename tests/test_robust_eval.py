@@ -56,3 +56,15 @@ def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert result["count"] == 50 and np.isfinite(result["top1"])
     assert not (run / "eval.json").exists()
+
+
+def test_tied_scores_rank_by_class_index_as_argmax_does():
+    import numpy as np
+
+    from tflkit.evaluation import topk_accuracy
+
+    logits = np.array([[3, 7, 7, 7, -128]] * 4, dtype=np.int8)  # a quantized output with a three-way tie
+    assert topk_accuracy(logits, np.array([1, 1, 1, 1]), 1) == 1.0  # argmax's choice: the lowest index
+    assert topk_accuracy(logits, np.array([2, 2, 2, 2]), 1) == 0.0
+    assert topk_accuracy(logits, np.array([3, 3, 3, 3]), 3) == 1.0
+    assert topk_accuracy(logits, np.array([4, 4, 4, 4]), 4) == 0.0  # -128 is the lowest score, not flipped to +128

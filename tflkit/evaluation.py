@@ -33,7 +33,8 @@ class EvalResult:
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
     if len(labels) == 0:
         return float("nan")
-    topk = np.argsort(-logits, axis=1)[:, :k]
+    # Stable, so tied scores (common in uint8/int8 outputs) rank by class index as argmax does, every time.
+    topk = np.argsort(-np.asarray(logits, dtype=np.float64), axis=1, kind="stable")[:, :k]
     return float(np.mean(np.any(topk == labels[:, None], axis=1)))
 
 
