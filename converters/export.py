@@ -5,6 +5,11 @@ validate against the float model, write the model card. A recipe that fails is a
 (`qat_failed` / `prune50_failed`, `convert_failed`, `run_failed`) and the reason; the others go on.
 Files are written atomically, so a failed or interrupted conversion never replaces a good .tflite.
 
+A recipe with extra training (QAT, pruning) is compared with the fp32 model fine-tuned the same way (same steps,
+batch size, lr, data order and seed, no tfmot): both scored on the held-out images every recipe is validated on, the
+figures in the recipe's `fine_tune` record, so the report can tell quantization's own effect from the fine-tune's.
+QAT and pruning share the fine-tune settings, so the reference is trained once per export (or reused from a record).
+
 Nothing computed is lost: each recipe's row is merged into tflite/exports.json (read, update one row, atomic
 replace) the moment it is final, and a later export skips recipes whose file and ok row exist with the same
 settings (calibration size, fine-tune), so a convert killed midway and run again converts only what is missing.
@@ -34,6 +39,20 @@ from tflkit.errors import ModelFileError
 from tflkit.fileio import atomic_write_bytes, atomic_write_text
 
 MAX_CONVERT_WORKERS = 2  # conversions in flight at once (each its own process); the demo machine has 2 cores
+
+
+@dataclass
+class HeldOut:
+    """The held-out images every recipe is validated on (val if the dataset has it, else test; never calibration
+    images), with their classes and the run's float Keras model's logits on them (None when there are none)."""
+
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray | None
+
+    def top1(self, logits: np.ndarray) -> float:
+        return float(np.mean(np.argmax(logits, axis=1) == self.labels))
 
 
 @dataclass
@@ -142,9 +161,10 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     # Held-out images for validation: val if the dataset has it, else test; never the calibration images.
     held_out = "val" if "val" in source.splits else "test"
     split = source.split(held_out)
-    val_images = load_images(split, config.image_size,
-                             calibration_indices(len(split), validate_samples, config.seed + 1))
+    val_indices = calibration_indices(len(split), validate_samples, config.seed + 1)
+    val_images = load_images(split, config.image_size, val_indices)
     val_logits = np.asarray(model.predict(val_images, batch_size=256, verbose=0)) if len(val_images) else None
+    held = HeldOut(held_out, val_images, split.labels[val_indices], val_logits)
     normalization = model_normalization(model, get_spec(config.model))  # for every recipe's model card
     batch_meta = {"calibration": calibration, "validation": {"split": held_out, "samples": len(val_images)}}
 
@@ -168,18 +188,20 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
             fp32_ref = Path(tmp) / "fp32_reference.tflite"
             fp32_ref.write_bytes(convert("fp32"))
         prepared = {}  # prepare kind -> (a converter over its SavedModel, the fine-tune record) or the TfmotError
+        references = {}  # fine-tune -> the figures of the fp32 model fine-tuned alike (QAT and pruning share one)
         for recipe in todo:
             path = out_dir / artifact_name(config.model, config.dataset, recipe.name)
             start = time.perf_counter()
             result = _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp,
-                                 workers, log)
+                                 workers, log, reference=lambda sub, resolved: _finetune_reference(
+                                     references, recorded, model, config, sub, resolved, held, log))
             # a pooled conversion's own time; it may have run in the background while earlier files validated
             result.seconds = convert.seconds.get(recipe.name, time.perf_counter() - start)
             result.settings = settings[recipe.name]
             if result.status == "ok":
                 log(f"convert  {recipe.name:<22} {result.seconds:6.1f}s  {path}  ({result.size_bytes / 1e6:.2f} MB)")
-                result = _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples,
-                                                config, files, calibration, normalization, log)
+                result = _validate_and_document(result, recipe, held, fp32_ref, tensor_samples, config, files,
+                                                calibration, normalization, log)
             else:
                 log(f"convert  {recipe.name:<22} FAILED ({result.status})  {result.message}")
             if recipe.name == "fp32" and result.status == "ok" and wants_ref:
@@ -198,14 +220,15 @@ def _recorded_fp32(recorded: dict) -> Path | None:
     return None
 
 
-def _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp, workers, log):
+def _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp, workers, log,
+                reference=None):
     from converters.twin import TfmotError
 
     trained = None
     if recipe.prepare is not None:
         if recipe.prepare not in prepared:
             try:
-                saved, trained = _prepare(recipe.prepare, model, config, source, fine_tune, tmp, log)
+                saved, trained = _prepare(recipe.prepare, model, config, source, fine_tune, tmp, log, reference)
                 prepared[recipe.prepare] = (workers.enter_context(IsolatedConverter(saved, calib)), trained)
             except TfmotError as exc:
                 prepared[recipe.prepare] = exc
@@ -220,9 +243,11 @@ def _export_one(recipe, path, convert, calib, prepared, model, config, source, f
     return ExportResult(recipe.name, "ok", str(path), len(data), fine_tune=trained)
 
 
-def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp, log) -> tuple[Path, dict]:
+def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp, log,
+             reference: Callable | None = None) -> tuple[Path, dict]:
     """The tfmot step of a recipe, as a SavedModel ready for conversion, and a record of the extra training: on
-    the run's own training subset (its train_limit), for `fine_tune.steps` or one epoch of it by default."""
+    the run's own training subset (its train_limit), for `fine_tune.steps` or one epoch of it by default.
+    `reference(source, settings)`, when given, adds the figures of the fp32 model fine-tuned alike to the record."""
     from dataclasses import replace
 
     from converters.twin import save_for_conversion
@@ -254,11 +279,60 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
                "images_seen": settings.steps * settings.batch_size, "train_images": len(train),
                "epochs": round(settings.steps * settings.batch_size / max(1, len(train)), 3),
                "seconds": round(seconds, 1)}
+    if reference is not None:
+        trained.update(reference(source, settings))
     return out, trained
 
 
-def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, tensor_samples, config, files,
-                           calibration, normalization, log):
+REFERENCE_KEYS = ("steps", "batch_size", "lr", "train_images", "heldout_split", "heldout_images", "fp32_heldout_top1")
+
+
+def _finetune_reference(cache: dict, recorded: dict, model, config, source, settings: FineTuneSettings,
+                        held: HeldOut, log) -> dict:
+    """The held-out top-1 of the run's fp32 model and of its plain twin fine-tuned exactly as the QAT / pruning
+    twin was (`converters.qat.float_fine_tuned`): computed once per fine-tune (`cache`), or taken from a record of
+    an earlier export with the same fine-tune, model and held-out images. {} without held-out images."""
+    if held.logits is None or not len(held.labels):
+        log("prepare  fp32 fine-tuned alike: not computed (no held-out images to score it on)")
+        return {}
+    figures = {"heldout_split": held.split, "heldout_images": int(len(held.labels)),
+               "fp32_heldout_top1": round(held.top1(held.logits), 4)}
+    same = {"steps": settings.steps, "batch_size": settings.batch_size, "lr": settings.lr,
+            "train_images": len(source.split("train")), **figures}
+    key = tuple(same[k] for k in REFERENCE_KEYS)
+    if key in cache:
+        return cache[key]
+    for row in recorded.values():
+        earlier = row.get("fine_tune") or {}
+        if earlier.get("fp32_same_finetune_top1") is not None and all(earlier.get(k) == same[k]
+                                                                       for k in REFERENCE_KEYS):
+            cache[key] = {**figures, "fp32_same_finetune_top1": earlier["fp32_same_finetune_top1"],
+                          "fp32_same_finetune_seconds": earlier.get("fp32_same_finetune_seconds")}
+            log(f"prepare  fp32 fine-tuned alike: top1 {100 * cache[key]['fp32_same_finetune_top1']:.2f}% on "
+                f"{len(held.labels)} {held.split} images, from the {row['recipe']} record")
+            return cache[key]
+    from converters.qat import float_fine_tuned
+    from converters.twin import TfmotError
+
+    start = time.perf_counter()
+    log(f"prepare  fp32 fine-tuned alike: {settings.steps} steps of batch {settings.batch_size}, same data order "
+        f"and seed, no tfmot (the reference of the recipes with extra training)")
+    try:
+        twin = float_fine_tuned(model, config.model, source, config.image_size, config.small_input, settings,
+                                seed=config.seed, log=log)
+    except TfmotError as exc:  # the twin itself failed: then so did the recipe's; nothing to compare with
+        log(f"prepare  fp32 fine-tuned alike: not computed ({exc})")
+        return figures
+    top1 = held.top1(np.asarray(twin.predict(held.images, batch_size=256, verbose=0)))
+    cache[key] = {**figures, "fp32_same_finetune_top1": round(top1, 4),
+                  "fp32_same_finetune_seconds": round(time.perf_counter() - start, 1)}
+    log(f"prepare  fp32 fine-tuned alike: top1 {100 * top1:.2f}% on {len(held.labels)} {held.split} images "
+        f"(the run's fp32 model {100 * figures['fp32_heldout_top1']:.2f}%)  {time.perf_counter() - start:6.1f}s")
+    return cache[key]
+
+
+def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_samples, config, files, calibration,
+                           normalization, log):
     from converters.model_card import build_card, write_card
     from converters.validate import validate
     from tflkit.runrecords import load_model_info
@@ -268,13 +342,23 @@ def _validate_and_document(result, recipe, val_images, val_logits, fp32_ref, ten
     try:
         result.gzip_bytes = gzip_size(path)
         result.weight_sparsity = weight_sparsity(path)
-        if val_logits is not None:
-            validation = validate(path, val_logits, val_images, fp32_path=None if recipe.name == "fp32" else fp32_ref,
+        if held.logits is not None:
+            validation = validate(path, held.logits, held.images, fp32_path=None if recipe.name == "fp32" else fp32_ref,
                                   tensor_samples=tensor_samples, integer_only=recipe.integer_only)
             atomic_write_text(validation_path(path), json.dumps(validation.to_dict(), indent=2) + "\n")
             result.validation = validation.summary()
             log(f"validate {recipe.name:<22} agreement {100 * validation.top1_agreement:6.2f}%  "
                 f"max |dlogit| {validation.max_abs_logit_diff:.3f}  worst {result.validation['worst_layer'] or '-'}")
+            if result.fine_tune and "heldout_images" in result.fine_tune:  # on the images its references scored on
+                from tflkit.tflite_model import TFLiteClassifier
+
+                top1 = held.top1(TFLiteClassifier(path).predict(held.images))
+                result.fine_tune = {**result.fine_tune, "heldout_top1": round(top1, 4)}
+                reference = result.fine_tune.get("fp32_same_finetune_top1")
+                versus = (f"  (fp32 fine-tuned alike {100 * reference:.2f}%: drop {100 * (reference - top1):.2f} pts)"
+                          if reference is not None else "")
+                log(f"validate {recipe.name:<22} top1 {100 * top1:6.2f}% on {len(held.labels)} {held.split} "
+                    f"images{versus}")
     except (ModelFileError, ValueError, RuntimeError) as exc:  # the runtime refused to load or run the file
         result.status, result.message = "run_failed", str(exc).splitlines()[0][:300]
         log(f"validate {recipe.name:<22} FAILED  {result.message}")

@@ -142,3 +142,18 @@ def qat_model(model, name: str, source, image_size: int, small_input: bool, sett
         fine_tune(qmodel, source, image_size, settings.steps, settings.batch_size, settings.lr, seed=seed,
                   callbacks=[progress_callback("qat", settings.steps, log)], log=log)
     return qmodel
+
+
+def float_fine_tuned(model, name: str, source, image_size: int, small_input: bool,
+                     settings: FineTuneSettings = None, seed: int = 0, log=print):
+    """Keras 3 trained model -> its plain tf_keras twin fine-tuned exactly as `qat_model` and `pruned_model` fine-tune
+    theirs (same `fine_tune`, steps, batch size, lr, data order and seed), with no fake quantization and no pruning.
+
+    The reference of a recipe with extra training: a QAT or pruned file compared with the run's fp32 file shows the
+    fine-tune's effect and quantization's together (a short run's QAT file "gained" 20 points); compared with this
+    model it shows quantization's (or pruning's) own."""
+    settings = (settings or FineTuneSettings()).resolved(len(source.split("train")))
+    twin = tf_keras_twin(model, name, source.num_classes, image_size, small_input)
+    fine_tune(twin, source, image_size, settings.steps, settings.batch_size, settings.lr, seed=seed,
+              callbacks=[progress_callback("fp32", settings.steps, log)], log=log)
+    return twin

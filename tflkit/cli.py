@@ -218,7 +218,11 @@ def cmd_bench(args) -> Reply:
     require_dir(args.data_dir, "--data-dir")
     settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
                              xnnpack=not args.no_xnnpack, runtime=args.runtime)
-    images = open_input_data(args.input_data, data_dir=args.data_dir, count=args.input_images)
+    from tflkit.data.preprocess import from_flags  # no TensorFlow: a random-input bench stays runtime-only
+
+    preprocessing = from_flags(args.input_range, args.mean, args.std)  # eval's flags, eval's code path
+    images = open_input_data(args.input_data, data_dir=args.data_dir, count=args.input_images,
+                             preprocessing=preprocessing, log=lambda line: print(line, file=sys.stderr, flush=True))
     results = bench_models(args.model, threads=args.threads, settings=settings, log=print, images=images)
     for path in args.model:
         run_dir = run_dir_of(path)
@@ -358,8 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="with --input-data DATASET: where its files are")
     p.add_argument("--input-images", type=int, metavar="N",
                    help="with --input-data DATASET: cycle through the first N test images (default: 256)")
+    p.add_argument("--input-range", help="with --input-data DATASET: what the model's input expects: 0,255 | 0,1 | "
+                                         "-1,1 (default: as `tflkit eval`, from the model card or TFLite metadata, "
+                                         "else assumed 0,255)")
+    p.add_argument("--mean", type=float, nargs="+", help="with --input-data DATASET: input normalization "
+                                                         "(pixel - mean) / std, 1 or 3 values")
+    p.add_argument("--std", type=float, nargs="+", help="see --mean")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_bench)
+    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-1,1$")  # `--input-range -1,1`, as for eval
 
     p = sub.add_parser("report", help="the quantized-vs-float table of a run (report.md/.csv/.json)")
     p.add_argument("run_dir", help="a `tflkit train` run directory, converted")

@@ -7,8 +7,11 @@ op types left on the built-in kernels). Per file, once: MACs, the planned activa
 and the resident memory the model adds in a fresh runtime-only process (tflkit.memprobe).
 
 Inputs are random (the default, like benchmark_model; no TensorFlow import) or images of a dataset's test split
-(`InputImages`), preprocessed exactly as `tflkit eval` feeds them and cycled through, one per invoke. As in
-benchmark_model, setting the next input happens between timed invokes, never inside one.
+(`InputImages`), preprocessed exactly as `tflkit eval` feeds them and cycled through, one per invoke: resized by the
+same pipeline, normalized as the model expects (`--input-range` / `--mean` / `--std`, else the model card, TFLite
+metadata or input quantization, else assumed and said once: `tflkit.data.preprocess.for_model`, eval's own code
+path), then quantized with the input tensor's scale and zero point. As in benchmark_model, setting the next input
+happens between timed invokes, never inside one.
 """
 
 from __future__ import annotations
@@ -60,15 +63,20 @@ class InputImages:
     """The first `count` images of a dataset's test split, as each model's input tensor takes them.
 
     Per input size the images are resized and kept as float32 0..255 pixels by the same pipeline `tflkit eval` uses
-    (`tflkit.data.pipeline.load_images`); per input tensor they are quantized with its own scale and zero point
-    (`tflkit.tflite_model.quantize`), exactly what evaluation feeds the interpreter.
+    (`tflkit.data.pipeline.load_images`); per model they are normalized by the preprocessing eval would use for it
+    (`preprocessing`, the flags, or else what `tflkit.data.preprocess.for_model` finds), and per input tensor
+    quantized with its own scale and zero point (`tflkit.tflite_model.quantize`): exactly what evaluation feeds the
+    interpreter.
     """
 
     source: object  # a tflkit.data.DatasetSource
     spec: str  # what BenchResult.inputs records, e.g. "shapes", "cifar100:coarse", "folder:/data/flowers"
     count: int = DEFAULT_INPUT_IMAGES
     split: str = "test"
+    preprocessing: object = None  # a tflkit.data.preprocess.Preprocessing from the flags; None: the model's own
+    log: Callable[[str], None] | None = None  # where notes go (an assumed preprocessing), once per model
     _pixels: dict = field(default_factory=dict, init=False, repr=False)  # size -> float32 (N, S, S, 3), last only
+    _preps: dict = field(default_factory=dict, init=False, repr=False)  # model path -> its Preprocessing
 
     def __post_init__(self):
         if self.count < 1:
@@ -84,8 +92,18 @@ class InputImages:
             self._pixels = {image_size: load_images(data, image_size, indices=np.arange(min(self.count, len(data))))}
         return self._pixels[image_size]
 
-    def batches(self, detail: dict) -> list[np.ndarray]:
-        """One array per invoke for this input tensor (batches of its fixed batch size, wrapping around)."""
+    def preprocessing_for(self, path):
+        """The Preprocessing `tflkit eval` would use for the model at `path` (resolved, and any note said, once)."""
+        key = str(Path(path).resolve())
+        if key not in self._preps:
+            from tflkit.data.preprocess import for_model
+
+            self._preps[key] = for_model(path, self.preprocessing, log=self.log or (lambda *_: None))
+        return self._preps[key]
+
+    def batches(self, detail: dict, preprocessing=None) -> list[np.ndarray]:
+        """One array per invoke for this input tensor (batches of its fixed batch size, wrapping around), normalized
+        by `preprocessing` (a Preprocessing; None: raw 0..255 pixels) and quantized as the tensor takes them."""
         shape = [int(d) for d in detail["shape"]]
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
             raise UsageError(f"input {detail['name']!r} of shape {shape} is not a square RGB image batch "
@@ -93,19 +111,24 @@ class InputImages:
         from tflkit.tflite_model import quantize
 
         images = self.pixels(shape[1])
+        if preprocessing is not None:
+            images = preprocessing.apply(images)
         batch, n = shape[0], len(images)
         return [quantize(images[np.arange(i * batch, (i + 1) * batch) % n], detail)
                 for i in range(max(1, n // batch))]
 
 
 def open_input_data(spec: str | None, data_dir=None, seed: int = 0, count: int | None = None,
-                    split: str = "test") -> InputImages | None:
+                    split: str = "test", preprocessing=None, log=None) -> InputImages | None:
     """None for random inputs; else the dataset named by `spec` (any `--dataset` spec), loaded once.
 
     `count` (default DEFAULT_INPUT_IMAGES) caps how many test images are preprocessed and cycled through.
+    `preprocessing`: what `tflkit.data.preprocess.from_flags` made of --input-range / --mean / --std (None: each
+    model's own, as eval finds it); `log` gets the notes eval would print (an assumed preprocessing), once a model.
     """
     if spec in (None, "", RANDOM_INPUTS):
-        for flag, value in (("--data-dir", data_dir), ("--input-images", count)):
+        for flag, value in (("--data-dir", data_dir), ("--input-images", count),
+                            ("--input-range / --mean / --std", preprocessing)):
             if value is not None:
                 raise UsageError(f"{flag} is only read with --input-data DATASET (the inputs are random)")
         return None
@@ -118,7 +141,8 @@ def open_input_data(spec: str | None, data_dir=None, seed: int = 0, count: int |
     if count < 1:
         raise UsageError(f"--input-images must be 1 or more, got {count}")
     source = load_dataset(spec, data_dir=data_dir, seed=seed)
-    return InputImages(source, spec=source.name, count=count, split=split)  # name: "auto" resolved, folder absolute
+    # name: "auto" resolved, folder absolute
+    return InputImages(source, spec=source.name, count=count, split=split, preprocessing=preprocessing, log=log)
 
 
 def summarize_ms(times_ms: list[float]) -> dict:
@@ -178,9 +202,9 @@ def time_invokes(interpreter, settings: BenchSettings, feed: Callable[[], None] 
             return times
 
 
-def _feeder(interpreter, images: InputImages) -> Callable[[], None]:
+def _feeder(interpreter, images: InputImages, preprocessing=None) -> Callable[[], None]:
     """A callable that sets the next dataset batch on every input tensor, cycling through them."""
-    inputs = [(detail["index"], images.batches(detail)) for detail in interpreter.get_input_details()]
+    inputs = [(detail["index"], images.batches(detail, preprocessing)) for detail in interpreter.get_input_details()]
     state = {"i": 0}
 
     def feed():
@@ -211,7 +235,7 @@ def bench_model(path, settings: BenchSettings = BenchSettings(), images: InputIm
             interpreter.set_tensor(detail["index"], array)
     else:
         try:
-            feed = _feeder(interpreter, images)
+            feed = _feeder(interpreter, images, images.preprocessing_for(path))
         except UsageError as exc:  # this model cannot take these images; the other models go on
             result.status, result.message = "inputs_mismatch", str(exc)
             return result
@@ -279,6 +303,10 @@ def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(),
             except TflkitError as exc:
                 rows.append(_failed_row(path, n, settings, images, "load_failed", str(exc),
                                         "xnnpack" if settings.xnnpack else "cpu"))
+            fed = next((r for r in rows if r.ok), None)
+            if log and images is not None and n == threads[0] and fed is not None:  # once a model: what it was fed
+                log(f"inputs   {fed.model}  {fed.input_images} {images.spec} {images.split} images, "
+                    f"{images.preprocessing_for(path).describe()}")
             for result in rows:
                 for key, value in figures.items():
                     setattr(result, key, value)

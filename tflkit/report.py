@@ -7,6 +7,12 @@ by the delegate otherwise (cpu_median_ms_t1); phone columns are prefixed by the 
 (google_pixel_7_gs201_cpu_median_ms_t1), so runs with several delegates never overwrite each other. Where a
 benchmark_model version printed no median (TF 2.x builds print only the mean), the phone's column is `mean_ms_t<N>`:
 a mean is never shown as a median.
+
+A recipe with extra training (QAT, pruning) has, beside `top1_drop` against the run's fp32 file, `finetune_fp32_top1`
+and `top1_drop_vs_finetune_fp32`: the fp32 model fine-tuned exactly as the recipe's model was, and the recipe's file,
+both scored on the held-out images the export validates with (converters.export), so the drop is quantization's (and
+pruning's) own effect, not the fine-tune's. Unknown stays unknown: a record from before these figures were kept
+gives None (`-` in the Markdown table), never 0.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ from tflkit.runrecords import load_bench, load_evals, load_model_info
 
 BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_ratio", "params", "macs", "top1",
                 "top1_drop", "top5", "agreement"]
+# Recipes with extra training, against the fp32 model fine-tuned alike (on the export's held-out images); shown after
+# top1_drop when any row had extra training
+FINETUNE_COLUMNS = ["finetune_fp32_top1", "top1_drop_vs_finetune_fp32"]
+# What those figures rest on, for the JSON/CSV and the note under the Markdown table (not table columns there)
+FINETUNE_DETAIL = ["heldout_top1", "fp32_heldout_top1", "heldout_images", "heldout_split"]
 
 
 def _target_prefix(result) -> str:
@@ -47,6 +58,8 @@ def build_rows(run_dir) -> list[dict]:
         trained = export.get("fine_tune") or {}  # QAT / pruning: the extra training this file had
         row["finetune_steps"] = trained.get("steps")
         row["finetune_epochs"] = trained.get("epochs")
+        if trained:
+            row.update(_finetune_reference(trained))
         validation = export.get("validation") or {}  # converters.validate: vs the float model, held-out images
         row["agreement"] = validation.get("agreement")
         row["worst_layer"] = validation.get("worst_layer") or None
@@ -86,6 +99,15 @@ def build_rows(run_dir) -> list[dict]:
         rows.append(row)
     _add_ratios(rows)
     return rows
+
+
+def _finetune_reference(trained: dict) -> dict:
+    """The recipe's file against the fp32 model fine-tuned alike, both on the held-out images (None: not recorded)."""
+    reference, own = trained.get("fp32_same_finetune_top1"), trained.get("heldout_top1")
+    return {"finetune_fp32_top1": reference,
+            "top1_drop_vs_finetune_fp32": reference - own if reference is not None and own is not None else None,
+            "heldout_top1": own, "fp32_heldout_top1": trained.get("fp32_heldout_top1"),
+            "heldout_images": trained.get("heldout_images"), "heldout_split": trained.get("heldout_split")}
 
 
 def _exports_and_unrecorded_files(run_dir) -> list[dict]:
@@ -128,16 +150,20 @@ def _add_ratios(rows: list[dict]) -> None:
 
 
 def columns(rows: list[dict]) -> list[str]:
-    tail = ["finetune_steps", "finetune_epochs", "worst_layer", "float_ops", "missing", "file", "message"]
-    extra = sorted({k for r in rows for k in r} - set(BASE_COLUMNS) - set(tail),
+    tail = ["finetune_steps", "finetune_epochs", *FINETUNE_DETAIL, "worst_layer", "float_ops", "missing", "file",
+            "message"]
+    present = {k for r in rows for k in r}
+    extra = sorted(present - set(BASE_COLUMNS) - set(FINETUNE_COLUMNS) - set(tail),
                    key=lambda k: (not k.startswith(("median", "p95", "speedup", "mean")), k.split("_t")[-1], k))
-    return BASE_COLUMNS + extra + tail
+    after_drop = BASE_COLUMNS.index("top1_drop") + 1
+    base = BASE_COLUMNS[:after_drop] + [c for c in FINETUNE_COLUMNS if c in present] + BASE_COLUMNS[after_drop:]
+    return base + extra + [c for c in tail if c in present or c not in FINETUNE_DETAIL]
 
 
 def _fmt(key: str, value) -> str:
     if value is None or value == "":
         return ""
-    if key in ("top1", "top5", "top1_drop", "agreement"):
+    if key in ("top1", "top5", "top1_drop", "agreement", *FINETUNE_COLUMNS):
         return f"{100 * value:.2f}"
     if key == "size_ratio" or key.startswith("speedup"):
         return f"{value:.2f}x"
@@ -150,28 +176,57 @@ def _fmt(key: str, value) -> str:
     return str(value)
 
 
+def _cell(row: dict, key: str) -> str:
+    if key in FINETUNE_COLUMNS and row.get(key) is None and row.get("finetune_steps") is not None:
+        return "-"  # a recipe with extra training whose reference was not recorded: unknown, not 0
+    return _fmt(key, row.get(key))
+
+
 def to_markdown(rows: list[dict]) -> str:
-    cols = [c for c in columns(rows) if c not in ("file", "model", "dataset") and any(r.get(c) not in (None, "")
-                                                                                       for r in rows)]
+    trained = [r for r in rows if r.get("finetune_steps") is not None]
+    cols = [c for c in columns(rows) if c not in ("file", "model", "dataset", *FINETUNE_DETAIL)
+            and (any(r.get(c) not in (None, "") for r in rows) or (c in FINETUNE_COLUMNS and trained))]
     header = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "macs": "MACs",
-              "agreement": "agreement %"}
+              "agreement": "agreement %", "finetune_fp32_top1": "fp32 fine-tuned alike top1 % (held-out)",
+              "top1_drop_vs_finetune_fp32": "top1 drop vs fp32 fine-tuned alike (pts, held-out)"}
     lines = []
     if rows:
         lines.append(f"**{rows[0]['model']}** on **{rows[0]['dataset']}**\n")
     lines.append("| " + " | ".join(header.get(c, c) for c in cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(c, r.get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(_cell(r, c) for c in cols) + " |")
     incomplete = [r for r in rows if r.get("missing")]
     if incomplete:
         lines.append("")
         lines.append("Missing figures: " + "; ".join(f"{r['recipe']}: {r['missing']}" for r in incomplete)
                      + " (run `tflkit eval` / `tflkit bench` on those files, or `tflkit report` with measuring on)")
-    if any(r.get("finetune_steps") for r in rows):
+    if trained:
         lines.append("")
         lines.append("finetune_steps / finetune_epochs: extra training (tfmot fine-tune on the run's own training "
-                     "images) that QAT and pruning files had and the others did not.")
+                     "images) that QAT and pruning files had and the others did not. `top1 drop` compares them with "
+                     "the run's fp32 file, which had none, so it mixes the fine-tune's effect with quantization's; "
+                     "`top1 drop vs fp32 fine-tuned alike` compares them with the fp32 model fine-tuned exactly the "
+                     "same way (steps, batch, lr, data order, seed), which leaves quantization's (and pruning's) own.")
+        lines.extend(_finetune_notes(trained))
     return "\n".join(lines) + "\n"
+
+
+def _finetune_notes(trained: list[dict]) -> list[str]:
+    notes = []
+    for r in trained:
+        if r.get("finetune_fp32_top1") is None:
+            notes.append(f"- {r['recipe']}: -: no fp32 fine-tuned alike in its record (converted before it was kept; "
+                         f"`tflkit convert RUN --recipe {r['recipe']} --force` measures it)")
+            continue
+        if r.get("heldout_top1") is None:  # the file itself was not scored (its conversion or validation failed)
+            continue
+        before = (f", the run's fp32 model {_fmt('top1', r['fp32_heldout_top1'])}%"
+                  if r.get("fp32_heldout_top1") is not None else "")
+        notes.append(f"- {r['recipe']}: on the {r['heldout_images']} {r['heldout_split']} images the export validates "
+                     f"with: this file {_fmt('top1', r['heldout_top1'])}%, the fp32 model fine-tuned alike "
+                     f"{_fmt('top1', r['finetune_fp32_top1'])}%{before}")
+    return [""] + notes if notes else []
 
 
 def to_csv(rows: list[dict]) -> str:
