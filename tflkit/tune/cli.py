@@ -40,7 +40,10 @@ def register(sub) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-dir")
-    p.add_argument("--trials", type=int, default=12, help="finished (complete or pruned) trials wanted (default 12)")
+    p.add_argument("--trials", type=int, default=12,
+                   help="trials to finish (default 12). A pruned trial counts, as in Optuna's n_trials; a failed or "
+                        "killed one does not, and a killed trial's parameters run again, so a rerun of a killed "
+                        "search ends with N finished trials")
     p.add_argument("--out", required=True, help="output directory: tune.db, trials/, best.yaml, trials.csv, report")
     p.add_argument("--space", help="YAML search space laid over the model's default (see tflkit/tune/space.py)")
     p.add_argument("--objective", default=KERAS,
@@ -58,5 +61,8 @@ def register(sub) -> None:
     p.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--bn-momentum", type=float)
     p.add_argument("--pretrained", default="none", help="as for tflkit train; adds fine-tune settings to the space")
-    p.add_argument("--no-prune", dest="prune", action="store_false", help="run every trial to its last epoch")
+    p.add_argument("--no-prune", dest="prune", action="store_false",
+                   help="run every trial to its last epoch (by default the median pruner stops a trial whose val "
+                        "top-1 is below the median of earlier trials at the same epoch, once 5 trials have finished "
+                        "and only in the second half of its epochs)")
     p.set_defaults(func=cmd_tune)

@@ -4,7 +4,11 @@ trials.csv (every trial, its parameters, measurements and fate), and report.md /
 (optimization history, parameter importances, top-1 per augmentation preset).
 
 Importances: Optuna's fANOVA evaluator when scikit-learn is installed (it fits a random forest), else Optuna's
-PED-ANOVA (no extra dependency). Either way the report names the one it used.
+PED-ANOVA (no extra dependency). Either way the report names the one it used. Both see COMPLETE trials only (a
+pruned trial's value is a Keras val top-1 at an earlier epoch, not the objective). PED-ANOVA compares the
+parameters of the best `target_quantile` of the trials with all of them, and Optuna advises at least 5 trials in
+that top set; its default 0.1 puts one trial there in a 12-trial search, so the quantile here is 5 / n (at least
+0.1, at most 0.5: the better half). With a dozen trials any importance is a hint, not a measurement.
 """
 
 from __future__ import annotations
@@ -99,7 +103,9 @@ def importances(study) -> tuple[dict, str]:
 
         evaluator, name = optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA (Optuna)"
     except ImportError:
-        evaluator, name = optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA (Optuna)"
+        quantile = min(0.5, max(0.1, 5 / len(trials)))
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
+        name = f"PED-ANOVA (Optuna), top {quantile:.2g} of {len(trials)} complete trials vs all"
     try:
         with warnings.catch_warnings():  # PED-ANOVA warns when few trials make its quantiles coincide
             warnings.simplefilter("ignore", UserWarning)
@@ -231,6 +237,8 @@ def render(study, settings, space, best, importance: dict, evaluator: str, image
                  else "Best: none (no complete trial within the budget)")
     imp_lines = [f"- `{k}`: {v:.3f}" for k, v in importance.items()] or [f"- {evaluator}"]
     state_line = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
+    state_line += (f" (--trials {settings.trials} counts finished trials, complete or pruned; a failed trial does "
+                   f"not count, and a killed one's parameters ran again)")
     md = "\n".join([
         f"# Tune report: {settings.name}", "", f"Conditions: {conditions}.", "", f"Trials: {state_line}.", "",
         best_line + ("; `tflkit train --config best.yaml --out RUN` retrains it." if best else ""), "",

@@ -2,11 +2,19 @@
 an RDB storage (SQLite in the output directory by default) so that a killed search resumes and several workers,
 each running the same command against one storage, share one search.
 
-Counting: the search ends when `trials` trials have FINISHED (complete, or pruned: a pruned trial is decided).
-A worker claims a new trial only while finished + running < trials, and a trial claimed in a race past that count
-is closed unrun (FAIL, reason "surplus"). A trial whose worker died stays RUNNING in the storage: a worker on the
-same host fails it at once (its process id is gone), one elsewhere after the heartbeat grace period; either way it
-is not counted and its parameters are queued again (`retry_of` names the dead trial), so no trial is lost.
+Counting: `--trials N` is N FINISHED trials, complete or pruned (Optuna's own n_trials counts the same way: a
+pruned trial is decided, the pruner spent less time on it). FAILED trials (a crash, a dead worker, a surplus claim)
+do not count. A worker claims a new trial only while finished + running < N, and a trial claimed in a race past
+that count is closed unrun (FAIL, reason "surplus"); a worker with nothing left to claim waits while other
+workers' trials run, and takes over any of them that dies. A trial whose worker died stays RUNNING in the storage:
+a worker on the same host fails it at once (its process id is gone), one elsewhere after the heartbeat grace
+period; either way it is not counted and its parameters are queued again (`retry_of` names the dead trial; a
+retried baseline stays the baseline), so a killed search rerun ends with N finished trials and none lost.
+
+Pruning (median pruner on the Keras val top-1 after each epoch): not before PRUNER_STARTUP_TRIALS trials have
+finished (trial 0, the default configuration, and the sampler's first random ones), and never in the first half of
+a trial's epochs: there a cosine schedule or a warm-up still holds the lr high, so its val top-1 lags a constant
+schedule's and says little about where it ends (a 3-epoch search pruned at epoch 2 after 3 trials stopped 8 of 12).
 
 Each trial is a tflkit run directory OUT/trials/trial_NNNN (config.yaml, model.keras, history.json, tflite/).
 Trial 0 of a new search is the baseline: TrainConfig's defaults for every searched key they lie in the space of
@@ -31,6 +39,8 @@ from tflkit.tune.objective import Objective, TrialFailed, score_run
 from tflkit.tune.space import SearchSpace, default_space, load_space
 
 HEARTBEAT_S, GRACE_S = 15, 90  # a RUNNING trial without a heartbeat for GRACE_S is dead (other hosts)
+WAIT_S = 5  # a worker with no trial to claim checks other workers' running trials this often
+PRUNER_STARTUP_TRIALS = 5  # finished trials before the median pruner judges any
 MAX_FAILURES_IN_A_ROW = 3  # a search whose trials all fail (the recipe never converts, ...) stops with the reason
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -145,8 +155,10 @@ def _pruner(settings: TuneSettings):
     optuna = _optuna()
     if not settings.prune:
         return optuna.pruners.NopPruner()
-    # a few trials before the median means anything; epoch 0 is too noisy to judge a trial by
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    # The median of fewer than 5 finished trials is mostly the sampler's random draws; the first half of the epochs
+    # is the warm-up / high-lr part of a schedule (steps are 0-based epochs: from step epochs//2 on it may prune)
+    return optuna.pruners.MedianPruner(n_startup_trials=min(PRUNER_STARTUP_TRIALS, max(1, settings.trials - 1)),
+                                       n_warmup_steps=max(1, settings.epochs // 2))
 
 
 def _sampler(settings: TuneSettings, number: int):
@@ -170,20 +182,29 @@ def _sampler(settings: TuneSettings, number: int):
 def _retry(study, trial) -> None:
     """Queue the parameters of a trial whose worker died, so the search does not lose it."""
     if trial.params and not trial.user_attrs.get("surplus"):
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        attrs = {"retry_of": trial.number, **({"baseline": True} if trial.user_attrs.get("baseline") else {})}
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
 
 
 def fail_dead_trials(study, log=print) -> list[int]:
     """RUNNING trials whose worker is gone: on this host when its process has exited, elsewhere when its heartbeat
-    is older than the grace period. Each is marked FAIL and its parameters queued again."""
+    is older than the grace period, anywhere when it never recorded a worker (killed between claiming the trial
+    and starting it: no heartbeat either, so Optuna's stale check never sees it) and began more than the grace
+    period ago. Each is marked FAIL and its parameters (if it drew any) queued again."""
     optuna = _optuna()
-    host, dead = socket.gethostname(), []
+    host, dead, now = socket.gethostname(), [], time.time()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker") or {}
-        if worker.get("host") != host or _alive(worker.get("pid")):
+        if not worker:
+            if t.datetime_start is None or now - t.datetime_start.timestamp() < GRACE_S:
+                continue
+            reason = "its worker died before starting it"
+        elif worker.get("host") != host or _alive(worker.get("pid")):
             continue
+        else:
+            reason = f"worker process {worker['pid']} died"
         try:  # the reason first: a finished trial takes no more attributes
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"worker process {worker['pid']} died")
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
             ok = study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
@@ -287,8 +308,13 @@ def run_search(settings: TuneSettings, log=print, source=None):
     while True:
         fail_dead_trials(study, log)
         counts = count_states(study)
-        if sum(counts.get(s, 0) for s in (*FINISHED, "RUNNING")) >= settings.trials:
+        finished = sum(counts.get(s, 0) for s in FINISHED)
+        if finished >= settings.trials:
             break
+        if finished + counts.get("RUNNING", 0) >= settings.trials:
+            # other workers' last trials: wait for them (the report needs them all), and take over any that dies
+            time.sleep(WAIT_S)
+            continue
         trial = study.ask()
         study.sampler = _sampler(settings, trial.number)  # suggest_* draws from study.sampler, after ask
         if _surplus(study, trial, settings.trials):
@@ -301,9 +327,6 @@ def run_search(settings: TuneSettings, log=print, source=None):
         if failures >= MAX_FAILURES_IN_A_ROW:
             reason = trial.user_attrs.get("fail_reason", "")
             raise TflkitError(f"{failures} trials failed in a row, last: {reason}")
-    while count_states(study).get("RUNNING", 0):  # other workers' last trials: wait so the report has them all
-        time.sleep(5)
-        fail_dead_trials(study, log)
     from tflkit.tune.report import write_results
 
     paths = write_results(study, settings, space)
