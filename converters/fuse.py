@@ -1,12 +1,13 @@
 """Put the fused HARD_SWISH op back into float .tflite files.
 
-The models spell hard-swish as (x / 6) * relu6(x + 3) (tflkit/models/layers.py: the converter does not fuse that
+The models spell hard-swish as (relu6(x + 3) * x) / 6 (tflkit/models/layers.py: the converter does not fuse that
 form, so int8 graphs keep ops XNNPACK runs in int8 and stay one partition). In a float file the same spelling is
-three XNNPACK ops, MUL(x, 1/6), ADD(x, 3) with RELU6 fused, MUL, where HARD_SWISH is one: MobileNetV3's fp32 files
-ran 1.14-1.29x slower at 1 thread (benchmarks/results/int8_delegation.md). This rewrite finds exactly that
-three-op pattern in a float graph and replaces it with HARD_SWISH(x), the op the converter itself emits for
-x * relu6(x + 3) / 6; the float function is the same. Quantized graphs are never touched: their pattern carries
-quantization parameters and int8 HARD_SWISH is what XNNPACK refuses.
+three XNNPACK ops, ADD(x, 3) with RELU6 fused, MUL(gate, x), MUL(product, 1/6), where HARD_SWISH is one: with the
+three ops MobileNetV3's fp32 files ran 1.14-1.29x slower at 1 thread (benchmarks/results/int8_delegation.md). This
+rewrite finds exactly that pattern in a float graph, or the one of the spelling before, MUL(x, 1/6), ADD(x, 3)
+with RELU6 fused, MUL (models saved by earlier versions), and replaces it with HARD_SWISH(x), the op the converter
+itself emits for x * relu6(x + 3) / 6; the float function is the same. Quantized graphs are never touched: their
+pattern carries quantization parameters and int8 HARD_SWISH is what XNNPACK refuses.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ def fuse_hard_swish(data: bytes) -> tuple[bytes, int]:
             continue
         code = _opcode_index(model, codes, schema)
         drop = set()
-        for last, (mul_index, add_index, x) in matches.items():
+        for last, (fused_away, x) in matches.items():
             op = graph.operators[last]
             op.opcodeIndex, op.inputs = code, np.array([x], dtype=np.int32)
             op.builtinOptionsType = schema.BuiltinOptions.HardSwishOptions
             op.builtinOptions = schema.HardSwishOptionsT()
-            drop |= {mul_index, add_index}
+            drop |= set(fused_away)
             fused += 1
         graph.operators = [op for i, op in enumerate(graph.operators) if i not in drop]
         _drop_dead_dequantize(graph, codes)
@@ -63,8 +64,8 @@ def _has_add_relu6(data: bytes, schema) -> bool:
     return False
 
 
-def _matches(model, graph, codes, schema) -> dict[int, tuple[int, int, int]]:
-    """{index of the final MUL: (index of MUL(x, 1/6), index of ADD(x, 3)+RELU6, x)} for float tensors only."""
+def _matches(model, graph, codes, schema) -> dict[int, tuple[tuple[int, ...], int]]:
+    """{index of the op that becomes HARD_SWISH: (indices of the ops fused away, x)}, float tensors only."""
     producer, consumers = {}, {}
     for i, op in enumerate(graph.operators):
         for t in op.outputs:
@@ -72,25 +73,44 @@ def _matches(model, graph, codes, schema) -> dict[int, tuple[int, int, int]]:
         for t in op.inputs:
             consumers.setdefault(int(t), []).append(i)
     outputs = {int(t) for t in graph.outputs}
+
+    def only_feeds(k, i):  # op k's output feeds op i alone: dropping op k cannot cut the graph
+        t = int(graph.operators[k].outputs[0])
+        return consumers.get(t) == [i] and t not in outputs
+
+    def gate_of(k):  # x when op k is ADD(x, 3) with RELU6 fused
+        op = graph.operators[k]
+        return _scalar_operand(model, graph, producer, op, codes, "ADD", _THREE) if _fused_activation(op) == 3 else None
+
+    def today(i, op):  # MUL(MUL(ADD(x, 3)+RELU6, x), 1/6): ops fused away and x, or None
+        k = producer.get(_scalar_operand(model, graph, producer, op, codes, "MUL", _ONE_SIXTH))
+        if k is None or codes[graph.operators[k].opcodeIndex] != "MUL" or _fused_activation(graph.operators[k]):
+            return None
+        first, second = (int(t) for t in graph.operators[k].inputs)
+        for g, x in ((producer.get(first), second), (producer.get(second), first)):
+            if g is not None and gate_of(g) == x and only_feeds(g, k) and only_feeds(k, i):
+                return (g, k), x
+        return None
+
+    def before(i, op):  # MUL(MUL(x, 1/6), ADD(x, 3)+RELU6)
+        a, b = (producer.get(int(t)) for t in op.inputs)
+        if a is None or b is None:
+            return None
+        for scaled, gate in ((a, b), (b, a)):
+            x = _scalar_operand(model, graph, producer, graph.operators[scaled], codes, "MUL", _ONE_SIXTH)
+            if x is not None and x == gate_of(gate) and only_feeds(scaled, i) and only_feeds(gate, i):
+                return (scaled, gate), x
+        return None
+
     found = {}
     for i, op in enumerate(graph.operators):
         if codes[op.opcodeIndex] != "MUL" or len(op.inputs) != 2 or _fused_activation(op) != 0:
             continue
         if any(graph.tensors[int(t)].type != schema.TensorType.FLOAT32 for t in (*op.inputs, *op.outputs)):
             continue
-        a, b = (producer.get(int(t)) for t in op.inputs)
-        if a is None or b is None:
-            continue
-        for mul_index, add_index in ((a, b), (b, a)):
-            x_mul = _scalar_operand(model, graph, producer, graph.operators[mul_index], codes, "MUL", _ONE_SIXTH)
-            x_add = _scalar_operand(model, graph, producer, graph.operators[add_index], codes, "ADD", _THREE)
-            if x_mul is None or x_mul != x_add or _fused_activation(graph.operators[add_index]) != 3:  # RELU6
-                continue
-            # The two intermediates must feed nothing else, or dropping their ops would cut the graph.
-            inner = [int(graph.operators[k].outputs[0]) for k in (mul_index, add_index)]
-            if all(consumers.get(t) == [i] and t not in outputs for t in inner):
-                found[i] = (mul_index, add_index, x_mul)
-                break
+        match = today(i, op) or before(i, op)
+        if match:
+            found[i] = match
     return found
 
 
