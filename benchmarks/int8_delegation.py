@@ -1,9 +1,11 @@
 """How much of each registry model XNNPACK runs in int8, and what that does to latency: fp32 against static_wi8_ai8
 at 1 and 2 threads side by side, with the hard-swish spelling before and after issue 14's change.
 
-    python benchmarks/int8_delegation.py [--models mobilenetv3_small_100,resnet18] [--size 96] [--rounds 40]
+    python benchmarks/int8_delegation.py [--models mobilenetv3_small_100,resnet18] [--size N] [--rounds 40]
 
-Per model: the Keras model with today's activations ("after") and, where the model has hard-swish, the same
+Every registry model at its reference input size (or --size N for all), and the demo's model as the demo builds
+it (mobilenetv3_small_050 at 32x32 with the CIFAR stem, 5 classes). Per model: the Keras model with today's
+activations ("after") and, where the model has hard-swish, the same
 model rebuilt with the old single `Activation("hard_swish")` ("before", the converter turns it into HARD_SWISH)
 carrying the same weights; the float outputs of the two are compared (max abs logit difference). Both are
 converted (fp32, static_wi8_ai8 calibrated on random pixels: enough for structure and speed, meaningless for
@@ -11,7 +13,8 @@ accuracy; BatchNorm statistics are first set from a batch of those pixels, see `
 XNNPACK partitions counted (tflkit.runtime.delegation_of), and every file is timed in a fresh
 process that imports only the runtime: one interpreter per (file, threads), invoked in turn, round after round,
 so that all of them see the same machine load; median and the 10th-90th percentile spread. static_wi8_ai16 of
-mobilenetv3_small_100 is converted and run once.
+mobilenetv3_small_100 is converted and run once. Float files carry HARD_SWISH again after conversion
+(converters/fuse.py), so fp32 "after" is the fused graph and fp32 after/before should be 1.0 within noise.
 
 Writes benchmarks/results/int8_delegation.md and .json.
 """
@@ -42,18 +45,22 @@ def _old_hard_swish(x, keras, name):
     return keras.layers.Activation("hard_swish", name=name)(x)
 
 
-def build_pair(name: str, size: int, num_classes: int):
+DEMO = "demo"  # the demo's model, as tflkit.pipeline.DemoSettings builds it on the shapes dataset
+DEMO_BUILD = {"name": "mobilenetv3_small_050", "num_classes": 5, "input_size": 32, "small_input": True}
+
+
+def build_pair(name: str, size: int, num_classes: int, small_input: bool = False):
     """(after, before-or-None): the registry model, and the same weights under the old hard-swish."""
     import tflkit.models.layers as layers
     from tflkit.models import create_model
 
-    after = create_model(name, num_classes=num_classes, input_size=size)
-    if not any(layer.name.endswith("_div6") for layer in after.layers):
+    after = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
+    if not any(layer.name.endswith("_plus3") for layer in after.layers):  # no hard-swish
         return after, None
     current = layers.hard_swish
     layers.hard_swish = _old_hard_swish
     try:
-        before = create_model(name, num_classes=num_classes, input_size=size)
+        before = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
     finally:
         layers.hard_swish = current
     return after, before
@@ -96,10 +103,12 @@ def convert(model, recipe, rep, workdir: Path, stem: str):
 
 def structure(path: Path) -> dict:
     from tflkit.runtime import delegation_of, load_interpreter
+    from tflkit.tflite_inspect import op_counts
 
     d = delegation_of(load_interpreter(path, threads=1))
     return {"partitions": d.partitions, "delegated_nodes": d.delegated_nodes, "total_nodes": d.total_nodes,
-            "reference_ops": d.reference_summary, "size_bytes": path.stat().st_size}
+            "reference_ops": d.reference_summary, "size_bytes": path.stat().st_size,
+            "hard_swish_ops": op_counts(path).get("HARD_SWISH", 0)}
 
 
 def time_files(paths: list[str], rounds: int, per_round: int, warmup: int) -> dict:
@@ -141,15 +150,21 @@ def time_in_fresh_process(paths, args) -> dict:
 
 
 def measure(name: str, args, workdir: Path) -> dict:
+    from tflkit.models import get_spec
+
     rng = np.random.default_rng(0)
-    rep = rng.uniform(0, 255, (args.calib_samples, args.size, args.size, 3)).astype(np.float32)
-    after, before = build_pair(name, args.size, args.num_classes)
+    if name == DEMO:
+        model, size, classes, small = (DEMO_BUILD[k] for k in ("name", "input_size", "num_classes", "small_input"))
+    else:
+        model, size, classes, small = name, args.size or get_spec(name).default_input_size, args.num_classes, False
+    rep = rng.uniform(0, 255, (args.calib_samples, size, size, 3)).astype(np.float32)
+    after, before = build_pair(model, size, classes, small)
     set_batchnorm_statistics(after, rep)
     if before is not None:
         _copy_weights(after, before)
-    row = {"model": name, "size": args.size, "has_hard_swish": before is not None}
+    row = {"model": name, "size": size, "has_hard_swish": before is not None}
     if before is not None:
-        probe = rng.uniform(0, 255, (4, args.size, args.size, 3)).astype(np.float32)
+        probe = rng.uniform(0, 255, (4, size, size, 3)).astype(np.float32)
         a, b = after.predict_on_batch(probe), before.predict_on_batch(probe)
         row["float_max_abs_diff"] = float(np.max(np.abs(a - b)))
         row["float_logit_range"] = float(np.max(np.abs(b)))
@@ -167,6 +182,7 @@ def measure(name: str, args, workdir: Path) -> dict:
     if name == "mobilenetv3_small_100":
         path, error = convert(after, "static_wi8_ai16", rep, workdir, f"{name}.after")
         row["after_static_wi8_ai16"] = {"error": error} if error else {**structure(path), "runs": _runs_once(path)}
+    row["loadavg_1m_before_timing"] = round(os.getloadavg()[0], 2)  # what else ran on the cores (2 here)
     timings = time_in_fresh_process(list(files.values()), args)
     for (variant, recipe), path in files.items():
         for threads in THREADS:
@@ -191,6 +207,31 @@ def _fmt_t(entry, threads):
     return f"{t['median_ms']:.2f} ({t['p10_ms']:.2f}-{t['p90_ms']:.2f})" if t else "-"
 
 
+def _thread_ratio(row, variant, recipe="static_wi8_ai8"):
+    q = row.get(f"{variant}_{recipe}") or {}
+    if "t1" not in q or "t2" not in q:
+        return None
+    return q["t2"]["median_ms"] / q["t1"]["median_ms"]
+
+
+def verdict(rows) -> list[str]:
+    """The issue's targets, checked on this run's numbers."""
+    lines = []
+    after = [r for r in rows if r.get("after_static_wi8_ai8")]
+    one = [r["model"] for r in after if r["after_static_wi8_ai8"].get("partitions") != 1]
+    lines.append(f"- static_wi8_ai8 in one XNNPACK partition: {len(after) - len(one)} of {len(after)} models"
+                 + (f" (not: {', '.join(one)})" if one else ""))
+    slow = [(r["model"], _ratio(r, "after", 1)) for r in after if _ratio(r, "after", 1) != "-"
+            and float(_ratio(r, "after", 1)) > 1.1]
+    lines.append(f"- int8 median at 1 thread at most 1.1x fp32's: {len(after) - len(slow)} of {len(after)}"
+                 + (f" (above: {', '.join(f'{m} {v}x' for m, v in slow)})" if slow else ""))
+    ratios = [(r["model"], _thread_ratio(r, "after")) for r in after if _thread_ratio(r, "after") is not None]
+    slower = [(m, v) for m, v in ratios if v > 1.0]
+    lines.append(f"- int8 at 2 threads not slower than at 1: {len(ratios) - len(slower)} of {len(ratios)}"
+                 + (f" (slower: {', '.join(f'{m} t2/t1 {v:.2f}' for m, v in slower)})" if slower else ""))
+    return lines
+
+
 def _ratio(row, variant, threads):
     f, q = row.get(f"{variant}_fp32"), row.get(f"{variant}_static_wi8_ai8")
     if not f or not q or f"t{threads}" not in f or f"t{threads}" not in q:
@@ -207,10 +248,12 @@ NOTES = """Notes on reading this table:
   layer's int8 scales are those of a working network (a freshly initialised MobileNetV3's activations shrink to
   ~1e-10 by the logits, and XNNPACK then refuses int8 ADDs whose input and output scales are too far apart: 18
   partitions for a reason that has nothing to do with the activation).
-- Latency was taken on a 2-core machine shared with other jobs: the spread (10th-90th percentile) is wide and the
-  absolute figures are load-dominated. fp32 and int8 of one model were interleaved invoke by invoke, so their
-  ratio is the comparable figure. Two threads on two busy cores are often slower than one: this run cannot say
-  whether 2 threads help on an idle machine.
+- "fp32 HARD_SWISH ops" after: converters/fuse.py fuses each hard-swish whose three ops are still there; where the
+  converter folded the final / 6 into the next convolution's weights, two ops remain (ADD with RELU6, MUL) and
+  nothing is fused. That remainder is the fp32 after/before ratio above 1.0.
+- fp32 and int8 of one model, at 1 and 2 threads, were interleaved invoke by invoke, so their ratios are the
+  comparable figures. The 1-minute load average before each model's timing is listed below the table (on two
+  busy cores two threads are slower than one, which says nothing about an idle device).
 """
 
 
@@ -221,20 +264,26 @@ def markdown(rows, conditions, command) -> str:
              "Latency: median ms (10th-90th percentile), every (file, threads) interpreter invoked in turn in one "
              "fresh process that imports only LiteRT. `int8/fp32` is the ratio of medians. `before`: the same "
              "weights with the old single hard-swish layer (HARD_SWISH op).", "",
-             "| model | variant | int8 partitions | int8 nodes delegated | left on reference kernels | "
-             "fp32 t1 | int8 t1 | int8/fp32 t1 | fp32 t2 | int8 t2 | int8/fp32 t2 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | size | variant | int8 partitions | int8 nodes delegated | left on reference kernels | "
+             "fp32 HARD_SWISH ops | fp32 t1 | int8 t1 | int8/fp32 t1 | fp32 t2 | int8 t2 | int8/fp32 t2 | "
+             "int8 t2/t1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for variant in ("before", "after"):
             q, f = row.get(f"{variant}_static_wi8_ai8"), row.get(f"{variant}_fp32")
             if q is None and f is None:
                 continue
             q = q or {}
+            t21 = _thread_ratio(row, variant)
             lines.append(
-                f"| {row['model']} | {variant} | {q.get('partitions', '-')} | "
+                f"| {row['model']} | {row['size']} | {variant} | {q.get('partitions', '-')} | "
                 f"{q.get('delegated_nodes', '-')}/{q.get('total_nodes', '-')} | {q.get('reference_ops', '-')} | "
+                f"{(f or {}).get('hard_swish_ops', '-')} | "
                 f"{_fmt_t(f, 1)} | {_fmt_t(q, 1)} | {_ratio(row, variant, 1)} | {_fmt_t(f, 2)} | {_fmt_t(q, 2)} | "
-                f"{_ratio(row, variant, 2)} |")
+                f"{_ratio(row, variant, 2)} | {'-' if t21 is None else f'{t21:.2f}'} |")
+    lines += ["", "1-minute load average before each model's timing: " + ", ".join(
+        f"{r['model']} {r['loadavg_1m_before_timing']}" for r in rows if "loadavg_1m_before_timing" in r)]
+    lines += ["", "Targets (issue 14), on this run:", ""] + verdict(rows)
     lines += ["", "Float outputs, old against new hard-swish spelling (same weights, 4 random images):", ""]
     for row in rows:
         if "float_max_abs_diff" in row:
@@ -249,8 +298,8 @@ def markdown(rows, conditions, command) -> str:
     pairs = [(row["model"], row["before_fp32"], row["after_fp32"]) for row in rows
              if "t1" in row.get("before_fp32", {}) and "t1" in row.get("after_fp32", {})]
     if pairs:
-        lines += ["", "fp32 files, after/before median (the split hard-swish is three XNNPACK ops where the fused "
-                  "HARD_SWISH was one):", ""]
+        lines += ["", "fp32 files, after/before median (after: the split hard-swish fused back into HARD_SWISH by "
+                  "converters/fuse.py; 1.0 is the target):", ""]
         lines += [f"- {m}: t1 {a['t1']['median_ms'] / b['t1']['median_ms']:.2f}x, "
                   f"t2 {a['t2']['median_ms'] / b['t2']['median_ms']:.2f}x" for m, b, a in pairs]
     lines += ["", NOTES]
@@ -263,7 +312,8 @@ def markdown(rows, conditions, command) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated names (default: every non-test registry model)")
-    parser.add_argument("--size", type=int, default=96, help="input size for every model (default 96)")
+    parser.add_argument("--size", type=int, default=0, help="input size for every model (default: each one's "
+                        "reference size; the demo row keeps the demo's 32)")
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=40, help="rounds over all interpreters (default 40)")
     parser.add_argument("--per-round", type=int, default=3, help="invokes per interpreter per round")
@@ -289,9 +339,10 @@ def main(argv=None) -> int:
     tf = quiet_tensorflow()
     from tflkit.models import get_spec, list_models
 
-    names = args.models.split(",") if args.models else list_models()
+    names = args.models.split(",") if args.models else [DEMO, *list_models()]
     for name in names:
-        get_spec(name)
+        if name != DEMO:
+            get_spec(name)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -302,7 +353,8 @@ def main(argv=None) -> int:
                   f"int8/fp32 t1 {_ratio(rows[-1], 'after', 1)}", flush=True)
     from tflkit.hostbench import cpu_name
 
-    conditions = {"input": f"{args.size}x{args.size}", "classes": args.num_classes, "threads": "1 and 2",
+    size = f"{args.size}x{args.size}" if args.size else "each model's reference size"
+    conditions = {"input": size, "classes": args.num_classes, "threads": "1 and 2",
                   "rounds": args.rounds, "invokes per round": args.per_round, "cpu": cpu_name(),
                   "cores": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
