@@ -6,7 +6,8 @@ The run's trained model rebuilt three ways, its weights copied layer by layer (h
 "before": one `Activation("hard_swish")` layer, which the converter turns into HARD_SWISH ops in every file, int8
 included (20 XNNPACK partitions); "x/6 first": the first int8-friendly spelling, (x / 6) * relu6(x + 3); "today":
 tflkit/models/layers.py's (relu6(x + 3) * x) / 6. Both split spellings keep int8 graphs in one partition; float
-files get HARD_SWISH back through converters/fuse.py. Each is converted from its own SavedModel with the same
+files are converted from the one-HARD_SWISH float graph (converters.convert.float_graph). Each is converted
+from its own SavedModel with the same
 calibration images the run's export uses (its train split, its seed, 200 as the export) and evaluated on the whole
 test split by `tflkit eval`'s code (tflkit.evaluation.evaluate). A run is a `tflkit train`/demo/study run directory
 of a model with hard-swish (MobileNetV3).
@@ -110,9 +111,10 @@ def markdown(rows, command) -> str:
              f"Command: `{command}`", "",
              "before: one HARD_SWISH op per hard-swish in every file (int8: 20 XNNPACK partitions, the op on the "
              "reference kernels); x/6 first: (x/6)*relu6(x+3), issue 14's first change; today: (relu6(x+3)*x)/6. "
-             "Both split spellings run int8 in one XNNPACK partition; their float files are fused back into "
-             "HARD_SWISH by converters/fuse.py. Same trained weights, same calibration images, whole test split, "
-             "`tflkit eval`'s evaluation. Cells: top-1 % (XNNPACK partitions, HARD_SWISH ops).", ""]
+             "Both split spellings run int8 in one XNNPACK partition; their float files are converted with one "
+             "HARD_SWISH per hard-swish (converters.convert.float_graph). Same trained weights, same calibration "
+             "images, whole test split, `tflkit eval`'s evaluation. Cells: top-1 % (XNNPACK partitions, "
+             "HARD_SWISH ops).", ""]
     for row in rows:
         lines += [f"## {row['model']} on {row['dataset']} ({row['image_size']}x{row['image_size']}), `{row['run']}`",
                   "", f"Float Keras outputs of the three spellings: max abs difference {row['float_max_abs_diff']:.2e}"

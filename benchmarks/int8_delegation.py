@@ -14,7 +14,7 @@ XNNPACK partitions counted (tflkit.runtime.delegation_of), and every file is tim
 process that imports only the runtime: one interpreter per (file, threads), invoked in turn, round after round,
 so that all of them see the same machine load; median and the 10th-90th percentile spread. static_wi8_ai16 of
 mobilenetv3_small_100 is converted and run once. Float files carry HARD_SWISH again after conversion
-(converters/fuse.py), so fp32 "after" is the fused graph and fp32 after/before should be 1.0 within noise.
+(converters.convert.float_graph), so fp32 "after" is the fused graph and fp32 after/before is 1.0 within noise.
 
 Writes benchmarks/results/int8_delegation.md and .json.
 """
@@ -248,9 +248,6 @@ NOTES = """Notes on reading this table:
   layer's int8 scales are those of a working network (a freshly initialised MobileNetV3's activations shrink to
   ~1e-10 by the logits, and XNNPACK then refuses int8 ADDs whose input and output scales are too far apart: 18
   partitions for a reason that has nothing to do with the activation).
-- "fp32 HARD_SWISH ops" after: converters/fuse.py fuses each hard-swish whose three ops are still there; where the
-  converter folded the final / 6 into the next convolution's weights, two ops remain (ADD with RELU6, MUL) and
-  nothing is fused. That remainder is the fp32 after/before ratio above 1.0.
 - fp32 and int8 of one model, at 1 and 2 threads, were interleaved invoke by invoke, so their ratios are the
   comparable figures. The 1-minute load average before each model's timing is listed below the table (on two
   busy cores two threads are slower than one, which says nothing about an idle device).
@@ -299,7 +296,7 @@ def markdown(rows, conditions, command) -> str:
              if "t1" in row.get("before_fp32", {}) and "t1" in row.get("after_fp32", {})]
     if pairs:
         lines += ["", "fp32 files, after/before median (after: the split hard-swish fused back into HARD_SWISH by "
-                  "converters/fuse.py; 1.0 is the target):", ""]
+                  "converters.convert.float_graph; 1.0 is the target):", ""]
         lines += [f"- {m}: t1 {a['t1']['median_ms'] / b['t1']['median_ms']:.2f}x, "
                   f"t2 {a['t2']['median_ms'] / b['t2']['median_ms']:.2f}x" for m, b, a in pairs]
     lines += ["", NOTES]

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from converters.calibration import representative_dataset
-from converters.fuse import fuse_hard_swish
 from converters.recipes import Recipe, get_recipe
 from tflkit.errors import TflkitError
 
@@ -20,13 +19,49 @@ class ConversionError(TflkitError):
 
 def export_saved_model(model, out_dir, batch_size: int | None = 1) -> Path:
     """SavedModel with a fixed batch (1 by default, what a phone app runs): with the batch left open, reshapes
-    stay dynamic and ShuffleNet's channel shuffle alone adds ~70 SHAPE/PACK/STRIDED_SLICE ops to the .tflite."""
+    stay dynamic and ShuffleNet's channel shuffle alone adds ~70 SHAPE/PACK/STRIDED_SLICE ops to the .tflite.
+
+    A model with split hard-swishes also gets its float graph beside it (`float_graph_dir`), which
+    `convert_saved_model` converts for the recipes whose activations are float."""
     import tensorflow as tf
 
     out_dir = Path(out_dir)
     signature = [tf.TensorSpec((batch_size, *model.input_shape[1:]), tf.float32, name=model.inputs[0].name)]
     model.export(str(out_dir), format="tf_saved_model", verbose=False, input_signature=signature)
+    twin = float_graph(model)
+    if twin is not None:
+        twin.export(str(float_graph_dir(out_dir)), format="tf_saved_model", verbose=False, input_signature=signature)
     return out_dir
+
+
+def float_graph_dir(saved_model_dir) -> Path:
+    return Path(saved_model_dir).with_name(Path(saved_model_dir).name + ".float_activations")
+
+
+def float_graph(model):
+    """The model with each split hard-swish (tflkit/models/layers.py: `N_plus3`, `N_relu6`, then `N_times_x` and
+    `N`, or the earlier `N_div6` and `N`) called as one `Activation("hard_swish")` named N, sharing every weight;
+    None when the model has none.
+
+    Why: the split spelling keeps int8 graphs in one XNNPACK partition (int8 HARD_SWISH is not delegated), but in
+    a float file it is two or three ops where HARD_SWISH is one (fp32 1.14-1.29x slower), and the converter folds
+    its final / 6 into the next convolution's weights, so those weights would no longer read back as the model's
+    (tflkit/weights/tflite.py). The float function is the same."""
+    import keras
+
+    names = {layer.name for layer in model.layers}
+    roots = {n[: -len("_plus3")] for n in names if n.endswith("_plus3")} & names
+    if not roots:
+        return None
+    parts = {f"{root}_{part}" for root in roots for part in ("plus3", "relu6", "times_x", "div6")}
+
+    def call(layer, *args, **kwargs):
+        if layer.name not in parts and layer.name not in roots:
+            return layer(*args, **kwargs)
+        x = args[0][-1] if isinstance(args[0], (list, tuple)) else args[0]  # every part passes x through
+        return keras.layers.Activation("hard_swish", name=layer.name)(x) if layer.name in roots else x
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
 
 def convert_saved_model(saved_model_dir, recipe: Recipe | str,
@@ -36,16 +71,15 @@ def convert_saved_model(saved_model_dir, recipe: Recipe | str,
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if recipe.needs_calibration and (representative_images is None or len(representative_images) == 0):
         raise ConversionError(f"recipe {recipe.name} needs representative images for calibration")
+    if recipe.activations == "float32" and float_graph_dir(saved_model_dir).is_dir():
+        saved_model_dir = float_graph_dir(saved_model_dir)  # one HARD_SWISH op per hard-swish (float_graph)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
     rep = representative_dataset(representative_images) if representative_images is not None else None
     recipe.configure(converter, rep)
     try:
-        data = converter.convert()
+        return converter.convert()
     except (ValueError, RuntimeError, tf.errors.OpError) as exc:  # the converter's documented failure types
         raise ConversionError(f"{recipe.name}: {_first_line(exc)}") from exc
-    if recipe.activations == "float32":  # one HARD_SWISH op where the int8-friendly spelling made three
-        data, _ = fuse_hard_swish(data)
-    return data
 
 
 def convert_model(model, recipe: Recipe | str, representative_images: np.ndarray | None = None) -> bytes:

@@ -2,8 +2,9 @@
 
 The old activation (one `Activation("hard_swish")` layer) became a HARD_SWISH op, which XNNPACK does not take in
 int8 (each one cut the graph) and 16x8 quantization refuses. The registry's hard-swish is now (x / 6) *
-(relu6(x + 3) * x) / 6 from plain layers, a spelling the converter does not fuse back into HARD_SWISH; float files
-get the fused op back after conversion (converters/fuse.py), where XNNPACK runs it as one op instead of three.
+(relu6(x + 3) * x) / 6 from plain layers, a spelling the converter does not fuse back into HARD_SWISH; float
+recipes convert a twin of the model with one hard-swish layer each (converters.convert.float_graph), whose
+HARD_SWISH XNNPACK runs as one op.
 """
 
 from __future__ import annotations
@@ -105,50 +106,37 @@ def _split_hard_swish_before(x, keras, name):
 @pytest.mark.parametrize("recipe, spelling", [("fp32", "today"), ("fp16", "today"), ("dynamic_wi8_afp32", "today"),
                                               ("fp32", "split_before")])
 def test_float_files_get_one_hard_swish_op_each(recipe, spelling, tmp_path, monkeypatch):
-    """Float recipes: the split hard-swish is fused back into one HARD_SWISH op (one XNNPACK op instead of three),
-    with the same outputs as the Keras model; the graph loses exactly two ops per fused hard-swish, and no
-    three-op pattern is left. (Where the converter folded the / 6 into the next convolution's weights, two ops
-    remain, ADD and MUL, and there is nothing to fuse.)"""
+    """Float recipes convert the model's float graph (converters.convert.float_graph): one HARD_SWISH op per
+    hard-swish (one XNNPACK op instead of two or three), with the same outputs as the Keras model; models saved with
+    the earlier split spelling get the same."""
+    import keras
+
     import tflkit.models.layers as layers
-    from converters.convert import convert_model, export_saved_model
-    from converters.fuse import fuse_hard_swish
+    from converters.convert import convert_model
     from tflkit.tflite_inspect import op_counts
     from tflkit.tflite_model import TFLiteClassifier
 
     if spelling == "split_before":
         monkeypatch.setattr(layers, "hard_swish", _split_hard_swish_before)
-    import keras
-
     keras.utils.set_random_seed(0)  # the same weights every run: the tolerance below is checked on them
     images = _pixels(16)
     model = _with_batchnorm_statistics(create_model("test_mobilenetv3"), images)
     path = tmp_path / f"test_mobilenetv3.{recipe}.tflite"
     path.write_bytes(convert_model(model, recipe))
-    ops = op_counts(path)
-    assert 0 < ops.get("HARD_SWISH", 0) <= _hard_swish_count(model)
-    assert fuse_hard_swish(path.read_bytes())[1] == 0  # nothing left to fuse
+    assert op_counts(path).get("HARD_SWISH") == _hard_swish_count(model) > 0
     expected = model.predict_on_batch(images[:4])
     np.testing.assert_allclose(TFLiteClassifier(path).predict(images[:4]), expected,
                                rtol=0, atol=(5e-2 if recipe != "fp32" else 1e-4) * np.abs(expected).max())
-    # Against the unfused conversion of the same SavedModel: two ops fewer per hard-swish, nothing else changed.
-    import tensorflow as tf
-
-    saved = export_saved_model(model, tmp_path / "saved")
-    raw = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
-    raw_path = tmp_path / "raw.tflite"
-    raw_path.write_bytes(raw)
-    if recipe == "fp32":
-        fused, count = fuse_hard_swish(raw)
-        assert count == ops["HARD_SWISH"] and sum(op_counts(raw_path).values()) - 2 * count == sum(ops.values())
 
 
-def test_graphs_without_the_pattern_are_returned_unchanged():
-    from converters.convert import convert_model
-    from converters.fuse import fuse_hard_swish
+def test_the_float_graph_shares_the_weights_and_computes_the_same():
+    from converters.convert import float_graph
 
-    images = _pixels(8)
-    resnet = convert_model(_with_batchnorm_statistics(create_model("test_resnet"), images), "fp32")
-    assert fuse_hard_swish(resnet) == (resnet, 0)
-    mobilenet_int8 = convert_model(_with_batchnorm_statistics(create_model("test_mobilenetv3"), images),
-                                   "static_wi8_ai8", images)
-    assert fuse_hard_swish(mobilenet_int8) == (mobilenet_int8, 0)
+    model = _with_batchnorm_statistics(create_model("test_mobilenetv3"), _pixels(16))
+    twin = float_graph(model)
+    assert {id(w) for w in twin.weights} == {id(w) for w in model.weights}
+    assert sum(type(layer).__name__ == "Activation" and layer.name.endswith("hard_swish") for layer in twin.layers) \
+        == _hard_swish_count(model)
+    x = _pixels(4, seed=2)
+    np.testing.assert_allclose(twin.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+    assert float_graph(create_model("test_resnet")) is None  # nothing to rewrite

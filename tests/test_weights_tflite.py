@@ -28,13 +28,12 @@ def _randomized(name, num_classes, seed, small_input=False):
 
 
 def _convert(model, path, fp16=False):
-    import tensorflow as tf
+    """The toolkit's own float file (converters.convert: one HARD_SWISH per hard-swish). A plain
+    TFLiteConverter run on the split hard-swish may fold its / 6 into the next convolution's weights, which then
+    do not read back as the model's."""
+    from converters.convert import convert_model
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if fp16:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    path.write_bytes(converter.convert())
+    path.write_bytes(convert_model(model, "fp16" if fp16 else "fp32"))
     return path
 
 

@@ -50,9 +50,8 @@ def hard_swish(x, keras, name):
     above x = 3, so large activations pass through one rounding, as in HARD_SWISH itself. (x / 6) * relu6(x + 3),
     the spelling before, rounded x / 6 first, one more step on every activation: 81.92% int8 top-1 against
     85.16% for this one and 85.70% for the fused op, same weights, whole CIFAR-10 test split
-    (benchmarks/results/hardswish_accuracy.md). Float files get HARD_SWISH back after conversion where the
-    three ops are left (converters/fuse.py; where the converter folded the / 6 into the next convolution, ADD and
-    MUL remain): MobileNetV3 fp32 runs 1.03-1.06x the fused op's time (benchmarks/results/int8_delegation.md).
+    (benchmarks/results/hardswish_accuracy.md). Float recipes convert a twin with one HARD_SWISH per
+    hard-swish instead (converters.convert.float_graph), where XNNPACK runs it as one op.
     """
     shifted = keras.layers.Rescaling(1.0, offset=3.0, name=f"{name}_plus3")(x)
     gate = keras.layers.ReLU(max_value=6.0, name=f"{name}_relu6")(shifted)
