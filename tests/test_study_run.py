@@ -173,3 +173,22 @@ def test_benchmark_memory_is_the_benchmark_process_own(local_run):
     assert done.returncode == 0, done.stderr
     peak = json.loads(done.stdout)[0]["peak_memory_mb"]
     assert ballast.sum() > 0 and 0 < peak < 300
+
+
+def test_remeasure_convert_converts_every_file_again(local_run, study_file, tmp_path):
+    """`--remeasure convert` (a newer converter): every recipe is converted again and its file measured again;
+    the trained model is kept, and the figures that do not depend on timing come out the same."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(local_run[0], out)
+    before = finished_at(out)
+    done = tflkit("study", "run", study_file, "--out", out, "--remeasure", "convert")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = finished_at(out)
+    cell = "test_resnet.shapes.scratch"
+    assert after[(cell, "train")] == before[(cell, "train")]
+    for stage in ("convert/fp32", "convert/dynamic_wi8_afp32", "eval/fp32", "bench_host/fp32"):
+        assert after[(cell, stage)][0] == "ok" and after[(cell, stage)][1] > before[(cell, stage)][1], stage
+    assert (out / "cells" / cell / "tflite" / "exports.before-reconvert.json").is_file()
+    assert stable_rows(out) == stable_rows(local_run[0])

@@ -23,7 +23,7 @@ from tflkit.study.spec import Cell, StudySpec, build_cells, load_study, spec_dig
 from tflkit.study.stages import cell_dir
 from tflkit.study.store import StudyStore, open_store
 
-REMEASURABLE = ("eval", "bench_host", "bench_phone")
+REMEASURABLE = ("convert", "eval", "bench_host", "bench_phone")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,14 @@ def planned_stages(spec: StudySpec, cell: Cell) -> list[str]:
     return stages
 
 
+def _set_aside_export_record(run_dir: Path) -> None:
+    from converters.export import tflite_dir
+
+    record = tflite_dir(run_dir) / "exports.json"
+    if record.is_file():
+        record.replace(record.with_name("exports.before-reconvert.json"))
+
+
 def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print) -> StudySummary:
     spec = load_study(study_path)  # every check, before anything is trained
     cells = build_cells(spec, str(study_path))
@@ -73,6 +81,9 @@ def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print
             if kind not in REMEASURABLE:
                 raise UsageError(f"cannot remeasure {kind!r}; choose from: {', '.join(REMEASURABLE)}")
             log(f"study    measuring again: {store.forget_measurements(kind)} {kind} stages")
+            if kind == "convert":  # the cells' export records go aside, so that every recipe converts again
+                for cell in cells:
+                    _set_aside_export_record(cell_dir(out_dir, cell.id))
         if options.retry_failed:
             log(f"study    retrying {store.forget_failed()} failed stages")
         for cell in cells:

@@ -97,8 +97,15 @@ class StudyStore:
 
     def forget_measurements(self, kind: str) -> int:
         """Drop every `eval`, `bench_host` or `bench_phone` stage (and its figures) so that they are measured again,
-        e.g. the host latencies of a study that ran on a busy machine. Returns how many stages."""
+        e.g. the host latencies of a study that ran on a busy machine; `convert` drops the conversions and
+        everything measured on their files (a newer converter or recipe). Returns how many stages."""
         with self.transaction():
+            if kind == "convert":
+                count = self.db.execute("DELETE FROM stages WHERE stage LIKE 'convert/%' OR stage LIKE 'eval/%' "
+                                        "OR stage LIKE 'bench_host/%' OR stage LIKE 'bench_phone/%'").rowcount
+                self.db.execute("DELETE FROM files")
+                self.db.execute("DELETE FROM latency")
+                return count
             count = self.db.execute("DELETE FROM stages WHERE stage LIKE ?", (f"{kind}/%",)).rowcount
             if kind == "bench_host":
                 self.db.execute("DELETE FROM latency WHERE target = 'host'")
