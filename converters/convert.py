@@ -22,12 +22,14 @@ def export_saved_model(model, out_dir, batch_size: int | None = 1) -> Path:
     stay dynamic and ShuffleNet's channel shuffle alone adds ~70 SHAPE/PACK/STRIDED_SLICE ops to the .tflite.
 
     A model with split hard-swishes also gets its float graph beside it (`float_graph_dir`), which
-    `convert_saved_model` converts for the recipes whose activations are float."""
+    `convert_saved_model` converts for the recipes whose activations are float; one saved with the earlier split
+    spelling is exported with today's (`integer_graph`)."""
     import tensorflow as tf
 
     out_dir = Path(out_dir)
     signature = [tf.TensorSpec((batch_size, *model.input_shape[1:]), tf.float32, name=model.inputs[0].name)]
-    model.export(str(out_dir), format="tf_saved_model", verbose=False, input_signature=signature)
+    (integer_graph(model) or model).export(str(out_dir), format="tf_saved_model", verbose=False,
+                                           input_signature=signature)
     twin = float_graph(model)
     if twin is not None:
         twin.export(str(float_graph_dir(out_dir)), format="tf_saved_model", verbose=False, input_signature=signature)
@@ -49,6 +51,27 @@ def float_graph(model):
     (tflkit/weights/tflite.py). The float function is the same."""
     import keras
 
+    return _with_hard_swish(model, lambda x, name: keras.layers.Activation("hard_swish", name=name)(x))
+
+
+def integer_graph(model):
+    """A model saved with the earlier split spelling, (x / 6) * relu6(x + 3) (`N_div6`), with today's instead
+    (tflkit/models/layers.hard_swish), sharing every weight; None when it has none. The earlier spelling rounds x / 6
+    before the product: its int8 files lost 3.8 points of top-1 on CIFAR-10 (benchmarks/results/
+    hardswish_accuracy.md), so models trained before the change convert as well as new ones."""
+    import keras
+
+    from tflkit.models.layers import hard_swish
+
+    if not any(layer.name.endswith("_div6") for layer in model.layers):
+        return None
+    return _with_hard_swish(model, lambda x, name: hard_swish(x, keras, name))
+
+
+def _with_hard_swish(model, build):
+    """`model` with every split hard-swish rebuilt by `build(x, name)`, every other layer shared; None if none."""
+    import keras
+
     names = {layer.name for layer in model.layers}
     roots = {n[: -len("_plus3")] for n in names if n.endswith("_plus3")} & names
     if not roots:
@@ -59,7 +82,7 @@ def float_graph(model):
         if layer.name not in parts and layer.name not in roots:
             return layer(*args, **kwargs)
         x = args[0][-1] if isinstance(args[0], (list, tuple)) else args[0]  # every part passes x through
-        return keras.layers.Activation("hard_swish", name=layer.name)(x) if layer.name in roots else x
+        return build(x, layer.name) if layer.name in roots else x
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 

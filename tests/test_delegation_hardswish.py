@@ -140,3 +140,34 @@ def test_the_float_graph_shares_the_weights_and_computes_the_same():
     x = _pixels(4, seed=2)
     np.testing.assert_allclose(twin.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
     assert float_graph(create_model("test_resnet")) is None  # nothing to rewrite
+
+
+def test_a_model_saved_with_the_earlier_split_converts_with_today_s(monkeypatch, tmp_path):
+    """A model saved with (x / 6) * relu6(x + 3) is exported with (relu6(x + 3) * x) / 6 (converters.convert.
+    integer_graph): the same float function, the same int8 graph as a model built today."""
+    import keras
+
+    import tflkit.models.layers as layers
+    from converters.convert import convert_model, integer_graph
+    from tflkit.tflite_inspect import op_counts
+
+    keras.utils.set_random_seed(0)
+    images = _pixels(16)
+    today = _with_batchnorm_statistics(create_model("test_mobilenetv3"), images)
+    assert integer_graph(today) is None  # nothing to rewrite
+    monkeypatch.setattr(layers, "hard_swish", _split_hard_swish_before)
+    earlier = create_model("test_mobilenetv3")
+    monkeypatch.undo()
+    weights = {layer.name: layer.get_weights() for layer in today.layers}
+    for layer in earlier.layers:
+        if weights.get(layer.name):
+            layer.set_weights(weights[layer.name])
+    rewritten = integer_graph(earlier)
+    assert {layer.name for layer in rewritten.layers} == {layer.name for layer in today.layers}
+    x = _pixels(4, seed=3)
+    np.testing.assert_allclose(rewritten.predict_on_batch(x), earlier.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+    a = tmp_path / "earlier.tflite"
+    b = tmp_path / "today.tflite"
+    a.write_bytes(convert_model(earlier, "static_wi8_ai8", images[:8]))
+    b.write_bytes(convert_model(today, "static_wi8_ai8", images[:8]))
+    assert op_counts(a) == op_counts(b)
