@@ -29,11 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from tflkit.models.layers import hard_swish_op  # noqa: E402 (the checkout's tflkit, after the sys.path line)
+
 RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
 
 
-def _fused_op(x, keras, name):
-    return keras.layers.Activation("hard_swish", name=name)(x)
 
 
 def _x_div6_first(x, keras, name):
@@ -43,7 +44,7 @@ def _x_div6_first(x, keras, name):
     return keras.layers.Multiply(name=name)([scaled, gate])
 
 
-SPELLINGS = {"before": _fused_op, "x/6 first": _x_div6_first, "today": None}  # None: layers.hard_swish as it is
+SPELLINGS = {"before": hard_swish_op, "x/6 first": _x_div6_first, "today": None}  # None: layers.hard_swish as it is
 
 
 def rebuilt(config, trained, spelling):

@@ -40,9 +40,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 THREADS = (1, 2)
 
 
-def _old_hard_swish(x, keras, name):
-    """The activation before issue 14: one layer, which the converter emits as a HARD_SWISH op."""
-    return keras.layers.Activation("hard_swish", name=name)(x)
 
 
 DEMO = "demo"  # the demo's model, as tflkit.pipeline.DemoSettings builds it on the shapes dataset
@@ -58,7 +55,7 @@ def build_pair(name: str, size: int, num_classes: int, small_input: bool = False
     if not any(layer.name.endswith("_plus3") for layer in after.layers):  # no hard-swish
         return after, None
     current = layers.hard_swish
-    layers.hard_swish = _old_hard_swish
+    layers.hard_swish = layers.hard_swish_op
     try:
         before = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
     finally:

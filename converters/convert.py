@@ -17,20 +17,20 @@ class ConversionError(TflkitError):
     """The converter refused a model under a recipe (the reason is the converter's own first line)."""
 
 
-def export_saved_model(model, out_dir, batch_size: int | None = 1) -> Path:
+def export_saved_model(model, out_dir, batch_size: int | None = 1, float_recipes: bool = True) -> Path:
     """SavedModel with a fixed batch (1 by default, what a phone app runs): with the batch left open, reshapes
     stay dynamic and ShuffleNet's channel shuffle alone adds ~70 SHAPE/PACK/STRIDED_SLICE ops to the .tflite.
 
-    A model with split hard-swishes also gets its float graph beside it (`float_graph_dir`), which
-    `convert_saved_model` converts for the recipes whose activations are float; one saved with the earlier split
-    spelling is exported with today's (`integer_graph`)."""
+    A model with split hard-swishes also gets its float graph beside it (`float_graph_dir`) when `float_recipes`
+    will be converted from it, which `convert_saved_model` converts for the recipes whose activations are float;
+    one saved with the earlier split spelling is exported with today's (`integer_graph`)."""
     import tensorflow as tf
 
     out_dir = Path(out_dir)
     signature = [tf.TensorSpec((batch_size, *model.input_shape[1:]), tf.float32, name=model.inputs[0].name)]
     (integer_graph(model) or model).export(str(out_dir), format="tf_saved_model", verbose=False,
                                            input_signature=signature)
-    twin = float_graph(model)
+    twin = float_graph(model) if float_recipes else None
     if twin is not None:
         twin.export(str(float_graph_dir(out_dir)), format="tf_saved_model", verbose=False, input_signature=signature)
     return out_dir
@@ -51,7 +51,9 @@ def float_graph(model):
     (tflkit/weights/tflite.py). The float function is the same."""
     import keras
 
-    return _with_hard_swish(model, lambda x, name: keras.layers.Activation("hard_swish", name=name)(x))
+    from tflkit.models.layers import hard_swish_op
+
+    return _with_hard_swish(model, lambda x, name: hard_swish_op(x, keras, name))
 
 
 def integer_graph(model):
@@ -107,8 +109,9 @@ def convert_saved_model(saved_model_dir, recipe: Recipe | str,
 
 def convert_model(model, recipe: Recipe | str, representative_images: np.ndarray | None = None) -> bytes:
     """One model, one recipe: export to a temporary SavedModel and convert."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     with tempfile.TemporaryDirectory(prefix="tflkit-export-") as tmp:
-        export_saved_model(model, Path(tmp) / "saved_model")
+        export_saved_model(model, Path(tmp) / "saved_model", float_recipes=recipe.activations == "float32")
         return convert_saved_model(Path(tmp) / "saved_model", recipe, representative_images)
 
 

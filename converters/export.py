@@ -52,7 +52,9 @@ class HeldOut:
     logits: np.ndarray | None
 
     def top1(self, logits: np.ndarray) -> float:
-        return float(np.mean(np.argmax(logits, axis=1) == self.labels))
+        from tflkit.evaluation import topk_accuracy
+
+        return topk_accuracy(logits, self.labels, 1)
 
 
 @dataclass
@@ -181,7 +183,8 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
         workers_wanted = min(MAX_CONVERT_WORKERS, os.cpu_count() or 1, max(1, len(plain) + scratch_ref))
         convert = workers.enter_context(ConverterPool(saved_model, calib, workers=workers_wanted)).start()
         start = time.perf_counter()
-        export_saved_model(model, saved_model)
+        export_saved_model(model, saved_model, float_recipes=scratch_ref or any(
+            r.activations == "float32" for r in plain))
         log(f"export   saved_model  {time.perf_counter() - start:6.1f}s  (once, reused by every recipe)")
         convert.prefetch((["fp32"] if scratch_ref else []) + plain)
         if scratch_ref:

@@ -59,6 +59,12 @@ def hard_swish(x, keras, name):
     return keras.layers.Rescaling(1.0 / 6.0, name=name)(product)
 
 
+def hard_swish_op(x, keras, name):
+    """Hard-swish as one layer, which the converter emits as one HARD_SWISH op: the float graph's spelling
+    (converters.convert.float_graph), and the registry's before int8 needed the split one (`hard_swish`)."""
+    return keras.layers.Activation("hard_swish", name=name)(x)
+
+
 def _hard_activation(kind, keras):
     # Keras 3 defines hard_sigmoid as relu6(x + 3) / 6 (PyTorch's); tf_keras still uses 0.2 * x + 0.5, so there
     # the PyTorch form is spelled out (converters/twin.py swaps the lambda for a layer tfmot can clone).

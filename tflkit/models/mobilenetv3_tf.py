@@ -15,6 +15,7 @@ count as torchvision's.
 from __future__ import annotations
 
 from tflkit.models.layers import activation, make_divisible, normalize
+from tflkit.models.mobilenetv3 import _SMALL_BLOCKS, _SMALL_INPUT_NOTE
 from tflkit.models.registry import Normalization, register_model
 
 # keras.applications MobileNetV3: BatchNormalization(epsilon=1e-3, momentum=0.999)
@@ -26,22 +27,7 @@ INCEPTION = Normalization("inception", (127.5, 127.5, 127.5), (127.5, 127.5, 127
 # The TF-slim 8-bit .tflite's input: uint8 pixels, scale 1/127, zero point 128, i.e. (p - 128) / 127
 TF_SLIM_UINT8 = Normalization("tf_slim_uint8", (128.0, 128.0, 128.0), (127.0, 127.0, 127.0))
 
-# kernel, expanded channels, output channels, squeeze-excite, activation, stride (keras.applications' table)
-_SMALL_BLOCKS = (
-    (3, 16, 16, True, "relu", 2),
-    (3, 72, 24, False, "relu", 2),
-    (3, 88, 24, False, "relu", 1),
-    (5, 96, 40, True, "hard_swish", 2),
-    (5, 240, 40, True, "hard_swish", 1),
-    (5, 240, 40, True, "hard_swish", 1),
-    (5, 120, 48, True, "hard_swish", 1),
-    (5, 144, 48, True, "hard_swish", 1),
-    (5, 288, 96, True, "hard_swish", 2),
-    (5, 576, 96, True, "hard_swish", 1),
-    (5, 576, 96, True, "hard_swish", 1),
-)
-
-_SMALL_INPUT_NOTE = "stem and first block at stride 1 (total stride 8 instead of 32): 32x32 input ends at 4x4"
+# The block table and small-input stem are torchvision's (keras.applications' table is the same).
 
 
 def _bn(x, keras, name):
