@@ -35,8 +35,13 @@ _V1_1 = dict(stem=(64, 3), body=("pool", (16, 64), (16, 64), "pool", (32, 128), 
                                  (48, 192), (64, 256), (64, 256)))
 
 
-def _conv_relu(x, filters, kernel_size, keras, name, strides=1, padding="valid"):
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
+def _conv_relu(x, filters, kernel_size, keras, name, strides=1, padding="valid", init=None):
+    # torchvision's initialization: kaiming_uniform_ (He) for every convolution. With no BatchNorm to rescale
+    # them, Keras' default Glorot weights shrink the signal about 1,000-fold by conv10 and the net never leaves
+    # chance when trained from scratch.
+    init = init or keras.initializers.VarianceScaling(2.0, "fan_in", "uniform")
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, kernel_initializer=init,
+                            name=name)(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -75,7 +80,8 @@ def build_squeezenet(config, *, num_classes, input_size, small_input, keras, dro
             x = _fire(x, *item, keras, f"fire{fire_index}")
             fire_index += 1
     x = keras.layers.Dropout(dropout, name="drop9")(x)
-    x = _conv_relu(x, num_classes, 1, keras, "conv10")
+    # torchvision: the classifier convolution starts from normal(0, 0.01)
+    x = _conv_relu(x, num_classes, 1, keras, "conv10", init=keras.initializers.RandomNormal(0.0, 0.01))
     # A ReLU before the average makes the logits non-negative: that is the reference architecture.
     outputs = keras.layers.GlobalAveragePooling2D(name="logits")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -8,7 +8,9 @@ Every comparison is between the float (`fp32`) files whose row is `ok`, so a mod
 and training, not by how well a recipe suits it; where a model has several regimes on a dataset, its best fp32 top-1
 stands for it (latency and size depend on the architecture, not on the regime: their lowest value stands for it).
 A claim that holds for the study's models while one of the paper's five architectures was not measured is
-undetermined, naming the missing one.
+undetermined, naming the missing one. A model whose fp32 top-1 is at chance (tflkit.study.rows.at_chance) did not
+learn at the study's budget: its accuracy is treated as not measured (its latency and size still count), so an
+accuracy claim that needs it is undetermined, not decided by a training failure.
 """
 
 from __future__ import annotations
@@ -54,11 +56,29 @@ def _present(names: tuple[str, ...], rows: list[dict]) -> list[str]:
     return [n for n in names if n in models]
 
 
+def _learned(row: dict) -> bool:
+    return not row.get("at_chance")
+
+
+def _unlearned(rows: list[dict], dataset: str) -> dict[str, dict]:
+    """model -> its best fp32 row on `dataset`, for the models whose every fp32 file there is at chance."""
+    fp32 = [r for r in _fp32(rows) if r["dataset"] == dataset]
+    return {r["model"]: r for r in sorted(fp32, key=lambda r: r["top1"] or 0)
+            if not any(_learned(o) for o in fp32 if o["model"] == r["model"])}
+
+
+def _named(models, unlearned: dict[str, dict]) -> str:
+    """Missing models by name; one that did not learn says so with its figure."""
+    return ", ".join(f"{m} (did not learn: {_pct(unlearned[m]['top1'])} with {unlearned[m]['classes']} classes)"
+                     if m in unlearned else m for m in models)
+
+
 def _best(rows: list[dict], dataset: str, key: str, lowest: bool = False) -> dict[str, float]:
-    """model -> its best measured `key` on `dataset` over its fp32 files (highest, or lowest)."""
+    """model -> its best measured `key` on `dataset` over its fp32 files (highest, or lowest); a top-1 at chance
+    does not count as measured."""
     best: dict[str, float] = {}
     for r in _fp32(rows):
-        if r["dataset"] != dataset or r.get(key) is None:
+        if r["dataset"] != dataset or r.get(key) is None or (key == "top1" and not _learned(r)):
             continue
         value = r[key]
         if r["model"] not in best or (value < best[r["model"]] if lowest else value > best[r["model"]]):
@@ -113,10 +133,12 @@ def most_accurate(rows: list[dict]) -> dict:
     for ds in datasets:
         best = _best(rows, ds, "top1")
         figures[ds] = {m: best.get(m) for m in models}
+        unlearned = _unlearned(rows, ds)
         eff = best.get("efficientnetv2_s")
         if eff is None:
             parts.append("undetermined")
-            evidence.append(f"{ds}: efficientnetv2_s has no fp32 top-1.")
+            evidence.append(f"{ds}: " + (f"{_named(['efficientnetv2_s'], unlearned)}." if "efficientnetv2_s"
+                                         in unlearned else "efficientnetv2_s has no fp32 top-1."))
             continue
         better = {m: v for m, v in best.items() if m != "efficientnetv2_s" and v > eff}
         missing = [m for m in models if m not in best]
@@ -127,7 +149,7 @@ def most_accurate(rows: list[dict]) -> dict:
         elif missing:
             parts.append("undetermined")
             evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)} is the best measured, but no fp32 top-1 for "
-                            f"{', '.join(missing)}.")
+                            f"{_named(missing, unlearned)}.")
         elif len(best) < 2:
             parts.append("undetermined")
             evidence.append(f"{ds}: no other model to compare with.")
@@ -157,10 +179,13 @@ def best_balance(rows: list[dict]) -> dict:
     for ds in datasets:
         acc, lat = _best(rows, ds, "top1"), _best(rows, ds, key, lowest=True)
         figures[ds] = {m: {"top1": acc.get(m), "latency_ms": lat.get(m)} for m in models}
+        unlearned = _unlearned(rows, ds)
         mob_acc, mob_lat = _family(acc, MOBILENET), _family(lat, MOBILENET, lowest=True)
         if mob_acc is None or mob_lat is None:
             parts.append("undetermined")
-            evidence.append(f"{ds}: MobileNetV3-Small has no fp32 top-1 or host latency.")
+            gone = [m for m in MOBILENET if m in unlearned]
+            evidence.append(f"{ds}: MobileNetV3-Small has no fp32 top-1 or host latency"
+                            + (f": {_named(gone, unlearned)}." if gone else "."))
             continue
         # the family's best-accuracy build, with that build's own latency
         name = mob_acc[0]
@@ -192,7 +217,7 @@ def best_balance(rows: list[dict]) -> dict:
         elif missing:
             parts.append("undetermined")
             evidence.append(f"{text}: holds among measured models, but no fp32 top-1 or latency for "
-                            f"{', '.join(missing)}.")
+                            f"{_named(missing, unlearned)}.")
         elif not others:
             parts.append("undetermined")
             evidence.append(f"{text}: no other model to compare with.")
@@ -268,10 +293,17 @@ def pretraining_helps(rows: list[dict]) -> dict:
             continue
         key = (r["model"], r["dataset"])
         if r.get("pretrained") in (None, "", "none"):
+            # a scratch cell at chance still counts: pretraining made the model learn where scratch did not
             scratch[key] = max(scratch.get(key, r["top1"]), r["top1"])
-        elif key not in pretrained or r["top1"] > pretrained[key][0]:
+        elif _learned(r) and (key not in pretrained or r["top1"] > pretrained[key][0]):
             pretrained[key] = (r["top1"], r["regime"])
     gains = {k: pretrained[k][0] - scratch[k] for k in scratch if k in pretrained}
+    scratch_learned = {(r["model"], r["dataset"]) for r in fp32
+                       if r.get("pretrained") in (None, "", "none") and _learned(r)}
+    scratch_at_chance = set(scratch) - scratch_learned
+
+    def noted(k):
+        return " (scratch at chance)" if k in scratch_at_chance else ""
     figures = {"gain": {f"{m}/{d}": g for (m, d), g in sorted(gains.items())},
                "scratch_top1": {f"{m}/{d}": v for (m, d), v in sorted(scratch.items())},
                "pretrained_top1": {f"{m}/{d}": v[0] for (m, d), v in sorted(pretrained.items())}}
@@ -289,7 +321,16 @@ def pretraining_helps(rows: list[dict]) -> dict:
     else:
         parts.append("true")
         evidence.append("Pretraining beats scratch in every pair: "
-                        + ", ".join(f"{m}/{d} {100 * g:+.2f} pts" for (m, d), g in sorted(gains.items())) + ".")
+                        + ", ".join(f"{m}/{d} {100 * g:+.2f} pts{noted((m, d))}" for (m, d), g in sorted(gains.items()))
+                        + ".")
+    # a pretrained cell at chance (beside a scratch one) is a pair with its pretrained side not measured
+    tried = {(r["model"], r["dataset"]) for r in fp32
+             if r.get("pretrained") not in (None, "", "none") and r.get("top1") is not None}
+    failed_pretrained = sorted((tried & set(scratch)) - set(gains))
+    if failed_pretrained and not losses:
+        parts[-1] = "undetermined"
+        evidence.append("The pretrained cell did not learn (fp32 top-1 at chance) for "
+                        + ", ".join(f"{m}/{d}" for m, d in failed_pretrained) + ".")
     # part 2: by most on the hardest dataset
     common = [m for m in models if all((m, d) in scratch for d in datasets)]
     if len(datasets) < 2:

@@ -71,6 +71,8 @@ def _reasons(c: dict, row: dict, where: str, max_latency_ms, max_size_mb, min_to
     reasons = []
     if c["top1"] is None:
         reasons.append("top-1 not measured")
+    elif row.get("at_chance"):  # a file that guesses is no candidate, whatever the constraints
+        reasons.append(f"top-1 {100 * c['top1']:.2f}% is at chance ({row['classes']} classes)")
     elif min_top1 is not None and c["top1"] < min_top1:
         reasons.append(f"top-1 {100 * c['top1']:.2f}% < {100 * min_top1:.2f}%")
     if c["latency_ms"] is None:

@@ -25,7 +25,8 @@ from tflkit.study.store import open_store
 PERCENT = ("top1", "top5", "top1_drop", "agreement")
 HEADERS = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "agreement": "agreement %",
            "size_bytes": "size MB", "gzip_bytes": "gzip MB", "arena_bytes": "arena MB", "macs": "MACs (M)",
-           "size_ratio": "size ratio"}
+           "size_ratio": "size ratio", "at_chance": "at chance"}
+TABLE_HIDDEN = ("cell", "eval_images", "classes")  # cell is model.dataset.regime; the rest stays in the CSV
 
 
 def load_study(out_dir) -> tuple[list[dict], list[dict], dict]:
@@ -128,7 +129,9 @@ def to_csv(rows: list[dict]) -> str:
 def fmt(key: str, value) -> str:
     if value is None or value == "":
         return ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, (int, float)):
         return str(value)
     if key in PERCENT:
         return f"{100 * value:.2f}"
@@ -146,8 +149,8 @@ def fmt(key: str, value) -> str:
 
 
 def table_columns(rows: list[dict]) -> list[str]:
-    """The row columns worth a table column: `cell` is model.dataset.regime; empty columns are left out."""
-    return [c for c in columns(rows) if c != "cell" and any(r.get(c) not in (None, "") for r in rows)]
+    """The row columns worth a table column (TABLE_HIDDEN aside); empty columns are left out."""
+    return [c for c in columns(rows) if c not in TABLE_HIDDEN and any(r.get(c) not in (None, "") for r in rows)]
 
 
 def _md_cell(text: str) -> str:
@@ -195,6 +198,11 @@ def _summary(rows, stages, budget) -> str:
             f"({failed_stages} failed, {running} unfinished).")
     if budget:
         text += f" Training budget: {budget}."
+    chance = [r for r in rows if r["recipe"] == "fp32" and r["status"] == "ok" and r.get("at_chance")]
+    if chance:
+        text += (" Did not learn (fp32 top-1 at chance: within 3 standard errors of 1/classes; the claims do not use "
+                 "their accuracy): " + ", ".join(f"{r['cell']} {100 * r['top1']:.2f}% with {r['classes']} classes"
+                                                 for r in chance) + ".")
     return text + f" Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
 
 

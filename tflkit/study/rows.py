@@ -8,19 +8,23 @@ Columns:
   host_median_ms_t<N>, host_p95_ms_t<N>, host_partitions_t<N>, host_rss_delta_mb (the host, XNNPACK unless the
     column says `host_cpu_`), and per phone and delegate `<phone>_<delegate>_median_ms_t<N>` / `_p95_ms_t<N>`
     (`mean_ms` where the phone's tool printed no median), `<phone>_<delegate>_peak_memory_mb`
+  eval_images, classes (of the test split the top-1 was measured on), at_chance (True when that top-1 cannot be
+    told from guessing among `classes`: see at_chance; None when the class count is not known)
 A value that was not measured is None (empty in CSV), never 0.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
 
 from tflkit.study.store import StudyStore
 
 IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
-FIGURES = ("top1", "top5", "top1_drop", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs",
-           "arena_bytes")
+FIGURES = ("top1", "top5", "top1_drop", "at_chance", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params",
+           "macs", "arena_bytes")
 
 
 def target_prefix(target: str, device: str | None, delegate: str) -> str:
@@ -31,8 +35,22 @@ def target_prefix(target: str, device: str | None, delegate: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", f"{name} {delegate}".lower()).strip("_")
 
 
+CHANCE_SIGMAS = 3.0  # a top-1 within 3 standard errors of 1/classes is not told from guessing
+
+
+def at_chance(top1: float | None, classes: int | None, images: int | None) -> bool | None:
+    """Whether a top-1 measured on `images` test images is indistinguishable from guessing one of `classes`:
+    at most 1/classes plus CHANCE_SIGMAS binomial standard errors (CIFAR-10, 10,000 images: 10.90%). A model
+    trained at chance did not learn; its accuracy says nothing about its architecture. None: not known."""
+    if top1 is None or not classes or not images:
+        return None
+    p = 1.0 / classes
+    return top1 <= p + CHANCE_SIGMAS * math.sqrt(p * (1 - p) / images)
+
+
 def study_rows(store: StudyStore) -> list[dict]:
     cells = {c["cell"]: c for c in store.cells()}
+    classes = _class_counts(store, cells)
     latency = {}
     for lat in store.latencies():
         latency.setdefault((lat["cell"], lat["recipe"]), []).append(lat)
@@ -48,14 +66,41 @@ def study_rows(store: StudyStore) -> list[dict]:
         row = {"cell": f["cell"], "model": cell["model"], "dataset": cell["dataset"], "regime": cell["regime"],
                "pretrained": _weights_name(cell["config"].get("pretrained")), "recipe": f["recipe"],
                "status": f["status"], "message": f["message"] or ""}
-        for key in ("top1", "top5", "agreement", "size_bytes", "gzip_bytes", "params", "macs", "arena_bytes"):
+        for key in ("top1", "top5", "agreement", "size_bytes", "gzip_bytes", "params", "macs", "arena_bytes",
+                    "eval_images"):
             row[key] = f[key]
+        row["classes"] = classes.get(f["cell"])
+        row["at_chance"] = at_chance(row["top1"], row["classes"], row["eval_images"])
+        if row["at_chance"]:
+            row["message"] = _joined(row["message"], f"top-1 at chance ({row['classes']} classes)")
         row.update({k: v for k, v in (f["extra"] or {}).items() if k not in row})
         _add_latency(row, latency.get((f["cell"], f["recipe"]), []))
         _add_stage_failures(row, failed_stages.get(f["cell"], []))
         rows.append(row)
     _add_ratios(rows)
     return rows
+
+
+def _class_counts(store: StudyStore, cells: dict) -> dict[str, int]:
+    """cell -> the number of classes of its test split: from its eval stages (studies run since they record
+    it), else from the trained model's model_info.json in the study directory; absent when neither exists."""
+    counts = {}
+    for stage in store.stages():
+        result = stage["result"] if isinstance(stage["result"], dict) else {}
+        if stage["stage"].startswith("eval/") and result.get("classes"):
+            counts[stage["cell"]] = int(result["classes"])
+    for cell in cells:
+        info = store.path.parent / "cells" / cell / "model_info.json"
+        if cell not in counts and info.is_file():
+            try:
+                counts[cell] = int(json.loads(info.read_text())["num_classes"])
+            except (ValueError, KeyError, TypeError):
+                pass  # unknown stays unknown
+    return counts
+
+
+def _joined(message: str, note: str) -> str:
+    return f"{message}; {note}" if message else note
 
 
 def _weights_name(pretrained: str | None) -> str:
@@ -71,7 +116,7 @@ def _add_latency(row: dict, measurements: list[dict]) -> None:
         t = lat["threads"]
         if lat["status"] != "ok":
             note = f"{prefix} t{t}: {lat['status']}" + (f" ({lat['message']})" if lat["message"] else "")
-            row["message"] = f"{row['message']}; {note}" if row["message"] else note
+            row["message"] = _joined(row["message"], note)
             if lat["target"] == "host" and row["status"] == "ok":
                 row["status"] = lat["status"]  # the file does not run on the host: that is the row's status
             if lat["median_ms"] is None and lat["mean_ms"] is None:
@@ -97,7 +142,7 @@ def _add_stage_failures(row: dict, stages: list[dict]) -> None:
         if recipe.split("/")[-1] != row["recipe"] or kind == "convert":
             continue
         note = f"{kind} failed: {stage['message']}"
-        row["message"] = f"{row['message']}; {note}" if row["message"] else note
+        row["message"] = _joined(row["message"], note)
         if row["status"] == "ok" and kind in ("eval", "bench_host"):
             row["status"] = f"{kind}_failed"
 

@@ -219,7 +219,8 @@ def _evaluate(path, source, cell, recipe, emit, log) -> dict:
         f"{time.perf_counter() - start:.1f}s)")
     emit({"kind": "file", "cell": cell.id, "recipe": recipe,
           "values": {"top1": result.top1, "top5": result.top5, "eval_images": result.count}})
-    return result.to_dict()
+    # the class count tells a top-1 from guessing (tflkit.study.rows.at_chance)
+    return {**result.to_dict(), "classes": source.num_classes}
 
 
 @contextlib.contextmanager
