@@ -192,3 +192,30 @@ def test_remeasure_convert_converts_every_file_again(local_run, study_file, tmp_
         assert after[(cell, stage)][0] == "ok" and after[(cell, stage)][1] > before[(cell, stage)][1], stage
     assert (out / "cells" / cell / "tflite" / "exports.before-reconvert.json").is_file()
     assert stable_rows(out) == stable_rows(local_run[0])
+
+
+def test_remeasure_of_chosen_cells_leaves_the_others_untouched(tmp_path):
+    """`--remeasure KIND --cells PATTERN`: only the matching cells' stages and figures are dropped (no TensorFlow)."""
+    with open_store(tmp_path) as store:
+        for cell in ("a.shapes.scratch", "b.shapes.scratch"):
+            for stage in ("train", "convert/fp32", "eval/fp32", "bench_host/fp32"):
+                store.finish_stage(cell, stage, "ok")
+            store.put_file(cell, "fp32", status="ok", top1=0.5, eval_images=100)
+            store.put_latency(cell, "fp32", "host", "xnnpack", 1, status="ok", median_ms=1.0)
+        assert store.forget_measurements("eval", ["a.shapes.scratch"]) == 1
+        assert store.forget_measurements("bench_host", ["a.shapes.scratch"]) == 1
+        assert {f["cell"]: f["top1"] for f in store.files()} == {"a.shapes.scratch": None, "b.shapes.scratch": 0.5}
+        assert [lat["cell"] for lat in store.latencies()] == ["b.shapes.scratch"]
+        assert store.forget_measurements("convert", ["b.shapes.scratch"]) == 3
+        assert store.finished("b.shapes.scratch") == {"train"}
+        assert store.finished("a.shapes.scratch") == {"train", "convert/fp32"}
+        assert [f["cell"] for f in store.files()] == ["a.shapes.scratch"]
+        assert store.forget_measurements("convert", []) == 0
+
+
+def test_cells_needs_remeasure_and_a_matching_pattern(study_file, tmp_path):
+    done = tflkit("study", "run", study_file, "--out", tmp_path / "a", "--cells", "test_resnet*")
+    assert done.returncode == 2 and "--cells chooses the cells to --remeasure" in done.stderr
+    done = tflkit("study", "run", study_file, "--out", tmp_path / "b", "--remeasure", "eval", "--cells", "zzz*")
+    assert done.returncode == 2
+    assert "--cells 'zzz*' matches no cell of this study; cells: test_resnet.shapes.scratch" in done.stderr

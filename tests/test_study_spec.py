@@ -109,3 +109,18 @@ def test_a_crashed_worker_leaves_rows_that_say_why(tmp_path):
     assert [(r["recipe"], r["status"]) for r in rows] == [("fp32", "worker_failed"),
                                                           ("static_wi8_ai8", "worker_failed")]
     assert all("code -9" in r["message"] for r in rows)
+
+
+def test_fingerprint_ignores_settings_that_do_not_shape_the_cell():
+    """A setting added to TrainConfig later (finetune_bn) must not make earlier scratch cells look changed; it does
+    change a cell that fine-tunes pretrained weights, where it takes effect."""
+    from tflkit.study.spec import config_fingerprint
+
+    scratch = {"model": "resnet18", "pretrained": "none", "epochs": 2, "lr": 2e-3}
+    assert config_fingerprint(scratch) == config_fingerprint({**scratch, "finetune_bn": "frozen",
+                                                              "finetune_lr": 1e-4, "finetune_epochs": 3})
+    assert config_fingerprint(scratch) != config_fingerprint({**scratch, "lr": 1e-3})
+    head_only = {**scratch, "pretrained": "imagenet", "finetune_epochs": 0}
+    assert config_fingerprint(head_only) == config_fingerprint({**head_only, "finetune_bn": "train"})
+    finetuned = {**scratch, "pretrained": "imagenet", "finetune_epochs": 1}
+    assert config_fingerprint(finetuned) != config_fingerprint({**finetuned, "finetune_bn": "frozen"})

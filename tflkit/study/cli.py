@@ -27,7 +27,7 @@ def cmd_study_run(args) -> int:
 
     options = RunOptions(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
                          allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed,
-                         remeasure=tuple(args.remeasure or ()))
+                         remeasure=tuple(args.remeasure or ()), cells=tuple(args.cells or ()))
     log = (lambda _line: None) if args.json else _print_line
     summary = run_study(args.study, args.out, options, log=log)
     if args.json:
@@ -122,7 +122,10 @@ def register(sub) -> None:
     p.add_argument("--remeasure", nargs="+", choices=("convert", "eval", "bench_host", "bench_phone"),
                    help="measure these stages of every cell again (e.g. bench_host on a quiet machine); trained "
                         "models are kept; `convert` converts every recipe again (a newer converter) and measures "
-                        "its files again")
+                        "its files again (a run killed midway resumes without the flag)")
+    p.add_argument("--cells", nargs="+", metavar="PATTERN",
+                   help="with --remeasure: only the cells whose id matches one of these patterns (fnmatch, e.g. "
+                        "'mobilenetv3*' or '*.cifar10.scratch')")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_study_run)
 

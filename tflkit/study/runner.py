@@ -9,6 +9,7 @@ unless `--allow-changes` names the cells to redo (or `all`); new cells and recip
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from tflkit.errors import UsageError
 from tflkit.fileio import atomic_write_text
-from tflkit.study.spec import Cell, StudySpec, build_cells, load_study, spec_digest
+from tflkit.study.spec import Cell, StudySpec, build_cells, config_fingerprint, load_study, spec_digest
 from tflkit.study.stages import cell_dir
 from tflkit.study.store import StudyStore, open_store
 
@@ -33,7 +34,8 @@ class RunOptions:
     ray_address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None starts one here
     allow_changes: tuple[str, ...] = ()  # cell ids to redo after a change of the study file, or ("all",)
     retry_failed: bool = False  # run failed stages again (a failure is otherwise a finished result)
-    remeasure: tuple[str, ...] = ()  # stage kinds to measure again: eval, bench_host, bench_phone
+    remeasure: tuple[str, ...] = ()  # stage kinds to measure again: convert, eval, bench_host, bench_phone
+    cells: tuple[str, ...] = ()  # remeasure only the cells matching these fnmatch patterns (default: every cell)
 
 
 @dataclass
@@ -66,6 +68,17 @@ def _set_aside_export_record(run_dir: Path) -> None:
         record.replace(record.with_name("exports.before-reconvert.json"))
 
 
+def _matching(cells: list[Cell], patterns: tuple[str, ...]) -> list[Cell]:
+    """The cells whose id matches a pattern (every cell without patterns); a pattern matching none is an error."""
+    if not patterns:
+        return list(cells)
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in cells):
+            raise UsageError(f"--cells {pattern!r} matches no cell of this study; cells: "
+                             + ", ".join(c.id for c in cells))
+    return [c for c in cells if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+
+
 def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print) -> StudySummary:
     spec = load_study(study_path)  # every check, before anything is trained
     cells = build_cells(spec, str(study_path))
@@ -73,16 +86,20 @@ def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print
         raise UsageError(f"unknown executor {options.executor!r}; choose from: local, ray")
     if options.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {options.jobs}")
+    if options.cells and not options.remeasure:
+        raise UsageError("--cells chooses the cells to --remeasure; give --remeasure too")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(out_dir), open_store(out_dir) as store:
         _reconcile(store, spec, cells, options.allow_changes, out_dir, log)
+        targets = _matching(cells, options.cells)
         for kind in options.remeasure:
             if kind not in REMEASURABLE:
                 raise UsageError(f"cannot remeasure {kind!r}; choose from: {', '.join(REMEASURABLE)}")
-            log(f"study    measuring again: {store.forget_measurements(kind)} {kind} stages")
+            count = store.forget_measurements(kind, [c.id for c in targets] if options.cells else None)
+            log(f"study    measuring again: {count} {kind} stages of {len(targets)} cells")
             if kind == "convert":  # the cells' export records go aside, so that every recipe converts again
-                for cell in cells:
+                for cell in targets:
                     _set_aside_export_record(cell_dir(out_dir, cell.id))
         if options.retry_failed:
             log(f"study    retrying {store.forget_failed()} failed stages")
@@ -152,8 +169,9 @@ def _reconcile(store: StudyStore, spec: StudySpec, cells: list[Cell], allow: tup
     if old_spec is None:
         return
     known = {c["cell"]: c for c in store.cells()}
+    # recomputed from the recorded settings: what counts as a change is today's rule, for old and new alike
     changed = {c.id: "its training settings changed" for c in cells
-               if c.id in known and known[c.id]["fingerprint"] != c.fingerprint()}
+               if c.id in known and config_fingerprint(known[c.id]["config"]) != c.fingerprint()}
     measuring = ("host_bench", "phones", "calib_samples", "finetune_steps")
     moved = [k for k in measuring if old_spec.get(k) != spec.to_dict().get(k)]
     if moved:  # every finished conversion or measurement of every cell would mean something else

@@ -106,7 +106,27 @@ class Cell:
     config: dict  # the TrainConfig as a dict (JSON-able), everything resolved but the image size
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:16]
+        return config_fingerprint(self.config)
+
+
+# Settings of the fine-tuning phase: they shape a cell only when it starts from pretrained weights and fine-tunes.
+_FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
+
+
+def config_fingerprint(config: dict) -> str:
+    """A hash of the settings that shape the cell's training. Settings with no effect on it (fine-tuning ones
+    without pretrained weights or fine-tuning epochs) are left out, so that a TrainConfig setting added later does
+    not make every earlier scratch cell look changed."""
+    effective = dict(config)
+    if effective.get("pretrained") in (None, "", "none"):
+        inert = _FINETUNE_KEYS
+    elif not effective.get("finetune_epochs"):
+        inert = _FINETUNE_KEYS[1:]
+    else:
+        inert = ()
+    for key in inert:
+        effective.pop(key, None)
+    return hashlib.sha256(json.dumps(effective, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_study(path) -> StudySpec:
@@ -261,7 +281,7 @@ training:                          # any `tflkit train` setting (TrainConfig key
   augment: basic
   train_limit: 10000               # a stratified, seeded subset of the training split
 overrides:                         # per model
-  squeezenet1_1: {lr: 1e-3}
+  squeezenet1_1: {lr: 5e-4, warmup_epochs: 0.5}   # no BatchNorm: a gentler start, or it stays at chance
 recipes: [fp32, fp16, dynamic_wi8_afp32, static_wi8_ai8]
 host_bench: {threads: [1, 2], runs: 50, warmup: 5}
 phones: []                         # e.g. [{serial: R5CT12345, delegates: [cpu, gpu], threads: [1, 4]}]

@@ -95,24 +95,30 @@ class StudyStore:
         """Drop failed stage records so that they run again; returns how many."""
         return self.db.execute("DELETE FROM stages WHERE status = 'failed'").rowcount
 
-    def forget_measurements(self, kind: str) -> int:
+    def forget_measurements(self, kind: str, cells: list[str] | None = None) -> int:
         """Drop every `eval`, `bench_host` or `bench_phone` stage (and its figures) so that they are measured again,
         e.g. the host latencies of a study that ran on a busy machine; `convert` drops the conversions and
-        everything measured on their files (a newer converter or recipe). Returns how many stages."""
+        everything measured on their files (a newer converter or recipe). Only `cells` when given. Returns how
+        many stages."""
+        if cells is not None and not cells:
+            return 0
+        only = "" if cells is None else f" AND cell IN ({', '.join('?' for _ in cells)})"
+        args = tuple(cells or ())
         with self.transaction():
             if kind == "convert":
-                count = self.db.execute("DELETE FROM stages WHERE stage LIKE 'convert/%' OR stage LIKE 'eval/%' "
-                                        "OR stage LIKE 'bench_host/%' OR stage LIKE 'bench_phone/%'").rowcount
-                self.db.execute("DELETE FROM files")
-                self.db.execute("DELETE FROM latency")
+                count = self.db.execute("DELETE FROM stages WHERE (stage LIKE 'convert/%' OR stage LIKE 'eval/%' "
+                                        "OR stage LIKE 'bench_host/%' OR stage LIKE 'bench_phone/%')" + only,
+                                        args).rowcount
+                self.db.execute("DELETE FROM files WHERE 1" + only, args)
+                self.db.execute("DELETE FROM latency WHERE 1" + only, args)
                 return count
-            count = self.db.execute("DELETE FROM stages WHERE stage LIKE ?", (f"{kind}/%",)).rowcount
+            count = self.db.execute("DELETE FROM stages WHERE stage LIKE ?" + only, (f"{kind}/%", *args)).rowcount
             if kind == "bench_host":
-                self.db.execute("DELETE FROM latency WHERE target = 'host'")
+                self.db.execute("DELETE FROM latency WHERE target = 'host'" + only, args)
             elif kind == "bench_phone":
-                self.db.execute("DELETE FROM latency WHERE target != 'host'")
+                self.db.execute("DELETE FROM latency WHERE target != 'host'" + only, args)
             elif kind == "eval":
-                self.db.execute("UPDATE files SET top1 = NULL, top5 = NULL, eval_images = NULL")
+                self.db.execute("UPDATE files SET top1 = NULL, top5 = NULL, eval_images = NULL WHERE 1" + only, args)
         return count
 
     # stages
