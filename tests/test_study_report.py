@@ -204,3 +204,12 @@ def test_plots_that_have_data_are_drawn_and_the_others_named():
         assert "Budget: epochs 3." in p.caption
         image = Image.open(io.BytesIO(p.png)).convert("RGB")
         assert image.width > 300 and len(image.getcolors(maxcolors=1 << 20) or []) > 10, p.title
+
+
+def test_training_budget_shows_each_per_model_override_with_its_settings():
+    from tflkit.study.report import training_budget
+
+    spec = {"training": {"epochs": 2, "lr": "2e-3"},
+            "overrides": {"squeezenet1_1": {"lr": "5e-4", "warmup_epochs": 0.5}, "resnet18": {"epochs": 3}}}
+    assert training_budget({"spec": spec}) == ("epochs 2, lr 2e-3, per-model overrides: resnet18 epochs 3; "
+                                               "squeezenet1_1 lr 5e-4, warmup_epochs 0.5")

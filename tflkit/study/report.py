@@ -84,8 +84,10 @@ def training_budget(meta: dict) -> str:
     training = spec.get("training") or {}
     parts = [f"{k} {training[k]}" for k in ("epochs", "finetune_epochs", "image_size", "batch_size", "train_limit",
                                               "lr", "lr_schedule", "augment") if training.get(k) is not None]
-    if spec.get("overrides"):
-        parts.append("per-model overrides: " + ", ".join(sorted(spec["overrides"])))
+    if spec.get("overrides"):  # each with its settings: a reader weighs that model's figures by them
+        parts.append("per-model overrides: " + "; ".join(
+            f"{model} " + ", ".join(f"{k} {v}" for k, v in sorted((settings or {}).items()))
+            for model, settings in sorted(spec["overrides"].items())))
     return ", ".join(parts)
 
 
