@@ -43,6 +43,8 @@ def snapshot(db: Path) -> dict:
         files = {(r["cell"], r["recipe"]): dict(r) for r in con.execute("SELECT * FROM files")}
         latency = {(r["cell"], r["recipe"], r["target"], r["delegate"], r["threads"]): dict(r)
                    for r in con.execute("SELECT * FROM latency")}
+    except sqlite3.OperationalError:  # study.db created, its tables not yet
+        return {"stages": {}, "files": {}, "latency": {}}
     finally:
         con.close()
     return {"stages": stages, "files": files, "latency": latency}

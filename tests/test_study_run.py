@@ -45,8 +45,12 @@ def stable_rows(out_dir):
 
 def finished_at(out_dir) -> dict:
     db = sqlite3.connect(out_dir / "study.db")
-    rows = db.execute("SELECT cell, stage, status, finished_at FROM stages").fetchall()
-    db.close()
+    try:
+        rows = db.execute("SELECT cell, stage, status, finished_at FROM stages").fetchall()
+    except sqlite3.OperationalError:  # the study has created study.db but not yet its tables
+        rows = []
+    finally:
+        db.close()
     return {(c, s): (st, t) for c, s, st, t in rows}
 
 
