@@ -46,8 +46,10 @@ def cmd_study_run(args) -> int:
 def cmd_study_report(args) -> int:
     from tflkit.study.report import write_study_report
 
-    _require_study_dir(args.out)
-    paths = write_study_report(args.out, log=(lambda _line: None) if args.json else print)
+    for study_dir in (args.out, *args.more):
+        _require_study_dir(study_dir)
+    paths = write_study_report(args.out, log=(lambda _line: None) if args.json else print, more=args.more,
+                               into=args.into)
     if args.json:
         print(json.dumps({"command": "study report", "ok": True, "files": {k: str(v) for k, v in paths.items()}},
                          indent=2))
@@ -131,6 +133,9 @@ def register(sub) -> None:
 
     p = ssub.add_parser("report", help="report.html, report.md, results.csv and results.json of a study directory")
     p.add_argument("out", help="the study directory")
+    p.add_argument("more", nargs="*", help="more study directories: one report of them all (e.g. the same budget on "
+                                           "two datasets, so that the claims can compare datasets); needs --into")
+    p.add_argument("--into", help="where the report of several studies goes (a directory of its own)")
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
     p.set_defaults(func=cmd_study_report)
 

@@ -48,19 +48,51 @@ def load_rows(out_dir) -> list[dict]:
     return load_study(out_dir)[0]
 
 
-def write_study_report(out_dir, log=print) -> dict[str, Path]:
+def load_studies(dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict], dict, str]:
+    """(rows, stages, files, meta, budget) of one study, or of several joined: their cells side by side (a cell id
+    in two of them is an error), the meta naming each study, the budget line of each."""
+    loaded = []
+    for study_dir in dirs:
+        rows, stages, meta = load_study(study_dir)
+        loaded.append((study_dir, rows, stages, meta.pop("_files"), meta))
+    if len(loaded) == 1:
+        _, rows, stages, files, meta = loaded[0]
+        return rows, stages, files, meta, training_budget(meta)
+    seen: dict[str, Path] = {}
+    for study_dir, rows, *_ in loaded:
+        for cell in {r["cell"] for r in rows}:
+            if cell in seen:
+                raise UsageError(f"cell {cell} is in both {seen[cell]} and {study_dir}; a joined report needs "
+                                 f"distinct cells")
+            seen[cell] = study_dir
+    names = [m.get("name") or d.name for d, *_, m in loaded]
+    meta = {"name": " + ".join(names), "studies": {n: str(d) for n, (d, *_) in zip(names, loaded)},
+            "digests": {n: m.get("digest") for n, (*_, m) in zip(names, loaded)}}
+    budget = "; ".join(f"{n}: {training_budget(m) or 'not recorded'}" for n, (*_, m) in zip(names, loaded))
+    return ([r for _, rows, *_ in loaded for r in rows], [s for _, _, stages, *_ in loaded for s in stages],
+            [f for *_, files, _ in loaded for f in files], meta, budget)
+
+
+def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path]:
+    """The report of the study in `out_dir`, written there; with `more` study directories, one report of them all,
+    written to `into` (a directory of its own, so that no study's own report is overwritten)."""
     from tflkit.study.plots import make_plots
 
-    out_dir = Path(out_dir)
-    rows, stages, meta = load_study(out_dir)
-    files = meta.pop("_files")
+    dirs = [Path(out_dir), *map(Path, more)]
+    if more and not into:
+        raise UsageError("a report of several studies needs --into DIR (a directory of its own)")
+    dest = Path(into) if into else dirs[0]
+    if more and dest.resolve() in {d.resolve() for d in dirs}:
+        raise UsageError(f"--into {dest} is one of the studies; a joined report goes to a directory of its own")
+    rows, stages, files, meta, budget = load_studies(dirs)
     claims = check_claims(rows)
     histories = {s["cell"]: (s["result"] or {}).get("history") or {} for s in stages
                  if s["stage"] == "train" and s["status"] == "ok" and isinstance(s["result"], dict)}
-    budget = training_budget(meta)
     plots, plot_notes = make_plots(rows, histories, budget)
     provenance = provenance_summary(stages, meta)
-    title = f"Study {meta.get('name') or out_dir.name}"
+    title = f"Study {meta.get('name') or dest.name}"
+    out_dir = dest
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md", "csv": out_dir / "results.csv",
              "json": out_dir / "results.json"}
     atomic_write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
