@@ -24,4 +24,4 @@ def test_squeezenet_keeps_its_signal_from_stem_to_classifier(name):
     stem, last_fire = (np.asarray(t) for t in probe(_images()))
     assert last_fire.std() > 0.1 * stem.std(), (stem.std(), last_fire.std())  # was 0.0008x with Glorot
     logits = np.asarray(model(_images()))
-    assert (logits > 0).mean() > 0.2  # the classifier's ReLU passes something for every class on average
+    assert logits.max() > 0.01, logits.max()  # with Glorot weights the largest logit was about 0.001

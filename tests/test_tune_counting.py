@@ -12,18 +12,11 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
+from test_tune_search import _settings  # noqa: E402  (one tiny search setting for both files)
+
 from tflkit.tune import TuneSettings, run_search, search  # noqa: E402
 from tflkit.tune.search import count_states, fail_dead_trials, open_study  # noqa: E402
 from tflkit.tune.space import parse_space  # noqa: E402
-
-SPACE = "batch_size: {choices: [32, 64]}\nlr: {low: 1e-3, high: 1e-2, log: true}\n"
-
-
-def _settings(tmp_path, **kw):
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
-    return TuneSettings(model="test_mobilenetv3", dataset="shapes", out=str(tmp_path / "tune"), space=str(space),
-                        epochs=1, train_limit=128, bn_momentum=0.9, **kw)
 
 
 def _dead_pid() -> int:

@@ -63,8 +63,12 @@ def _learned(row: dict) -> bool:
 def _unlearned(rows: list[dict], dataset: str) -> dict[str, dict]:
     """model -> its best fp32 row on `dataset`, for the models whose every fp32 file there is at chance."""
     fp32 = [r for r in _fp32(rows) if r["dataset"] == dataset]
-    return {r["model"]: r for r in sorted(fp32, key=lambda r: r["top1"] or 0)
-            if not any(_learned(o) for o in fp32 if o["model"] == r["model"])}
+    learned = {r["model"] for r in fp32 if _learned(r)}
+    best: dict[str, dict] = {}
+    for r in fp32:
+        if r["model"] not in learned and (r["model"] not in best or (r["top1"] or 0) > (best[r["model"]]["top1"] or 0)):
+            best[r["model"]] = r
+    return best
 
 
 def _named(models, unlearned: dict[str, dict]) -> str:

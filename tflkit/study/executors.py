@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tflkit.errors import TflkitError, UsageError
-from tflkit.study.stages import cell_dir
+from tflkit.study.spec import cell_dir
 from tflkit.study.worker import PARENT, RECORD_FD, THREADS
 
 

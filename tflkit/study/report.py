@@ -60,7 +60,7 @@ def load_studies(dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict], 
         return rows, stages, files, meta, training_budget(meta)
     seen: dict[str, Path] = {}
     for study_dir, rows, *_ in loaded:
-        for cell in {r["cell"] for r in rows}:
+        for cell in dict.fromkeys(r["cell"] for r in rows):  # in row order: the same error every time
             if cell in seen:
                 raise UsageError(f"cell {cell} is in both {seen[cell]} and {study_dir}; a joined report needs "
                                  f"distinct cells")
@@ -91,10 +91,9 @@ def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path
     plots, plot_notes = make_plots(rows, histories, budget)
     provenance = provenance_summary(stages, meta)
     title = f"Study {meta.get('name') or dest.name}"
-    out_dir = dest
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"html": out_dir / "report.html", "md": out_dir / "report.md", "csv": out_dir / "results.csv",
-             "json": out_dir / "results.json"}
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = {"html": dest / "report.html", "md": dest / "report.md", "csv": dest / "results.csv",
+             "json": dest / "results.json"}
     atomic_write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
     atomic_write_text(paths["csv"], to_csv(rows))
     atomic_write_text(paths["md"], to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, files,

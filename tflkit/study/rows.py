@@ -20,6 +20,7 @@ import math
 import re
 from pathlib import Path
 
+from tflkit.study.spec import cell_dir
 from tflkit.study.store import StudyStore
 
 IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
@@ -50,12 +51,13 @@ def at_chance(top1: float | None, classes: int | None, images: int | None) -> bo
 
 def study_rows(store: StudyStore) -> list[dict]:
     cells = {c["cell"]: c for c in store.cells()}
-    classes = _class_counts(store, cells)
+    stages = store.stages()
+    classes = _class_counts(stages, cells, store.path.parent)
     latency = {}
     for lat in store.latencies():
         latency.setdefault((lat["cell"], lat["recipe"]), []).append(lat)
     failed_stages = {}
-    for stage in store.stages():
+    for stage in stages:
         if stage["status"] == "failed":
             failed_stages.setdefault(stage["cell"], []).append(stage)
     rows = []
@@ -81,16 +83,16 @@ def study_rows(store: StudyStore) -> list[dict]:
     return rows
 
 
-def _class_counts(store: StudyStore, cells: dict) -> dict[str, int]:
+def _class_counts(stages: list[dict], cells: dict, out_dir: Path) -> dict[str, int]:
     """cell -> the number of classes of its test split: from its eval stages (studies run since they record
     it), else from the trained model's model_info.json in the study directory; absent when neither exists."""
     counts = {}
-    for stage in store.stages():
+    for stage in stages:
         result = stage["result"] if isinstance(stage["result"], dict) else {}
         if stage["stage"].startswith("eval/") and result.get("classes"):
             counts[stage["cell"]] = int(result["classes"])
     for cell in cells:
-        info = store.path.parent / "cells" / cell / "model_info.json"
+        info = cell_dir(out_dir, cell) / "model_info.json"
         if cell not in counts and info.is_file():
             try:
                 counts[cell] = int(json.loads(info.read_text())["num_classes"])

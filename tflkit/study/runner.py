@@ -20,8 +20,7 @@ from pathlib import Path
 
 from tflkit.errors import UsageError
 from tflkit.fileio import atomic_write_text
-from tflkit.study.spec import Cell, StudySpec, build_cells, config_fingerprint, load_study, spec_digest
-from tflkit.study.stages import cell_dir
+from tflkit.study.spec import Cell, StudySpec, build_cells, cell_dir, config_fingerprint, load_study, spec_digest
 from tflkit.study.store import StudyStore, open_store
 
 REMEASURABLE = ("convert", "eval", "bench_host", "bench_phone")

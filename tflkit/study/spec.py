@@ -109,6 +109,11 @@ class Cell:
         return config_fingerprint(self.config)
 
 
+def cell_dir(out_dir, cell_id: str) -> Path:
+    """Where a cell's run lives inside the study directory."""
+    return Path(out_dir) / "cells" / cell_id
+
+
 # Settings of the fine-tuning phase: they shape a cell only when it starts from pretrained weights and fine-tunes.
 _FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
 
@@ -121,7 +126,7 @@ def config_fingerprint(config: dict) -> str:
     if effective.get("pretrained") in (None, "", "none"):
         inert = _FINETUNE_KEYS
     elif not effective.get("finetune_epochs"):
-        inert = _FINETUNE_KEYS[1:]
+        inert = ("finetune_lr", "finetune_bn")
     else:
         inert = ()
     for key in inert:

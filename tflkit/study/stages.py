@@ -26,13 +26,9 @@ from pathlib import Path
 
 from tflkit.errors import TflkitError
 from tflkit.study.provenance import dataset_checksum, environment, sha256_file
-from tflkit.study.spec import Cell, StudySpec
+from tflkit.study.spec import Cell, StudySpec, cell_dir
 
 Emit = Callable[[dict], None]
-
-
-def cell_dir(out_dir, cell_id: str) -> Path:
-    return Path(out_dir) / "cells" / cell_id
 
 
 class _Stage:
