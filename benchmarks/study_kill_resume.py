@@ -111,7 +111,10 @@ def main(argv=None) -> int:
         print(f"run 1: {' '.join(command)}", flush=True)
         kill = run_until_killed(command, db, args.kill_when, args.after, log)
         if not kill["killed"]:
-            print(f"the study ended (exit {kill['returncode']}) before a {args.kill_when} stage could be killed")
+            log.flush()
+            last = (out / "kill_resume.log").read_text().strip().splitlines()[-1:] or [""]
+            print(f"the study ended (exit {kill['returncode']}) before a {args.kill_when} stage could be killed: "
+                  f"{last[0]}")
             return 1
         kept = snapshot(db)
         print(f"SIGKILL after {kill['finished_in_this_run']} stages of this run, while running: "

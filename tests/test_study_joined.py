@@ -52,3 +52,9 @@ def test_a_joined_report_refuses_shared_cells_and_a_missing_or_shared_destinatio
     done = subprocess.run([sys.executable, "-m", "tflkit", "study", "report", str(one), str(two)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--into" in done.stderr
+
+
+def test_the_same_study_twice_is_one_line(tmp_path):
+    one = _study(tmp_path / "one", "one", "easy", {"squeezenet1_1": (0.5, 0.6)})
+    with pytest.raises(UsageError, match="is given twice"):
+        write_study_report(one, more=[tmp_path / "one"], into=tmp_path / "out")

@@ -221,5 +221,6 @@ def test_cells_needs_remeasure_and_a_matching_pattern(study_file, tmp_path):
     done = tflkit("study", "run", study_file, "--out", tmp_path / "a", "--cells", "test_resnet*")
     assert done.returncode == 2 and "--cells chooses the cells to --remeasure" in done.stderr
     done = tflkit("study", "run", study_file, "--out", tmp_path / "b", "--remeasure", "eval", "--cells", "zzz*")
+    assert not (tmp_path / "b").exists()  # refused before anything is written
     assert done.returncode == 2
     assert "--cells 'zzz*' matches no cell of this study; cells: test_resnet.shapes.scratch" in done.stderr

@@ -79,6 +79,9 @@ def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path
     from tflkit.study.plots import make_plots
 
     dirs = [Path(out_dir), *map(Path, more)]
+    twice = [d for i, d in enumerate(dirs) if d.resolve() in {e.resolve() for e in dirs[:i]}]
+    if twice:
+        raise UsageError(f"{twice[0]} is given twice")
     if more and not into:
         raise UsageError("a report of several studies needs --into DIR (a directory of its own)")
     dest = Path(into) if into else dirs[0]

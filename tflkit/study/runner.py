@@ -87,11 +87,11 @@ def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print
         raise UsageError(f"--jobs must be at least 1, got {options.jobs}")
     if options.cells and not options.remeasure:
         raise UsageError("--cells chooses the cells to --remeasure; give --remeasure too")
+    targets = _matching(cells, options.cells)  # before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(out_dir), open_store(out_dir) as store:
         _reconcile(store, spec, cells, options.allow_changes, out_dir, log)
-        targets = _matching(cells, options.cells)
         for kind in options.remeasure:
             if kind not in REMEASURABLE:
                 raise UsageError(f"cannot remeasure {kind!r}; choose from: {', '.join(REMEASURABLE)}")
