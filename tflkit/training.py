@@ -221,6 +221,18 @@ def _resolve(config: TrainConfig, source) -> TrainConfig:
     return replace(config, image_size=image_size, small_input=small_input, bn_momentum=bn_momentum)
 
 
+def stem_note(config: TrainConfig, model) -> str:
+    """One line saying which stem the run trains and what an image costs: the CIFAR-style stem (no early
+    downsampling, the default at 64 px and below) keeps feature maps 4-16x larger than the ImageNet stem, and its
+    images/s drop by about that much (benchmarks/results/train_throughput.md); a user should see it before waiting."""
+    from tflkit.models.summary import keras_macs
+
+    stem = ("CIFAR-style stem (no early downsampling; --no-small-input for the ImageNet stem)" if config.small_input
+            else "ImageNet stem")
+    return (f"training {config.model} at {config.image_size}x{config.image_size}, {stem}: "
+            f"{keras_macs(model) / 1e6:,.1f} M MACs per image")
+
+
 def _stderr(message: str) -> None:
     import sys
 
@@ -393,6 +405,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
                                  small_input=config.small_input)
             set_bn_momentum(model, config.bn_momentum)
+            log(stem_note(config, model))
     files.root.mkdir(parents=True, exist_ok=True)
     save_yaml(config, files.config)
     if not resumed and config.pretrained not in ("none", ""):

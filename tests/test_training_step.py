@@ -1,0 +1,54 @@
+"""Training runs the same compiled step as plain Keras: graph mode, one step per execution, no XLA, and no
+per-batch Python in tflkit's callbacks (a batch hook would run in Python between compiled steps). What a step costs
+is the model's: the run says its stem and MACs per image up front (the CIFAR-style stem at 64 px costs ~10x the
+ImageNet stem, which is what a "10x slower than plain Keras" comparison of the two stems measured)."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from tflkit.training import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, train
+
+BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    from tflkit.data.shapes import load_shapes
+
+    return load_shapes(seed=0, sizes={"train": 128, "val": 32, "test": 32})
+
+
+class Probe(keras.callbacks.Callback):
+    """Reads the compiled model's settings at the end of fit (epoch hooks only, like tflkit's own callbacks)."""
+
+    def on_train_end(self, logs=None):
+        self.seen = {"run_eagerly": self.model.run_eagerly, "jit_compile": self.model.jit_compile,
+                     "steps_per_execution": self.model.steps_per_execution}
+
+
+def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
+    for callback in (_Checkpoint(RunFiles(tmp_path), {}, {"best_val_top1": -1.0, "since_best": 0}, None, 0),
+                     _ChanceWarning(10, None, print)):
+        for hook in BATCH_HOOKS:
+            assert getattr(type(callback), hook) is getattr(keras.callbacks.Callback, hook), (callback, hook)
+
+
+def test_a_run_compiles_the_plain_keras_step_and_states_its_cost(tmp_path, shapes):
+    probe, lines = Probe(), []
+    config = TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=32, bn_momentum=0.9)
+    train(config, tmp_path / "cifar_stem", verbose=0, source=shapes, callbacks=[probe], log=lines.append)
+    assert probe.seen == {"run_eagerly": False, "jit_compile": False, "steps_per_execution": 1}
+
+    standard = []
+    train(TrainConfig(**{**config.__dict__, "small_input": False}), tmp_path / "imagenet_stem", verbose=0,
+          source=shapes, log=standard.append)
+    cifar_note = next(line for line in lines if line.startswith("training test_mobilenetv3"))
+    standard_note = next(line for line in standard if line.startswith("training test_mobilenetv3"))
+    assert "CIFAR-style stem" in cifar_note and "ImageNet stem:" in standard_note
+
+    def macs(note):
+        return float(note.rsplit(": ", 1)[1].split(" M MACs")[0].replace(",", ""))
+
+    assert macs(cifar_note) > 4 * macs(standard_note)  # two stride-2 stages kept at full resolution
