@@ -222,13 +222,15 @@ def _resolve(config: TrainConfig, source) -> TrainConfig:
 
 
 def stem_note(config: TrainConfig, model) -> str:
-    """One line saying which stem the run trains and what an image costs: the CIFAR-style stem (no early
-    downsampling, the default at 64 px and below) keeps feature maps 4-16x larger than the ImageNet stem, and its
-    images/s drop by about that much (benchmarks/results/train_throughput.md); a user should see it before waiting."""
+    """One line saying which stem the run trains and what an image costs: the CIFAR-style stem (the default at 64 px
+    and below) keeps the early feature maps 4x (SqueezeNet) to 16x larger than the ImageNet stem, and images/s drop
+    by about that much (benchmarks/results/train_throughput.md); a user should see it before waiting."""
+    from tflkit.models import get_spec
     from tflkit.models.summary import keras_macs
 
-    stem = ("CIFAR-style stem (no early downsampling; --no-small-input for the ImageNet stem)" if config.small_input
-            else "ImageNet stem")
+    how = get_spec(config.model).small_input_note.split(":")[0]  # "... (total stride 8 instead of 32)"
+    stem = (f"CIFAR-style stem, {how}; --no-small-input: the ImageNet stem"
+            if config.small_input else "ImageNet stem")
     return (f"training {config.model} at {config.image_size}x{config.image_size}, {stem}: "
             f"{keras_macs(model) / 1e6:,.1f} M MACs per image")
 
