@@ -1,5 +1,6 @@
-"""Issue 15, part 5: training that warns. Validation top-1 at chance while training top-1 rises is named (BatchNorm
-moving statistics lagging) and small runs get a BatchNorm momentum that lets validation follow."""
+"""Issue 15, part 5 and issue 21: training that warns. Validation top-1 at chance while training top-1 rises is named
+(with moving averages: BatchNorm statistics lagging; with recomputed statistics, the default: the weights); only a
+run that keeps the moving averages gets the small-run BatchNorm momentum."""
 
 from __future__ import annotations
 
@@ -15,16 +16,19 @@ def _upto(history, epochs):
 
 
 def test_chance_warning_names_the_cause_after_two_epochs():
-    from tflkit.training import chance_warning
+    from tflkit.training import TrainConfig, chance_warning
 
+    moving = TrainConfig(model="m", bn_stats_batches=0)
     # epoch 1: training at chance too; epochs 2-3: training above chance and rising, validation at chance
-    assert chance_warning(_upto(STUCK, 2), 10, None) is None
-    message = chance_warning(_upto(STUCK, 3), 10, None)
+    assert chance_warning(_upto(STUCK, 2), 10, moving) is None
+    message = chance_warning(_upto(STUCK, 3), 10, moving)
     assert message and "sits at chance (10.00%, 10 classes)" in message
-    assert "BatchNorm" in message and "--bn-momentum 0.9" in message
-    for epochs in range(1, 6):  # at 0.9 validation follows: no warning at any epoch
-        assert chance_warning(_upto(HEALTHY, epochs), 10, 0.9) is None
-    assert chance_warning({"val_top1": [0.1, 0.1], "top1": [0.1, 0.1]}, 10, None) is None  # nothing learns
+    assert "moving statistics" in message and "--bn-stats-batches 16" in message
+    recomputed = chance_warning(_upto(STUCK, 3), 10, TrainConfig(model="m"))
+    assert "does not generalize" in recomputed and "--lr" in recomputed
+    for epochs in range(1, 6):  # validation follows: no warning at any epoch
+        assert chance_warning(_upto(HEALTHY, epochs), 10, moving) is None
+    assert chance_warning({"val_top1": [0.1, 0.1], "top1": [0.1, 0.1]}, 10, moving) is None  # nothing learns
 
 
 def test_the_training_callback_logs_it_once():
@@ -32,20 +36,24 @@ def test_the_training_callback_logs_it_once():
     from tflkit.training import _ChanceWarning
 
     lines = []
-    callback = _ChanceWarning(10, 0.99, lines.append)
+    from tflkit.training import TrainConfig
+
+    callback = _ChanceWarning(10, TrainConfig(model="m", bn_momentum=0.99, bn_stats_batches=0), lines.append)
     for epoch, (val, top1) in enumerate(zip(STUCK["val_top1"], STUCK["top1"])):
         callback.on_epoch_end(epoch, {"val_top1": val, "top1": top1, "loss": 2.0})
     assert len(lines) == 1 and "momentum 0.99" in lines[0] and lines[0].startswith("warning:")
 
 
-def test_small_runs_get_bn_momentum_09_and_the_demo_keeps_the_reference():
+def test_only_moving_average_runs_get_the_small_run_momentum():
     from tflkit.data.shapes import load_shapes
     from tflkit.training import TrainConfig, _resolve
 
     demo_sized = load_shapes(seed=0, sizes={"train": 6000, "val": 8, "test": 8})  # the demo's 93 steps an epoch
-    assert _resolve(TrainConfig(model="mobilenetv3_small_100", batch_size=64), demo_sized).bn_momentum is None
+    kw = dict(model="mobilenetv3_small_100", batch_size=64, bn_stats_batches=0)
+    assert _resolve(TrainConfig(**kw), demo_sized).bn_momentum is None
     # the issue's 1,500-image subset: 23 steps an epoch
-    small = TrainConfig(model="mobilenetv3_small_100", batch_size=64, train_limit=1500)
-    assert _resolve(small, demo_sized).bn_momentum == 0.9
-    explicit = TrainConfig(model="mobilenetv3_small_100", batch_size=64, bn_momentum=0.99, train_limit=1500)
-    assert _resolve(explicit, demo_sized).bn_momentum == 0.99  # a chosen value is kept
+    assert _resolve(TrainConfig(**kw, train_limit=1500), demo_sized).bn_momentum == 0.9
+    assert _resolve(TrainConfig(**kw, bn_momentum=0.99, train_limit=1500), demo_sized).bn_momentum == 0.99  # kept
+    # recomputed statistics (the default): the momentum never reaches an evaluated model, the reference stays
+    recomputed = TrainConfig(model="mobilenetv3_small_100", batch_size=64, train_limit=1500)
+    assert _resolve(recomputed, demo_sized).bn_momentum is None

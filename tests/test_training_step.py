@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from tflkit.training import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, train
+from tflkit.training import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, _Validate, train
 
 BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
@@ -30,7 +30,8 @@ class Probe(keras.callbacks.Callback):
 
 def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
     for callback in (_Checkpoint(RunFiles(tmp_path), {}, {"best_val_top1": -1.0, "since_best": 0}, None, 0),
-                     _ChanceWarning(10, None, print)):
+                     _ChanceWarning(10, TrainConfig(model="m"), print),
+                     _Validate(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), None, None, 0)):
         for hook in BATCH_HOOKS:
             assert getattr(type(callback), hook) is getattr(keras.callbacks.Callback, hook), (callback, hook)
 

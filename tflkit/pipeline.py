@@ -109,7 +109,7 @@ class DemoSettings:
     batch_size: int = 64
     lr: float = 3e-3
     lr_schedule: str = "constant"  # cosine measured 67.3% at 5 epochs (it halves the lr budget of a short run)
-    bn_momentum: float | None = None  # 0.9 tracked validation sooner but cost int8 5 points with a constant lr
+    bn_momentum: float | None = None  # moot: statistics are recomputed before each validation (tflkit.bn_stats)
     recipes: tuple = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
     threads: tuple = (1, 2)
     runs: int = 100

@@ -67,7 +67,10 @@ class TrainConfig:
     optimizer: str = _setting("adam", "optimizer", OPTIMIZERS)
     weight_decay: float = _setting(0.0, "weight decay (0: none; adamw uses 0.004 when 0)")
     bn_momentum: float | None = _setting(None, "BatchNorm moving-average momentum (default: the architecture's "
-                                               "reference value; 0.9 suits short runs)")
+                                               "reference value; 0.9 below 50 steps an epoch when "
+                                               "--bn-stats-batches is 0)")
+    bn_stats_batches: int = _setting(16, "recompute BatchNorm statistics from N training batches before each "
+                                         "validation and saved model (tflkit.bn_stats; 0: the moving averages)")
     seed: int = _setting(0, "seed of the data order, augmentation and initialization")
     lr_schedule: str = _setting("constant", "learning-rate schedule", SCHEDULES)
     warmup_epochs: float = _setting(0.0, "linear lr warm-up, in epochs (fractions allowed)")
@@ -213,7 +216,7 @@ def _resolve(config: TrainConfig, source) -> TrainConfig:
     image_size = config.image_size or source.image_size
     small_input = config.small_input if config.small_input is not None else image_size <= 64
     bn_momentum = config.bn_momentum
-    if bn_momentum is None:
+    if bn_momentum is None and not config.bn_stats_batches:  # recomputed statistics make the momentum moot
         train_images = len(source.split("train"))
         if config.train_limit:
             train_images = min(train_images, config.train_limit)
@@ -241,10 +244,9 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def chance_warning(history: dict, num_classes: int, bn_momentum: float | None) -> str | None:
+def chance_warning(history: dict, num_classes: int, config: TrainConfig) -> str | None:
     """A warning when validation top-1 has sat at chance for the last 2 epochs while training top-1, above chance in
-    both, rose: the
-    model learns but its inference-mode BatchNorm statistics (moving averages) have not caught up."""
+    both, rose: the model learns but its inference-mode outputs do not follow."""
     val, top1 = history.get("val_top1", []), history.get("top1", [])
     if len(val) < 2 or len(top1) < 2 or num_classes < 2:
         return None
@@ -255,18 +257,21 @@ def chance_warning(history: dict, num_classes: int, bn_momentum: float | None) -
     rising = top1[-1] > top1[-2] and all(t > chance + margin for t in top1[-2:])
     if not (at_chance and rising):
         return None
-    momentum = "the architecture's reference momentum" if bn_momentum is None else f"momentum {bn_momentum:g}"
-    hint = ("try --bn-momentum 0.9" if bn_momentum is None or bn_momentum > 0.9
-            else "try a lower --bn-momentum, a lower --lr or more epochs")
-    return (f"warning: validation top-1 sits at chance ({100 * val[-1]:.2f}%, {num_classes} classes) for 2 epochs "
-            f"while training top-1 rose to {100 * top1[-1]:.2f}%: BatchNorm's moving statistics ({momentum}) are "
-            f"likely lagging the weights, so inference-mode outputs are meaningless; {hint}")
+    start = (f"warning: validation top-1 sits at chance ({100 * val[-1]:.2f}%, {num_classes} classes) for 2 epochs "
+             f"while training top-1 rose to {100 * top1[-1]:.2f}%: ")
+    if config.bn_stats_batches:  # statistics are current: the weights themselves do not transfer to unseen images
+        return start + ("the model does not generalize yet (BatchNorm statistics were recomputed); "
+                        "try a lower --lr, --warmup-epochs 1 or more epochs")
+    momentum = ("the architecture's reference momentum" if config.bn_momentum is None
+                else f"momentum {config.bn_momentum:g}")
+    return start + (f"BatchNorm's moving statistics ({momentum}) are likely lagging the weights, so inference-mode "
+                    f"outputs are meaningless; recomputed statistics follow them (--bn-stats-batches 16, the default)")
 
 
 class _ChanceWarning:
     """Keras callback: log `chance_warning` once per run (duck-typed like _Checkpoint)."""
 
-    def __new__(cls, num_classes: int, bn_momentum, log):
+    def __new__(cls, num_classes: int, config: TrainConfig, log):
         import keras
 
         class ChanceWarning(keras.callbacks.Callback):
@@ -278,7 +283,7 @@ class _ChanceWarning:
                 for key in ("top1", "val_top1"):
                     if key in (logs or {}):
                         self.history.setdefault(key, []).append(float(logs[key]))
-                message = None if self.warned else chance_warning(self.history, num_classes, bn_momentum)
+                message = None if self.warned else chance_warning(self.history, num_classes, config)
                 if message:
                     self.warned = True
                     log(message)
@@ -376,7 +381,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     import tflkit.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
     from tflkit.data import load_dataset
     from tflkit.data.augment import make_augment
-    from tflkit.data.pipeline import make_dataset
+    from tflkit.data.pipeline import epoch_order, make_dataset
     from tflkit.models import create_model
 
     config.check()
@@ -423,9 +428,13 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     val_ds = None
     if "val" in source.splits:
         val_ds = make_dataset(source.split("val"), config.image_size, config.batch_size, num_classes=one_hot)
+    stats_ds = None
+    if config.bn_stats_batches:  # the first images of epoch 0's order, unaugmented: the same ones at every epoch
+        first = epoch_order(len(train_split), config.seed, 0)[:config.bn_stats_batches * config.batch_size]
+        stats_ds = make_dataset(train_split.take(first), config.image_size, config.batch_size)
 
     checkpoint = _Checkpoint(files, history, state, config.patience, config.seed)
-    callbacks = [_ChanceWarning(source.num_classes, config.bn_momentum, log), *(callbacks or [])]
+    callbacks = [_ChanceWarning(source.num_classes, config, log), *(callbacks or [])]
     for phase, start, end, lr in _phases(config):
         if initial_epoch >= end or checkpoint.state.get("stopped"):
             continue
@@ -440,8 +449,9 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
                                 epochs=end, initial_epoch=first, drop_remainder=True, augment=augment,
                                 num_classes=one_hot)
         # the dataset is already shuffled per (seed, epoch); shuffle=False only silences Keras' warning
+        validate = _Validate(model, val_ds, stats_ds, config.bn_stats_batches)  # per phase: its trainable set
         model.fit(train_ds, shuffle=False, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=[checkpoint, *callbacks], verbose=verbose)
+                  callbacks=[validate, checkpoint, *callbacks], verbose=verbose)
         initial_epoch = end
     final = files.best if files.best.is_file() else files.last
     with atomic_path(files.model) as tmp:
@@ -487,6 +497,31 @@ def reseed_layers(model, seed: int, epoch: int) -> None:
         position += 1
         value = np.random.default_rng([seed, epoch, position]).integers(0, 2**30, size=2)
         generator.state.assign(value.astype(generator.state.dtype))
+
+
+class _Validate:
+    """Keras callback, first of a run's: at each epoch's end, recompute the BatchNorm statistics (tflkit.bn_stats),
+    then validate, adding val_* to the epoch's logs (the ones the checkpoint, history and progress bar read). Keras'
+    own validation_data would run before any callback could touch the statistics."""
+
+    def __new__(cls, model, val_ds, stats_ds, stats_batches: int):
+        import keras
+
+        from tflkit.bn_stats import BatchNormStats
+
+        class Validate(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.stats = BatchNormStats(model, stats_ds, stats_batches) if stats_ds is not None else None
+
+            def on_epoch_end(self, epoch, logs=None):
+                if self.stats is not None:
+                    self.stats.update()
+                if val_ds is not None and logs is not None:
+                    results = self.model.evaluate(val_ds, verbose=0, return_dict=True)
+                    logs.update({f"val_{name}": float(value) for name, value in results.items()})
+
+        return Validate()
 
 
 class _Checkpoint:
