@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from tflkit.fileio import atomic_write_text
-from tflkit.hostbench import cpu_name
+from tflkit.machine import cpu_name
 from tflkit.pipeline import DemoSettings, StageTimer, demo
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demo_stages.md"

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from tflkit.fileio import atomic_write_text
-from tflkit.hostbench import BenchSettings, cpu_name, random_inputs, summarize_ms, time_invokes
+from tflkit.hostbench import BenchSettings, random_inputs, summarize_ms, time_invokes
+from tflkit.machine import cpu_name
 from tflkit.runtime import load_interpreter, resolve_runtime
 
 RESULTS = Path(__file__).resolve().parent / "results" / "host_harness_overhead"

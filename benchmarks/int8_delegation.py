@@ -345,7 +345,7 @@ def main(argv=None) -> int:
             q = rows[-1].get("after_static_wi8_ai8") or {}
             print(f"{name:<24} {time.perf_counter() - start:6.1f}s  partitions {q.get('partitions')}  "
                   f"int8/fp32 t1 {_ratio(rows[-1], 'after', 1)}", flush=True)
-    from tflkit.hostbench import cpu_name
+    from tflkit.machine import cpu_name
 
     size = f"{args.size}x{args.size}" if args.size else "each model's reference size"
     conditions = {"input": size, "classes": args.num_classes, "threads": "1 and 2",

@@ -25,16 +25,6 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_features() -> list[str]:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        flags = next(line for line in lines if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return [f for f in CPU_FLAGS if f in flags]
 
 
 def _timer(keras):
@@ -75,7 +65,7 @@ def main(argv=None):
 
     from tflkit.data import load_dataset
     from tflkit.data.pipeline import load_images
-    from tflkit.hostbench import cpu_name
+    from tflkit.machine import cpu_features, cpu_name
     from tflkit.models import create_model
     from tflkit.training import TrainConfig, train, train_subset
 

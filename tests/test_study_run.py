@@ -84,7 +84,8 @@ def test_every_stage_recorded_with_provenance(local_run):
     with open_store(out) as store:
         prov = store.stage("test_resnet.shapes.scratch", "eval/fp32")["provenance"]
         train = store.stage("test_resnet.shapes.scratch", "train")
-    assert prov["tensorflow"] and prov["litert"] and prov["cores"] and prov["seed"] == 0
+    assert prov["tensorflow"] and prov["ai-edge-litert"] and prov["cores"] and prov["seed"] == 0
+    assert "cpu_features" in prov  # "avx2 fma ..." where /proc/cpuinfo is readable
     assert len(prov["file_sha256"]) == 64 and prov["dataset"]["splits"]["test"]["images"] == 2000
     assert train["wall_s"] > 0 and train["cpu_s"] > 0 and train["result"]["history"]["top1"]
 

@@ -383,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rerunning it on the same --out resumes that demo (a larger --epochs trains "
                                    "more); other settings than the saved run's are refused unless --fresh.")
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    add_flags(p, DemoSettings, only=("model", "epochs"), helps={"model": model_help})
+    add_flags(p, DemoSettings, only=("model", "epochs", "seed"),
+              helps={"model": model_help, "seed": "seed of the shapes drawn, the data order and the initialization"})
     p.add_argument("--fresh", action="store_true", help="delete the run in --out first and start over")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)

@@ -27,6 +27,7 @@ import numpy as np
 
 from tflkit.benchresult import BenchResult
 from tflkit.errors import DatasetError, TflkitError, UsageError, unknown_choice
+from tflkit.machine import cpu_name
 from tflkit.runtime import XnnpackRefusedError, check_tflite_file, delegation_of, load_interpreter, resolve_runtime
 
 RANDOM_INPUTS = "random"  # BenchResult.inputs of random inputs; otherwise the dataset spec
@@ -167,16 +168,6 @@ def peak_rss_mb() -> float:
     # ru_maxrss is kilobytes on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_invokes(interpreter, settings: BenchSettings, feed: Callable[[], None] | None = None) -> list[float]:

@@ -6,6 +6,8 @@ A run directory holds everything a later step needs:
   checkpoints/       last.keras (with optimizer state, for --resume) and best.keras
   history.json       per-epoch metrics; state.json, the last finished epoch, the best score, early stopping
   pretrained.json    with --pretrained: where the weights came from and which layers took them
+  environment.json   per session of the run (a resume may be on another machine): the epoch it started at,
+                     tflkit's version and commit, the CPU and its features, the versions that decide a result
 
 Resume is exact: the data order and the stateless augmentations are functions of (seed, epoch, step), the
 optimizer state, its step counter (which drives the lr schedule) and every layer's random-generator state are
@@ -90,6 +92,8 @@ class TrainConfig:
     strategy: str = _setting("default", "tf.distribute strategy: mirrored uses all local devices, multi_worker "
                                         "reads TF_CONFIG", STRATEGIES)
     strict: bool = _setting(False, "image folders: stop at the first unreadable image (default: skip it, counted)")
+    deterministic: bool = _setting(False, "bit-identical weights from run to run on one machine: TensorFlow op "
+                                          "determinism and one inter-op thread (slower; see the README)")
 
     # What --resume may change: more epochs continue the run; anything else would silently mix two settings.
     RESUMABLE = ("epochs",)
@@ -186,6 +190,19 @@ class RunFiles:
     @property
     def pretrained(self):
         return self.root / "pretrained.json"
+
+    @property
+    def environment(self):
+        return self.root / "environment.json"
+
+
+def record_environment(files: RunFiles, from_epoch: int, deterministic: bool) -> None:
+    """Append this session's machine and versions to environment.json (kept whole: a session per entry)."""
+    from tflkit.machine import environment
+
+    sessions = json.loads(files.environment.read_text()) if files.environment.is_file() else []
+    sessions.append({"from_epoch": from_epoch, "deterministic": deterministic, **environment()})
+    atomic_write_text(files.environment, json.dumps(sessions, indent=1) + "\n")
 
 
 def load_run_config(run_dir) -> TrainConfig:
@@ -338,6 +355,20 @@ def compile_for_training(model, config: TrainConfig, num_classes: int, keras, lr
     model.optimizer.build(model.trainable_variables)
 
 
+def make_deterministic(log) -> None:
+    """TensorFlow's op determinism for the rest of the process (it cannot be switched off again), and one inter-op
+    thread where the runtime has not started yet (a fresh `tflkit train` process; a library caller that ran
+    TensorFlow before keeps its threads, said in one line: op determinism alone already fixes the reductions)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        if tf.config.threading.get_inter_op_parallelism_threads() != 1:
+            log("deterministic: TensorFlow already started in this process; inter-op threads left as they are")
+
+
 def make_strategy(name: str):
     import tensorflow as tf
 
@@ -397,6 +428,8 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     config = _resolve(config, source)
 
     history, initial_epoch, state = {}, 0, {"best_val_top1": -1.0, "since_best": 0, "phase": None}
+    if config.deterministic:
+        make_deterministic(log)
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     resumed = resume and files.last.is_file() and files.state.is_file()
@@ -415,6 +448,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             log(stem_note(config, model))
     files.root.mkdir(parents=True, exist_ok=True)
     save_yaml(config, files.config)
+    record_environment(files, initial_epoch, config.deterministic)
     if not resumed and config.pretrained not in ("none", ""):
         from tflkit.transfer import load_pretrained
 

@@ -1,18 +1,10 @@
-"""Where a number came from: software versions, the machine, the data and the files, recorded with each stage."""
+"""Where a number came from: the data and the files (the software and machine: tflkit.machine), with each stage."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import os
-import platform
-import subprocess
-from importlib import metadata
 from pathlib import Path
-
-import tflkit
-from tflkit.hostbench import cpu_name
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -21,45 +13,6 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def environment() -> dict:
-    """Versions and machine, without importing TensorFlow (its version is read from the installed metadata)."""
-    return {
-        "tflkit": tflkit.__version__,
-        "tflkit_commit": _git_commit(),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "litert": _version("ai-edge-litert"),
-        "tfmot": _version("tensorflow-model-optimization"),
-        "python": platform.python_version(),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-    }
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit() -> str | None:
-    """The source checkout's commit (with `-dirty` when it has uncommitted changes), when tflkit runs from one."""
-    root = Path(tflkit.__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return None
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (commit + ("-dirty" if dirty else "")) or None
 
 
 def dataset_checksum(source, cache_dir=None) -> dict:

@@ -25,7 +25,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tflkit.errors import TflkitError
-from tflkit.study.provenance import dataset_checksum, environment, sha256_file
+from tflkit.machine import environment
+from tflkit.study.provenance import dataset_checksum, sha256_file
 from tflkit.study.spec import Cell, StudySpec, cell_dir
 
 Emit = Callable[[dict], None]

@@ -16,7 +16,7 @@ def cmd_tune(args) -> int:
         model=args.model, dataset=args.dataset, out=args.out, trials=args.trials, data_dir=args.data_dir,
         space=args.space, storage=args.storage, study_name=args.study_name, seed=args.seed, epochs=args.epochs,
         train_limit=args.train_limit, image_size=args.image_size, small_input=args.small_input,
-        bn_momentum=args.bn_momentum, pretrained=args.pretrained, prune=args.prune,
+        bn_momentum=args.bn_momentum, pretrained=args.pretrained, prune=args.prune, deterministic=args.deterministic,
         objective=Objective(target=args.objective, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb),
     )
     study = run_search(settings)
@@ -65,4 +65,6 @@ def register(sub) -> None:
                    help="run every trial to its last epoch (by default the median pruner stops a trial whose val "
                         "top-1 is below the median of earlier trials at the same epoch, once 5 trials have finished "
                         "and only in the second half of its epochs)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="as for tflkit train: bit-identical trials from run to run on one machine (slower)")
     p.set_defaults(func=cmd_tune)

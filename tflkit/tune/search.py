@@ -64,6 +64,7 @@ class TuneSettings:
     bn_momentum: float | None = None
     pretrained: str = "none"
     prune: bool = True
+    deterministic: bool = False
 
     def check(self) -> TuneSettings:
         if self.trials < 1:
@@ -82,7 +83,8 @@ class TuneSettings:
     def base_config(self) -> TrainConfig:
         return TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
                            train_limit=self.train_limit, image_size=self.image_size, small_input=self.small_input,
-                           bn_momentum=self.bn_momentum, pretrained=self.pretrained, seed=self.seed)
+                           bn_momentum=self.bn_momentum, pretrained=self.pretrained, seed=self.seed,
+                           deterministic=self.deterministic)
 
     def search_space(self) -> SearchSpace:
         pretrained = self.pretrained not in ("none", "")
