@@ -28,7 +28,8 @@ PAPER = {
 def _row(model, dataset, regime, top1, ms, size, recipe="fp32"):
     return {"cell": f"{model}.{dataset}.{regime}", "model": model, "dataset": dataset, "regime": regime,
             "pretrained": "none" if regime == "scratch" else "imagenet", "recipe": recipe, "status": "ok",
-            "message": "", "top1": top1, "size_bytes": size, "host_median_ms_t1": ms}
+            "message": "", "top1": top1, "size_bytes": size, "host_median_ms_t1": ms,
+            "eval_images": 10000, "convergence": "converged", "last_gain": 0.2, "epochs": 50}
 
 
 def paper_rows(table=PAPER):
@@ -213,3 +214,73 @@ def test_training_budget_shows_each_per_model_override_with_its_settings():
             "overrides": {"squeezenet1_1": {"lr": "5e-4", "warmup_epochs": 0.5}, "resnet18": {"epochs": 3}}}
     assert training_budget({"spec": spec}) == ("epochs 2, lr 2e-3, per-model overrides: resnet18 epochs 3; "
                                                "squeezenet1_1 lr 5e-4, warmup_epochs 0.5")
+
+
+# --- uncertainty: the same numbers decide, or not, with the intervals and the convergence -------------------------
+
+def _rows_where(rows, change):
+    for row in rows:
+        change(row)
+    return rows
+
+
+def test_a_gap_inside_the_interval_is_undetermined_not_true():
+    # 200 test images: +/- 4-7 points; the 2-3 point gaps between models are no longer decided
+    few = _rows_where(paper_rows(), lambda r: r.update(eval_images=200))
+    claims = check_claims(few)
+    assert claims[0]["verdict"] == "undetermined"
+    assert "differ by less than the 95% interval of their difference" in claims[0]["evidence"]
+    assert claims[2]["verdict"] == "true"  # latency and size need no accuracy interval
+    assert claims[3]["verdict"] == "undetermined"  # the gains' differences are inside their intervals too
+
+
+def test_a_model_still_climbing_below_the_subject_keeps_a_claim_open():
+    def climbing(row):
+        if row["model"] == "resnet18" and row["dataset"] == "easy":
+            row.update(convergence="still improving", last_gain=3.5, epochs=8)
+    claim = check_claims(_rows_where(paper_rows(), climbing))[0]
+    assert claim["verdict"] == "undetermined"
+    assert "resnet18 still improving at epoch 8: +3.5 points in its last epoch" in claim["evidence"]
+
+
+def test_a_beaten_subject_still_climbing_is_undetermined_and_converged_it_is_false():
+    beaten = _with(lambda t: t["hard"].update(resnet18=(0.38, 0.65, 3.0, 45e6)))
+
+    def climbing(model):
+        def change(row):
+            if row["model"] == model and row["dataset"] == "hard":
+                row.update(convergence="still improving", last_gain=2.0, epochs=8)
+        return change
+    # efficientnetv2_s, below resnet18 on hard, could still overtake it
+    claim = check_claims(_rows_where(copy.deepcopy(beaten), climbing("efficientnetv2_s")))[0]
+    assert claim["verdict"] == "undetermined" and "efficientnetv2_s still improving at epoch 8" in claim["evidence"]
+    # resnet18, the one above, still climbing: it only gets further ahead; the claim is false
+    assert check_claims(_rows_where(beaten, climbing("resnet18")))[0]["verdict"] == "false"
+
+
+def test_unrecorded_convergence_or_image_count_decides_nothing():
+    claims = check_claims(_rows_where(paper_rows(), lambda r: r.pop("convergence")))
+    assert claims[0]["verdict"] == "undetermined" and "convergence was not recorded" in claims[0]["evidence"]
+    claims = check_claims(_rows_where(paper_rows(), lambda r: r.pop("eval_images")))
+    assert claims[0]["verdict"] == "undetermined" and "no test-image count" in claims[0]["evidence"]
+
+
+def test_a_study_database_gives_rows_their_interval_and_convergence(tmp_path):
+    from tflkit.study.rows import study_rows
+    from tflkit.study.spec import Cell
+    from tflkit.study.store import open_store
+
+    curves = {"plateau": [0.30, 0.52, 0.60, 0.604], "climbing": [0.30, 0.45, 0.55, 0.62], "stopped": [0.5, 0.5]}
+    with open_store(tmp_path) as store:
+        for name, curve in curves.items():
+            cell = Cell(f"m_{name}.shapes.scratch", f"m_{name}", "shapes", "scratch", {"epochs": len(curve)})
+            store.put_cell(cell, tmp_path / cell.id)
+            store.finish_stage(cell.id, "train", "ok", result={"history": {"val_top1": curve}, "epochs": len(curve),
+                                                               "stopped": name == "stopped"})
+            store.put_file(cell.id, "fp32", status="ok", top1=0.62, eval_images=2000)
+        rows = {r["model"]: r for r in study_rows(store)}
+    assert rows["m_plateau"]["convergence"] == "converged" and rows["m_plateau"]["last_gain"] == pytest.approx(0.4)
+    assert rows["m_climbing"]["convergence"] == "still improving" and rows["m_climbing"]["epochs"] == 4
+    assert rows["m_stopped"]["convergence"] == "early-stopped"
+    lo, hi = rows["m_plateau"]["top1_lo"], rows["m_plateau"]["top1_hi"]
+    assert lo == pytest.approx(0.5986, abs=1e-3) and hi == pytest.approx(0.6409, abs=1e-3)  # Wilson, n=2000

@@ -11,9 +11,17 @@ A claim that holds for the study's models while one of the paper's five architec
 undetermined, naming the missing one. A model whose fp32 top-1 is at chance (tflkit.study.rows.at_chance) did not
 learn at the study's budget: its accuracy is treated as not measured (its latency and size still count), so an
 accuracy claim that needs it is undetermined, not decided by a training failure.
+
+Accuracy is compared with its uncertainty (tflkit.uncertainty): one model is more accurate than another only when
+the 95% interval of their top-1 difference (binomial on the test split, plus the seeds' spread where a cell has
+several) excludes zero and the model it puts below had stopped improving (a model still climbing could overtake).
+Anything less makes the comparison, and a claim that needs it, undetermined with the reason. Latency and size are
+compared as measured (medians of many runs; sizes exact).
 """
 
 from __future__ import annotations
+
+from tflkit.uncertainty import Measured, compare, difference_interval
 
 EFFICIENTNET = ("efficientnetv2_s",)
 MOBILENET = ("mobilenetv3_small_100", "mobilenetv3_small_100_tf")
@@ -90,6 +98,32 @@ def _best(rows: list[dict], dataset: str, key: str, lowest: bool = False) -> dic
     return best
 
 
+def _best_rows(rows: list[dict], dataset: str) -> dict[str, dict]:
+    """model -> its fp32 row with the best top-1 on `dataset` (a top-1 at chance does not count as measured)."""
+    best: dict[str, dict] = {}
+    for r in _fp32(rows):
+        if r["dataset"] != dataset or r.get("top1") is None or not _learned(r):
+            continue
+        if r["model"] not in best or r["top1"] > best[r["model"]]["top1"]:
+            best[r["model"]] = r
+    return best
+
+
+def _measured(row: dict, name: str | None = None) -> Measured:
+    return Measured(name=name or row["model"], top1=row["top1"], images=row.get("eval_images"),
+                    convergence=row.get("convergence"), last_gain=row.get("last_gain"), epochs=row.get("epochs"),
+                    seeds=tuple(row.get("top1_seeds") or ()))
+
+
+def _outcomes(subject: dict, others: dict[str, dict]) -> dict[str, tuple[str, str | None]]:
+    """model -> compare(subject, that model's row): '>' subject decidedly higher, '<' lower, '~' not decided."""
+    return {m: compare(_measured(subject), _measured(r)) for m, r in others.items()}
+
+
+def _reasons(outcomes: dict[str, tuple[str, str | None]], models) -> str:
+    return "; ".join(dict.fromkeys(outcomes[m][1] for m in sorted(models)))  # one line per reason
+
+
 def _family(best: dict[str, float], names: tuple[str, ...], lowest: bool = False) -> tuple[str, float] | None:
     """The claimed family's representative: its best variant (e.g. either MobileNetV3-Small build)."""
     found = [(m, best[m]) for m in names if m in best]
@@ -128,15 +162,16 @@ def _claim(claim, criterion, verdict, evidence, figures) -> dict:
 def most_accurate(rows: list[dict]) -> dict:
     claim = "EfficientNetV2-S is the most accurate model on every dataset."
     criterion = ("On each dataset of the study, efficientnetv2_s has the highest fp32 top-1 of all the study's "
-                 "models (each model's best regime).")
+                 "models (each model's best regime), beyond the 95% interval of each difference and with the models "
+                 "below it no longer improving.")
     models, datasets = _models(rows), _datasets(rows)
     if not _present(EFFICIENTNET, rows):
         return _claim(claim, criterion, "undetermined", ["efficientnetv2_s is not in the study."],
                       {"models": models})
     parts, evidence, figures = [], [], {}
     for ds in datasets:
-        best = _best(rows, ds, "top1")
-        figures[ds] = {m: best.get(m) for m in models}
+        best = _best_rows(rows, ds)
+        figures[ds] = {m: best[m]["top1"] if m in best else None for m in models}
         unlearned = _unlearned(rows, ds)
         eff = best.get("efficientnetv2_s")
         if eff is None:
@@ -144,23 +179,29 @@ def most_accurate(rows: list[dict]) -> dict:
             evidence.append(f"{ds}: " + (f"{_named(['efficientnetv2_s'], unlearned)}." if "efficientnetv2_s"
                                          in unlearned else "efficientnetv2_s has no fp32 top-1."))
             continue
-        better = {m: v for m, v in best.items() if m != "efficientnetv2_s" and v > eff}
+        outcomes = _outcomes(eff, {m: r for m, r in best.items() if m != "efficientnetv2_s"})
+        better = sorted(m for m, (order, _) in outcomes.items() if order == "<")
+        unsettled = [m for m, (order, _) in outcomes.items() if order == "~"]
         missing = [m for m in models if m not in best]
         if better:
             parts.append("false")
-            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)} is beaten by "
-                            + ", ".join(f"{m} {_pct(v)}" for m, v in sorted(better.items())) + ".")
+            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff['top1'])} is beaten by "
+                            + ", ".join(f"{m} {_pct(best[m]['top1'])}" for m in better) + ".")
+        elif unsettled:
+            parts.append("undetermined")
+            evidence.append(f"{ds}: not decided: {_reasons(outcomes, unsettled)}.")
         elif missing:
             parts.append("undetermined")
-            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)} is the best measured, but no fp32 top-1 for "
+            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff['top1'])} is the best measured, but no fp32 top-1 for "
                             f"{_named(missing, unlearned)}.")
-        elif len(best) < 2:
+        elif not outcomes:
             parts.append("undetermined")
             evidence.append(f"{ds}: no other model to compare with.")
         else:
             parts.append("true")
-            runner_up = max(_others(best, EFFICIENTNET).items(), key=lambda mv: mv[1])
-            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff)}, next {runner_up[0]} {_pct(runner_up[1])}.")
+            runner_up = max(outcomes, key=lambda m: best[m]["top1"])
+            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff['top1'])}, next {runner_up} "
+                            f"{_pct(best[runner_up]['top1'])} (beyond the interval).")
     return _claim(claim, criterion, _verdict(parts), evidence or ["no dataset in the study."], figures)
 
 
@@ -172,7 +213,8 @@ def best_balance(rows: list[dict]) -> dict:
     criterion = (f"On each dataset, comparing fp32 files on the host at {t} thread{'s' if t != 1 else ''} (median "
                  f"latency): MobileNetV3-Small (mobilenetv3_small_100 or _tf, its better build) is on the top-1 vs "
                  f"latency Pareto front of the models, and is the most accurate of the models whose latency is "
-                 f"within {BALANCE_FACTOR:g}x the fastest model's.")
+                 f"within {BALANCE_FACTOR:g}x the fastest model's (accuracy compared beyond the 95% interval of "
+                 f"each difference, with the model below no longer improving).")
     models, datasets = _models(rows), _datasets(rows)
     if not _present(MOBILENET, rows):
         return _claim(claim, criterion, "undetermined", ["MobileNetV3-Small is not in the study."],
@@ -181,7 +223,8 @@ def best_balance(rows: list[dict]) -> dict:
         return _claim(claim, criterion, "undetermined", ["no host latency in the study."], {})
     parts, evidence, figures = [], [], {}
     for ds in datasets:
-        acc, lat = _best(rows, ds, "top1"), _best(rows, ds, key, lowest=True)
+        acc_rows, lat = _best_rows(rows, ds), _best(rows, ds, key, lowest=True)
+        acc = {m: r["top1"] for m, r in acc_rows.items()}
         figures[ds] = {m: {"top1": acc.get(m), "latency_ms": lat.get(m)} for m in models}
         unlearned = _unlearned(rows, ds)
         mob_acc, mob_lat = _family(acc, MOBILENET), _family(lat, MOBILENET, lowest=True)
@@ -200,14 +243,18 @@ def best_balance(rows: list[dict]) -> dict:
             continue
         others = {m: (acc[m], lat[m]) for m in models if m not in MOBILENET and m in acc and m in lat}
         missing = [m for m in models if m not in MOBILENET and (m not in acc or m not in lat)]
-        dominators = [m for m, (oa, ol) in others.items() if oa >= a and ol <= ms and (oa > a or ol < ms)]
+        # '<': the other model is decidedly more accurate; '~': not decided (interval, convergence)
+        outcomes = _outcomes(acc_rows[name], {m: acc_rows[m] for m in others})
         fastest = min([ms, *(ol for _, ol in others.values())])
         budget = BALANCE_FACTOR * fastest
-        rivals = [m for m, (oa, ol) in others.items() if ol <= budget and oa > a]
-        on_front = not dominators
+        more_accurate = [m for m in others if outcomes[m][0] == "<"]
+        dominators = [m for m in more_accurate if others[m][1] <= ms]
+        rivals = [m for m in more_accurate if others[m][1] <= budget]
+        # an undecided model that is within the budget could be a rival (and, if faster, could dominate)
+        unsettled = [m for m in others if outcomes[m][0] == "~" and others[m][1] <= budget]
         figures[ds]["fastest_ms"] = fastest
         text = f"{ds}: {name} {_pct(a)} at {ms:.3f} ms; fastest {fastest:.3f} ms (budget {budget:.3f} ms)"
-        if not on_front:
+        if dominators:
             parts.append("false")
             evidence.append(f"{text}: dominated by {', '.join(sorted(dominators))}.")
         elif ms > budget:
@@ -218,6 +265,9 @@ def best_balance(rows: list[dict]) -> dict:
             evidence.append(f"{text}: more accurate within the budget: "
                             + ", ".join(f"{m} {_pct(others[m][0])} at {others[m][1]:.3f} ms" for m in sorted(rivals))
                             + ".")
+        elif unsettled:
+            parts.append("undetermined")
+            evidence.append(f"{text}: not decided: {_reasons(outcomes, unsettled)}.")
         elif missing:
             parts.append("undetermined")
             evidence.append(f"{text}: holds among measured models, but no fp32 top-1 or latency for "
@@ -285,40 +335,48 @@ def fastest_and_smallest(rows: list[dict]) -> dict:
 def pretraining_helps(rows: list[dict]) -> dict:
     claim = "ImageNet pretraining beats training from scratch for every model, by most on the hardest dataset."
     criterion = ("For every model and dataset with both regimes, the pretrained cell's fp32 top-1 is higher than the "
-                 "scratch cell's; and for every model measured on two or more datasets, the gain is largest on the "
+                 "scratch cell's beyond the 95% interval of the difference, with the scratch cell no longer "
+                 "improving; and for every model measured on two or more datasets, the gain is largest on the "
                  "hardest dataset (the one with the lowest mean scratch fp32 top-1 over the models measured from "
-                 "scratch on every dataset).")
+                 "scratch on every dataset), beyond the interval of the difference of gains, every cell involved "
+                 "no longer improving.")
     fp32 = _fp32(rows)
     models, datasets = _models(rows), _datasets(rows)
-    scratch: dict[tuple[str, str], float] = {}
-    pretrained: dict[tuple[str, str], tuple[float, str]] = {}
+    scratch: dict[tuple[str, str], dict] = {}
+    pretrained: dict[tuple[str, str], dict] = {}
     for r in fp32:
         if r.get("top1") is None:
             continue
         key = (r["model"], r["dataset"])
         if r.get("pretrained") in (None, "", "none"):
             # a scratch cell at chance still counts: pretraining made the model learn where scratch did not
-            scratch[key] = max(scratch.get(key, r["top1"]), r["top1"])
-        elif _learned(r) and (key not in pretrained or r["top1"] > pretrained[key][0]):
-            pretrained[key] = (r["top1"], r["regime"])
-    gains = {k: pretrained[k][0] - scratch[k] for k in scratch if k in pretrained}
-    scratch_learned = {(r["model"], r["dataset"]) for r in fp32
-                       if r.get("pretrained") in (None, "", "none") and _learned(r)}
-    scratch_at_chance = set(scratch) - scratch_learned
+            if key not in scratch or r["top1"] > scratch[key]["top1"]:
+                scratch[key] = r
+        elif _learned(r) and (key not in pretrained or r["top1"] > pretrained[key]["top1"]):
+            pretrained[key] = r
+    pairs = sorted(k for k in scratch if k in pretrained)
+    gains = {k: pretrained[k]["top1"] - scratch[k]["top1"] for k in pairs}
+    outcomes = {k: compare(_measured(pretrained[k], f"{k[0]}/{k[1]} pretrained"),
+                           _measured(scratch[k], f"{k[0]}/{k[1]} scratch")) for k in pairs}
+    scratch_at_chance = {k for k, r in scratch.items() if not _learned(r)}
 
     def noted(k):
         return " (scratch at chance)" if k in scratch_at_chance else ""
     figures = {"gain": {f"{m}/{d}": g for (m, d), g in sorted(gains.items())},
-               "scratch_top1": {f"{m}/{d}": v for (m, d), v in sorted(scratch.items())},
-               "pretrained_top1": {f"{m}/{d}": v[0] for (m, d), v in sorted(pretrained.items())}}
+               "scratch_top1": {f"{m}/{d}": r["top1"] for (m, d), r in sorted(scratch.items())},
+               "pretrained_top1": {f"{m}/{d}": r["top1"] for (m, d), r in sorted(pretrained.items())}}
     parts, evidence = [], []
     # part 1: pretrained beats scratch for every model
-    losses = {k: g for k, g in gains.items() if g <= 0}
+    losses = [k for k in pairs if outcomes[k][0] == "<"]
+    unsettled = [k for k in pairs if outcomes[k][0] == "~"]
     unpaired = sorted(m for m in models if not any(k[0] == m for k in gains))
     if losses:
         parts.append("false")
         evidence.append("Pretraining does not beat scratch for "
-                        + ", ".join(f"{m} on {d} ({100 * g:+.2f} pts)" for (m, d), g in sorted(losses.items())) + ".")
+                        + ", ".join(f"{m} on {d} ({100 * gains[(m, d)]:+.2f} pts)" for m, d in losses) + ".")
+    elif unsettled:
+        parts.append("undetermined")
+        evidence.append("Not decided: " + "; ".join(dict.fromkeys(outcomes[k][1] for k in unsettled)) + ".")
     elif unpaired or not gains:
         parts.append("undetermined")
         evidence.append("No scratch and pretrained fp32 top-1 pair for " + (", ".join(unpaired) or "any model") + ".")
@@ -345,7 +403,7 @@ def pretraining_helps(rows: list[dict]) -> dict:
         parts.append("undetermined")
         evidence.append("No model was trained from scratch on every dataset, so the hardest one is not known.")
     else:
-        hardness = {d: sum(scratch[(m, d)] for m in common) / len(common) for d in datasets}
+        hardness = {d: sum(scratch[(m, d)]["top1"] for m in common) / len(common) for d in datasets}
         hardest = min(hardness, key=hardness.get)
         figures["mean_scratch_top1"] = hardness
         figures["hardest"] = hardest
@@ -359,16 +417,46 @@ def pretraining_helps(rows: list[dict]) -> dict:
                 per_model.append("undetermined")
                 evidence.append(f"{m}: no gain measured on {hardest}.")
                 continue
-            top = max(mine, key=mine.get)
-            if mine[hardest] >= mine[top]:
-                per_model.append("true")
-            else:
-                per_model.append("false")
-                evidence.append(f"{m}: gain {100 * mine[hardest]:+.2f} pts on {hardest} is below "
-                                f"{100 * mine[top]:+.2f} pts on {top}.")
+            verdict, note = _largest_on(m, hardest, mine, pretrained, scratch)
+            per_model.append(verdict)
+            if note:
+                evidence.append(note)
         without = [m for m in models if sum(1 for k in gains if k[0] == m) < 2]
         if without and "false" not in per_model:
             per_model.append("undetermined")
             evidence.append("Fewer than two datasets with both regimes for " + ", ".join(without) + ".")
         parts.append(_verdict(per_model))
     return _claim(claim, criterion, _verdict(parts), evidence, figures)
+
+
+def _largest_on(model: str, hardest: str, gains: dict[str, float], pretrained: dict, scratch: dict
+                ) -> tuple[str, str | None]:
+    """Whether `model`'s gain from pretraining on `hardest` exceeds its gain on each other dataset, beyond the
+    interval of the difference of gains (four top-1s, their variances added), every cell involved settled."""
+    cells = [(kind[(model, d)], f"{model}/{d} {name}") for d in gains
+             for kind, name in ((pretrained, "pretrained"), (scratch, "scratch"))]
+    measured = [_measured(row, name) for row, name in cells]
+    if any(m.variance is None for m in measured):
+        return "undetermined", f"{model}: a cell has no test-image count, so the gains have no interval."
+    variance = {m.name: m.variance for m in measured}
+    verdicts, notes = [], []
+    for d, g in gains.items():
+        if d == hardest:
+            continue
+        spread = sum(variance[f"{model}/{x} {kind}"] for x in (hardest, d) for kind in ("pretrained", "scratch"))
+        lo, hi = difference_interval(gains[hardest], spread, g, 0.0)
+        if lo > 0:
+            verdicts.append("true")
+        elif hi < 0:
+            verdicts.append("false")
+            notes.append(f"{model}: gain {100 * gains[hardest]:+.2f} pts on {hardest} is below "
+                         f"{100 * g:+.2f} pts on {d}.")
+        else:
+            verdicts.append("undetermined")
+            notes.append(f"{model}: gains {100 * gains[hardest]:+.2f} pts on {hardest} and {100 * g:+.2f} pts on {d} "
+                         f"differ by less than the 95% interval ({100 * lo:+.2f} to {100 * hi:+.2f} points).")
+    climbing = [why for m in measured if (why := m.why_unsettled())]
+    verdict = _verdict(verdicts)
+    if climbing and verdict != "undetermined":
+        return "undetermined", f"{model}: not decided: " + "; ".join(climbing) + "."
+    return verdict, " ".join(notes) or None

@@ -10,6 +10,9 @@ Columns:
     (`mean_ms` where the phone's tool printed no median), `<phone>_<delegate>_peak_memory_mb`
   eval_images, classes (of the test split the top-1 was measured on), at_chance (True when that top-1 cannot be
     told from guessing among `classes`: see at_chance; None when the class count is not known)
+  top1_lo, top1_hi (its 95% interval on those images: tflkit.uncertainty.wilson_interval)
+  convergence, last_gain, epochs (the cell's training: still improving / converged / early-stopped / unknown, the
+    points its last epoch added to the best validation top-1, epochs trained: tflkit.uncertainty.convergence)
 A value that was not measured is None (empty in CSV), never 0.
 """
 
@@ -22,10 +25,11 @@ from pathlib import Path
 
 from tflkit.study.spec import cell_dir
 from tflkit.study.store import StudyStore
+from tflkit.uncertainty import convergence, wilson_interval
 
 IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
-FIGURES = ("top1", "top5", "top1_drop", "at_chance", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params",
-           "macs", "arena_bytes")
+FIGURES = ("top1", "top1_lo", "top1_hi", "top5", "top1_drop", "at_chance", "convergence", "last_gain", "epochs",
+           "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs", "arena_bytes")
 
 
 def target_prefix(target: str, device: str | None, delegate: str) -> str:
@@ -53,6 +57,7 @@ def study_rows(store: StudyStore) -> list[dict]:
     cells = {c["cell"]: c for c in store.cells()}
     stages = store.stages()
     classes = _class_counts(stages, cells, store.path.parent)
+    trained = _training(stages)
     latency = {}
     for lat in store.latencies():
         latency.setdefault((lat["cell"], lat["recipe"]), []).append(lat)
@@ -73,6 +78,10 @@ def study_rows(store: StudyStore) -> list[dict]:
             row[key] = f[key]
         row["classes"] = classes.get(f["cell"])
         row["at_chance"] = at_chance(row["top1"], row["classes"], row["eval_images"])
+        row["top1_lo"] = row["top1_hi"] = None
+        if row["top1"] is not None and row["eval_images"]:
+            row["top1_lo"], row["top1_hi"] = wilson_interval(row["top1"], row["eval_images"])
+        row.update(trained.get(f["cell"], {"convergence": None, "last_gain": None, "epochs": None}))
         if row["at_chance"]:
             row["message"] = _joined(row["message"], f"top-1 at chance ({row['classes']} classes)")
         row.update({k: v for k, v in (f["extra"] or {}).items() if k not in row})
@@ -99,6 +108,22 @@ def _class_counts(stages: list[dict], cells: dict, out_dir: Path) -> dict[str, i
             except (ValueError, KeyError, TypeError):
                 pass  # unknown stays unknown
     return counts
+
+
+def _training(stages: list[dict]) -> dict[str, dict]:
+    """cell -> convergence, last_gain, epochs from its finished train stage's history (validation top-1; the
+    training top-1 where the dataset has no validation split)."""
+    out = {}
+    for stage in stages:
+        result = stage["result"] if isinstance(stage["result"], dict) else {}
+        if stage["stage"] != "train" or stage["status"] != "ok" or "history" not in result:
+            continue
+        history = result["history"] or {}
+        curve = history.get("val_top1") or history.get("top1")
+        status, gain = convergence(curve, bool(result.get("stopped")))
+        out[stage["cell"]] = {"convergence": status, "last_gain": gain,
+                              "epochs": result.get("epochs") or (len(curve) if curve else None)}
+    return out
 
 
 def _joined(message: str, note: str) -> str:

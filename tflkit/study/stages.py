@@ -127,7 +127,7 @@ def _train(cell: Cell, run_dir: Path, source, log) -> dict:
     history = train(config, run_dir, resume=resume, verbose=2, source=source)
     state = json.loads(files.state.read_text()) if files.state.is_file() else {}
     return {"history": history, "epochs": state.get("epochs_done"), "best_val_top1": state.get("best_val_top1"),
-            "run_dir": str(run_dir), "model_sha256": sha256_file(files.model)}
+            "stopped": bool(state.get("stopped")), "run_dir": str(run_dir), "model_sha256": sha256_file(files.model)}
 
 
 def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
