@@ -284,3 +284,14 @@ def test_a_study_database_gives_rows_their_interval_and_convergence(tmp_path):
     assert rows["m_stopped"]["convergence"] == "early-stopped"
     lo, hi = rows["m_plateau"]["top1_lo"], rows["m_plateau"]["top1_hi"]
     assert lo == pytest.approx(0.5986, abs=1e-3) and hi == pytest.approx(0.6409, abs=1e-3)  # Wilson, n=2000
+
+
+def test_the_header_says_how_far_the_budget_is_from_the_papers():
+    from tflkit.study.report import _paper_gap
+
+    rows = paper_rows()
+    assert "50 epochs" in _paper_gap(rows) and "every one no longer improving" in _paper_gap(rows)
+    rows[0].update(convergence="still improving", epochs=8)
+    gap = _paper_gap(rows)
+    assert "these cells trained 8-50 epochs" in gap and "1 of 20 were still improving" in gap
+    assert rows[0]["cell"] in gap and "hold for this budget, not for the architectures" in gap

@@ -25,8 +25,9 @@ from tflkit.study.store import open_store
 PERCENT = ("top1", "top5", "top1_drop", "agreement")
 HEADERS = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "agreement": "agreement %",
            "size_bytes": "size MB", "gzip_bytes": "gzip MB", "arena_bytes": "arena MB", "macs": "MACs (M)",
-           "size_ratio": "size ratio", "at_chance": "at chance"}
-TABLE_HIDDEN = ("cell", "eval_images", "classes")  # cell is model.dataset.regime; the rest stays in the CSV
+           "size_ratio": "size ratio", "at_chance": "at chance", "last_gain": "last-epoch gain (pts)"}
+# cell is model.dataset.regime; the interval shows beside top-1; the rest stays in the CSV
+TABLE_HIDDEN = ("cell", "eval_images", "classes", "top1_lo", "top1_hi")
 
 
 def load_study(out_dir) -> tuple[list[dict], list[dict], dict]:
@@ -184,6 +185,17 @@ def fmt(key: str, value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def cell_text(key: str, row: dict) -> str:
+    """A table cell: fmt, with top-1's 95% interval as +/- its larger half (the CSV keeps both bounds)."""
+    text = fmt(key, row.get(key))
+    if key == "top1" and text and row.get("top1_lo") is not None and row.get("top1_hi") is not None:
+        half = max(row["top1_hi"] - row["top1"], row["top1"] - row["top1_lo"])
+        text += f" ±{100 * half:.2f}"
+    if key == "last_gain" and text:
+        text = f"{row[key]:+.2f}"
+    return text
+
+
 def table_columns(rows: list[dict]) -> list[str]:
     """The row columns worth a table column (TABLE_HIDDEN aside); empty columns are left out."""
     return [c for c in columns(rows) if c not in TABLE_HIDDEN and any(r.get(c) not in (None, "") for r in rows)]
@@ -204,7 +216,7 @@ def to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, file
     lines.append("| " + " | ".join(HEADERS.get(c, c) for c in cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for r in rows:
-        lines.append("| " + " | ".join(_md_cell(fmt(c, r.get(c))) for c in cols) + " |")
+        lines.append("| " + " | ".join(_md_cell(cell_text(c, r)) for c in cols) + " |")
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "### Failed", ""]
@@ -234,6 +246,7 @@ def _summary(rows, stages, budget) -> str:
             f"({failed_stages} failed, {running} unfinished).")
     if budget:
         text += f" Training budget: {budget}."
+    text += _paper_gap(rows)
     chance = [r for r in rows if r["recipe"] == "fp32" and r["status"] == "ok" and r.get("at_chance")]
     if chance:
         text += (" Did not learn (fp32 top-1 at chance: within 3 standard errors of 1/classes; the claims do not use "
@@ -242,8 +255,32 @@ def _summary(rows, stages, budget) -> str:
     return text + f" Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
 
 
+PAPER_BUDGET = "50 epochs on each full train split, early stopping on validation top-1"
+
+
+def _paper_gap(rows: list[dict]) -> str:
+    """One sentence: how far the budget is from the paper's, and what that does to the claims."""
+    cells = {r["cell"]: r for r in rows if r["recipe"] == "fp32"}
+    epochs = sorted({r["epochs"] for r in cells.values() if r.get("epochs")})
+    climbing = sorted(c for c, r in cells.items() if r.get("convergence") == "still improving")
+    if not cells:
+        return ""
+    trained = "an unrecorded number of"
+    if epochs:
+        trained = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    text = f" The paper trained {PAPER_BUDGET}; these cells trained {trained} epochs"
+    if climbing:
+        return text + (f", and {len(climbing)} of {len(cells)} were still improving at their last epoch (over 1 point; "
+                       f"{', '.join(climbing)}): an accuracy comparison that puts one of them below is undetermined, "
+                       f"so the claims hold for this budget, not for the architectures.")
+    return text + (", every one no longer improving at its last epoch: the claims hold for this budget; longer "
+                   "training can still move them.")
+
+
 def _units_note() -> str:
-    return ("top1/top5/drop in % (drop: percentage points below the cell's fp32); sizes in MB (10^6 bytes); MACs in "
+    return ("top1/top5/drop in % (drop: percentage points below the cell's fp32; top1 ± the larger half of its 95% "
+            "interval on the test split); convergence: still improving when the last epoch added over 1 point to the "
+            "best validation top-1; sizes in MB (10^6 bytes); MACs in "
             "millions; `<target>_median_ms_t<N>`: median latency per inference in ms at N threads (host: LiteRT "
             "with XNNPACK; phones: `<phone>_<delegate>`); `_p95_ms_t<N>`: 95th percentile.")
 
@@ -301,7 +338,7 @@ def to_html(title, rows, claims, plots, plot_notes, provenance, stages, files, b
             f"<p>One row per cell and recipe. Empty: not measured. {_e(_units_note())}</p>", '<div class="scroll">']
     out.append(_html_table([HEADERS.get(c, c) for c in cols], [
         ("" if r["status"] == "ok" else FAILED,
-         [(_e(fmt(c, r.get(c))), isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)) for c in cols])
+         [(_e(cell_text(c, r)), isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)) for c in cols])
         for r in rows], "results"))
     out += ["</div>", '<h2 id="plots">Plots</h2>']
     for i, p in enumerate(plots):
