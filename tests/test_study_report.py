@@ -295,3 +295,36 @@ def test_the_header_says_how_far_the_budget_is_from_the_papers():
     gap = _paper_gap(rows)
     assert "these cells trained 8-50 epochs" in gap and "1 of 20 were still improving" in gap
     assert rows[0]["cell"] in gap and "hold for this budget, not for the architectures" in gap
+
+
+def test_a_study_with_seeds_trains_a_cell_per_seed_and_reports_their_mean_and_spread(tmp_path):
+    import statistics
+
+    from tflkit.study.rows import study_rows
+    from tflkit.study.spec import build_cells, load_study
+    from tflkit.study.store import open_store
+
+    (tmp_path / "s.yaml").write_text("name: s\nmodels: [test_resnet]\ndatasets: [{spec: shapes}]\nrecipes: [fp32]\n"
+                                     "seeds: [0, 1, 2]\ntraining: {epochs: 2}\n")
+    cells = build_cells(load_study(tmp_path / "s.yaml"))
+    assert [(c.id, c.config["seed"]) for c in cells] == [
+        ("test_resnet.shapes.scratch.s0", 0), ("test_resnet.shapes.scratch.s1", 1), ("test_resnet.shapes.scratch.s2", 2)]
+    top1 = {0: 0.70, 1: 0.74, 2: 0.72}
+    with open_store(tmp_path) as store:
+        for cell in cells:
+            store.put_cell(cell, tmp_path / cell.id)
+            curve = [0.5, 0.69] if cell.config["seed"] == 1 else [0.5, 0.7, 0.705]
+            store.finish_stage(cell.id, "train", "ok", result={"history": {"val_top1": curve}, "epochs": len(curve)})
+            store.put_file(cell.id, "fp32", status="ok", top1=top1[cell.config["seed"]], eval_images=2000,
+                           size_bytes=1000 + cell.config["seed"])
+        rows = study_rows(store)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["cell"] == "test_resnet.shapes.scratch" and row["seeds"] == 3 and row["top1_seeds"] == [0.70, 0.74, 0.72]
+    assert row["top1"] == pytest.approx(0.72) and row["top1_sd"] == pytest.approx(statistics.stdev([0.70, 0.74, 0.72]))
+    assert row["size_bytes"] == 1001  # the median of the seeds' files
+    assert row["convergence"] == "still improving"  # seed 1 gained 19 points in its last epoch
+    # the interval of the mean adds the seeds' spread to the test split's binomial variance: wider than Wilson's
+    from tflkit.uncertainty import wilson_interval
+    lo, hi = wilson_interval(0.72, 2000)
+    assert row["top1_hi"] - row["top1_lo"] > hi - lo

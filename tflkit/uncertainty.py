@@ -47,6 +47,13 @@ def top1_variance(p: float, n: int, seed_values: list[float] | None = None) -> f
     return variance
 
 
+def mean_interval(values: list[float], n: int, z: float = Z95) -> tuple[float, float]:
+    """95% interval of the mean top-1 of several seeds on the same n test images (normal approximation)."""
+    mean = sum(values) / len(values)
+    half = z * math.sqrt(top1_variance(mean, n, values))
+    return max(0.0, mean - half), min(1.0, mean + half)
+
+
 def difference_interval(a: float, var_a: float, b: float, var_b: float, z: float = Z95) -> tuple[float, float]:
     """95% interval of a - b."""
     half = z * math.sqrt(var_a + var_b)

@@ -61,7 +61,10 @@ def _candidate(row: dict, lat_key: str, mean_key: str) -> dict:
     return {"model": row["model"], "dataset": row["dataset"], "regime": row["regime"], "recipe": row["recipe"],
             "cell": row["cell"], "status": row["status"], "top1": row.get("top1"), "latency_ms": latency,
             "latency_statistic": statistic if latency is not None else None,
-            "size_mb": size / MB if size is not None else None}
+            "size_mb": size / MB if size is not None else None,
+            # how sure the top-1 is: its 95% interval (of the mean, with seeds), the seeds' spread, the training's end
+            "top1_lo": row.get("top1_lo"), "top1_hi": row.get("top1_hi"), "top1_sd": row.get("top1_sd"),
+            "seeds": row.get("seeds"), "convergence": row.get("convergence")}
 
 
 def _reasons(c: dict, row: dict, where: str, max_latency_ms, max_size_mb, min_top1) -> list[str]:
@@ -144,13 +147,14 @@ def format_pick(result: dict) -> str:
         limits.append(f"recipes {', '.join(c['recipes'])}")
     lines = ["Constraints: " + "; ".join(limits), ""]
     front = {id(p) for p in result["pareto"]}
-    header = ("", "model", "dataset", "regime", "recipe", "top1 %", "latency ms", "size MB")
+    header = ("", "model", "dataset", "regime", "recipe", "top1 % (95% interval)", "latency ms", "size MB",
+              "training")
     table = [header]
     for cand in result["feasible"]:
         table.append(("*" if id(cand) in front else "", cand["model"], cand["dataset"], cand["regime"],
-                      cand["recipe"], f"{100 * cand['top1']:.2f}",
+                      cand["recipe"], _top1_text(cand),
                       f"{cand['latency_ms']:.3f}" + (" (mean)" if cand["latency_statistic"] == "mean" else ""),
-                      _num(cand["size_mb"], ".3f")))
+                      _num(cand["size_mb"], ".3f"), cand.get("convergence") or ""))
     if result["feasible"]:
         lines.append(f"Feasible ({len(result['feasible'])}, best top-1 first; * on the top-1 vs latency Pareto front):")
         lines.extend(_aligned(table))
@@ -163,6 +167,15 @@ def format_pick(result: dict) -> str:
             table.append((cand["model"], cand["dataset"], cand["regime"], cand["recipe"], "; ".join(cand["reasons"])))
         lines.extend(_aligned(table))
     return "\n".join(lines) + "\n"
+
+
+def _top1_text(cand: dict) -> str:
+    text = f"{100 * cand['top1']:.2f}"
+    if cand.get("top1_lo") is not None and cand.get("top1_hi") is not None:
+        text += f" ({100 * cand['top1_lo']:.2f}-{100 * cand['top1_hi']:.2f})"
+    if cand.get("seeds") and cand["seeds"] > 1 and cand.get("top1_sd") is not None:
+        text += f" mean of {cand['seeds']} seeds, sd {100 * cand['top1_sd']:.2f}"
+    return text
 
 
 def _num(value, spec: str) -> str:

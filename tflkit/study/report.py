@@ -22,12 +22,13 @@ from tflkit.study.claims import check_claims
 from tflkit.study.rows import columns, study_rows
 from tflkit.study.store import open_store
 
-PERCENT = ("top1", "top5", "top1_drop", "agreement")
+PERCENT = ("top1", "top5", "top1_drop", "agreement", "top1_sd")
 HEADERS = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "agreement": "agreement %",
            "size_bytes": "size MB", "gzip_bytes": "gzip MB", "arena_bytes": "arena MB", "macs": "MACs (M)",
-           "size_ratio": "size ratio", "at_chance": "at chance", "last_gain": "last-epoch gain (pts)"}
+           "size_ratio": "size ratio", "at_chance": "at chance", "last_gain": "last-epoch gain (pts)",
+           "top1_sd": "top1 sd over seeds (pts)"}
 # cell is model.dataset.regime; the interval shows beside top-1; the rest stays in the CSV
-TABLE_HIDDEN = ("cell", "eval_images", "classes", "top1_lo", "top1_hi")
+TABLE_HIDDEN = ("cell", "eval_images", "classes", "top1_lo", "top1_hi", "seed", "top1_seeds")
 
 
 def load_study(out_dir) -> tuple[list[dict], list[dict], dict]:

@@ -13,6 +13,8 @@ Columns:
   top1_lo, top1_hi (its 95% interval on those images: tflkit.uncertainty.wilson_interval)
   convergence, last_gain, epochs (the cell's training: still improving / converged / early-stopped / unknown, the
     points its last epoch added to the best validation top-1, epochs trained: tflkit.uncertainty.convergence)
+  seed; with a study's `seeds`, the cells of one grid point merged (merge_seeds): seeds (how many measured),
+    top1_seeds (each seed's top-1), top1_sd (their sample standard deviation)
 A value that was not measured is None (empty in CSV), never 0.
 """
 
@@ -21,15 +23,17 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from pathlib import Path
 
 from tflkit.study.spec import cell_dir
 from tflkit.study.store import StudyStore
-from tflkit.uncertainty import convergence, wilson_interval
+from tflkit.uncertainty import convergence, mean_interval, wilson_interval
 
 IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
-FIGURES = ("top1", "top1_lo", "top1_hi", "top5", "top1_drop", "at_chance", "convergence", "last_gain", "epochs",
-           "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs", "arena_bytes")
+FIGURES = ("top1", "top1_lo", "top1_hi", "top1_sd", "seeds", "top5", "top1_drop", "at_chance", "convergence",
+           "last_gain", "epochs", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs",
+           "arena_bytes")
 
 
 def target_prefix(target: str, device: str | None, delegate: str) -> str:
@@ -72,7 +76,7 @@ def study_rows(store: StudyStore) -> list[dict]:
             continue
         row = {"cell": f["cell"], "model": cell["model"], "dataset": cell["dataset"], "regime": cell["regime"],
                "pretrained": _weights_name(cell["config"].get("pretrained")), "recipe": f["recipe"],
-               "status": f["status"], "message": f["message"] or ""}
+               "status": f["status"], "message": f["message"] or "", "seed": cell["config"].get("seed")}
         for key in ("top1", "top5", "agreement", "size_bytes", "gzip_bytes", "params", "macs", "arena_bytes",
                     "eval_images"):
             row[key] = f[key]
@@ -89,7 +93,56 @@ def study_rows(store: StudyStore) -> list[dict]:
         _add_stage_failures(row, failed_stages.get(f["cell"], []))
         rows.append(row)
     _add_ratios(rows)
-    return rows
+    return merge_seeds(rows, {c["cell"] for c in cells.values() if _seeded(c)})
+
+
+def _seeded(cell: dict) -> bool:
+    """A cell of a study with `seeds` (its id ends in .s<seed>)."""
+    return cell["cell"] == f"{cell['model']}.{cell['dataset']}.{cell['regime']}.s{cell['config'].get('seed')}"
+
+
+MEAN_KEYS = ("top1", "top5", "top1_drop", "agreement")  # averaged over seeds; other figures: their median
+WORST_FIRST = ("unknown", "still improving", None, "converged", "early-stopped")
+
+
+def merge_seeds(rows: list[dict], seeded: set[str]) -> list[dict]:
+    """One row per (model, dataset, regime, recipe) from the rows of cells trained once per seed: the mean top-1
+    and its spread, the interval of the mean (tflkit.uncertainty.mean_interval), the least settled convergence, the
+    median of the other figures; a seed's failure makes the row's status and message. Other rows pass unchanged."""
+    groups: dict[tuple, list[dict]] = {}
+    out = []
+    for row in rows:
+        if row["cell"] in seeded:
+            groups.setdefault((row["model"], row["dataset"], row["regime"], row["recipe"]), []).append(row)
+        else:
+            out.append(row)
+    for (model, dataset, regime, _), members in groups.items():
+        members.sort(key=lambda r: r["seed"])
+        merged = {**members[0], "cell": f"{model}.{dataset}.{regime}", "seed": None}
+        for key in {k for r in members for k in r} - {"cell", "seed", "message", "status", *IDENTITY}:
+            values = [r[key] for r in members if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)]
+            if values:
+                merged[key] = statistics.fmean(values) if key in MEAN_KEYS else statistics.median(values)
+            elif key not in ("convergence", "at_chance"):
+                merged[key] = None
+        measured = [r for r in members if r.get("top1") is not None]
+        merged["seeds"] = len(measured)
+        merged["top1_seeds"] = [r["top1"] for r in measured]
+        merged["top1_sd"] = _sample_sd(merged["top1_seeds"])
+        merged["top1_lo"] = merged["top1_hi"] = None
+        if measured and merged.get("eval_images"):
+            merged["top1_lo"], merged["top1_hi"] = mean_interval(merged["top1_seeds"], int(merged["eval_images"]))
+        merged["convergence"] = min((r.get("convergence") for r in members), key=WORST_FIRST.index)
+        merged["at_chance"] = any(r.get("at_chance") for r in measured) if measured else None
+        failed = [r for r in members if r["status"] != "ok"]
+        merged["status"] = failed[0]["status"] if failed else "ok"
+        merged["message"] = "; ".join(f"seed {r['seed']}: {r['message']}" for r in members if r.get("message"))
+        out.append(merged)
+    return out
+
+
+def _sample_sd(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
 
 
 def _class_counts(stages: list[dict], cells: dict, out_dir: Path) -> dict[str, int]:

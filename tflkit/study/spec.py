@@ -90,6 +90,9 @@ class StudySpec:
     phones: tuple[Phone, ...] = ()
     resources: Resources = Resources()
     seed: int = 0
+    # Several seeds: every cell trains once per seed (ids end in .s<seed>); rows, claims, pick and plots use the
+    # mean top-1 and its spread (tflkit.study.rows.merge_seeds). Empty: one cell per grid point, at `seed`.
+    seeds: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return to_plain(self)
@@ -232,28 +235,30 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
     from tflkit.config import from_dict
     from tflkit.training import TrainConfig
 
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise UsageError(f"{where}: seeds: each seed once, got {list(spec.seeds)}")
     cells = []
-    for model in spec.models:
-        for entry in spec.datasets:
-            for regime_name, regime in spec.regimes.items():
-                if not regime.applies_to(model):
-                    continue
-                keys = {"seed": spec.seed, **spec.training, **regime.training, **spec.overrides.get(model, {})}
-                bad = sorted(set(keys) & set(CELL_KEYS))
-                if bad:
-                    raise UsageError(f"{where}: training: {bad[0]!r} is set by the cell itself (models, datasets, "
-                                     "regimes), not in training/overrides")
-                keys.update(model=model, dataset=entry.spec, data_dir=entry.data_dir,
-                            pretrained=regime.pretrained_for(model))
-                cell_id = f"{model}.{entry.key}.{regime_name}"
-                try:
-                    config = from_dict(TrainConfig, keys, source=f"{where}: {cell_id}")  # coerces YAML's 1e-3
-                    config.check()
-                except UsageError as exc:
-                    message = str(exc)
-                    raise UsageError(message if message.startswith(where) else f"{where}: {cell_id}: {message}") \
-                        from None
-                cells.append(Cell(cell_id, model, entry.key, regime_name, dataclasses.asdict(config)))
+    grid = ((m, e, name, r, seed) for m in spec.models for e in spec.datasets for name, r in spec.regimes.items()
+            for seed in (spec.seeds or (None,)))
+    for model, entry, regime_name, regime, seed in grid:
+        if not regime.applies_to(model):
+            continue
+        keys = {"seed": spec.seed, **spec.training, **regime.training, **spec.overrides.get(model, {})}
+        bad = sorted(set(keys) & set(CELL_KEYS))
+        if bad:
+            raise UsageError(f"{where}: training: {bad[0]!r} is set by the cell itself (models, datasets, "
+                             "regimes), not in training/overrides")
+        keys.update(model=model, dataset=entry.spec, data_dir=entry.data_dir, pretrained=regime.pretrained_for(model))
+        if seed is not None:
+            keys["seed"] = seed
+        cell_id = f"{model}.{entry.key}.{regime_name}" + (f".s{seed}" if seed is not None else "")
+        try:
+            config = from_dict(TrainConfig, keys, source=f"{where}: {cell_id}")  # coerces YAML's 1e-3
+            config.check()
+        except UsageError as exc:
+            message = str(exc)
+            raise UsageError(message if message.startswith(where) else f"{where}: {cell_id}: {message}") from None
+        cells.append(Cell(cell_id, model, entry.key, regime_name, dataclasses.asdict(config)))
     return cells
 
 
@@ -291,5 +296,5 @@ recipes: [fp32, fp16, dynamic_wi8_afp32, static_wi8_ai8]
 host_bench: {threads: [1, 2], runs: 50, warmup: 5}
 phones: []                         # e.g. [{serial: R5CT12345, delegates: [cpu, gpu], threads: [1, 4]}]
 resources: {num_cpus: 1, num_gpus: 0}   # per cell, for --executor ray
-seed: 0
+seed: 0                            # or seeds: [0, 1, 2]: every cell once per seed, reported as mean and spread
 """
