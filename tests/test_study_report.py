@@ -307,8 +307,7 @@ def test_a_study_with_seeds_trains_a_cell_per_seed_and_reports_their_mean_and_sp
     (tmp_path / "s.yaml").write_text("name: s\nmodels: [test_resnet]\ndatasets: [{spec: shapes}]\nrecipes: [fp32]\n"
                                      "seeds: [0, 1, 2]\ntraining: {epochs: 2}\n")
     cells = build_cells(load_study(tmp_path / "s.yaml"))
-    assert [(c.id, c.config["seed"]) for c in cells] == [
-        ("test_resnet.shapes.scratch.s0", 0), ("test_resnet.shapes.scratch.s1", 1), ("test_resnet.shapes.scratch.s2", 2)]
+    assert [(c.id, c.config["seed"]) for c in cells] == [(f"test_resnet.shapes.scratch.s{s}", s) for s in (0, 1, 2)]
     top1 = {0: 0.70, 1: 0.74, 2: 0.72}
     with open_store(tmp_path) as store:
         for cell in cells:
