@@ -57,3 +57,22 @@ def test_only_moving_average_runs_get_the_small_run_momentum():
     # recomputed statistics (the default): the momentum never reaches an evaluated model, the reference stays
     recomputed = TrainConfig(model="mobilenetv3_small_100", batch_size=64, train_limit=1500)
     assert _resolve(recomputed, demo_sized).bn_momentum is None
+
+
+def test_architecture_training_defaults_sit_under_every_explicit_setting(tmp_path):
+    from tflkit.cli import build_parser, train_config_from_args
+    from tflkit.study.spec import build_cells, load_study
+    from tflkit.training import TrainConfig
+
+    assert TrainConfig.for_model("squeezenet1_1").lr == 5e-4 and TrainConfig.for_model("squeezenet1_1").warmup_epochs == 0.5
+    assert TrainConfig.for_model("squeezenet1_1", lr=2e-3).lr == 2e-3  # a given setting wins
+    assert TrainConfig.for_model("resnet18").lr == TrainConfig(model="resnet18").lr  # no defaults of its own
+    args = build_parser().parse_args(["train", "--model", "squeezenet1_1", "--out", str(tmp_path / "r")])
+    assert train_config_from_args(args).lr == 5e-4
+    args = build_parser().parse_args(["train", "--model", "squeezenet1_1", "--lr", "1e-3", "--out", str(tmp_path)])
+    assert train_config_from_args(args).lr == 1e-3
+    (tmp_path / "s.yaml").write_text("name: s\nmodels: [squeezenet1_1, efficientnetv2_s]\ndatasets: [{spec: shapes}]\n"
+                                     "training: {epochs: 1, warmup_epochs: 0.25}\n")
+    cells = {c.model: c.config for c in build_cells(load_study(tmp_path / "s.yaml"))}
+    assert cells["squeezenet1_1"]["lr"] == 5e-4 and cells["squeezenet1_1"]["warmup_epochs"] == 0.25
+    assert cells["efficientnetv2_s"]["warmup_epochs"] == 0.25

@@ -84,7 +84,7 @@ def test_schedules_warm_up_then_follow_their_curve():
     assert WarmupSchedule.from_config(cosine.get_config()).get_config() == cosine.get_config()
 
 
-@pytest.mark.parametrize("preset", ["mixup", "cutmix"])
+@pytest.mark.parametrize("preset", ["mixup", "cutmix", "paper"])
 def test_soft_label_presets_train(tmp_path, shapes, preset):
     config = TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=64, augment=preset, bn_momentum=0.9)
     history = train(config, tmp_path, verbose=0, source=shapes)

@@ -126,7 +126,7 @@ def cmd_data(args) -> Reply:
 def train_config_from_args(args):
     """The TrainConfig `tflkit train` asks for: a fresh run's from --config and the flags (flags win), or, with
     --resume, the run's saved config with the flags applied (more --epochs) or refused (anything else)."""
-    from tflkit.config import flag_values, from_dict, read_yaml
+    from tflkit.config import flag_values, read_yaml
     from tflkit.models import get_spec
     from tflkit.training import TrainConfig, load_run_config
 
@@ -140,9 +140,8 @@ def train_config_from_args(args):
     fields = {**(read_yaml(args.config) if args.config else {}), **requested}
     if "model" not in fields:
         raise UsageError("--model is required (see `tflkit models`)")
-    config = from_dict(TrainConfig, fields, source=args.config or "flags").check()
-    get_spec(config.model)
-    return config
+    get_spec(fields["model"])
+    return TrainConfig.for_model(source=args.config or "flags", **fields).check()
 
 
 @replies

@@ -131,10 +131,13 @@ def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: Sta
     out_dir = Path(out_dir)
     with timer("data"):
         source = load_dataset("shapes", seed=settings.seed)
-    config = TrainConfig(model=settings.model, dataset="shapes", epochs=settings.epochs,
-                         batch_size=settings.batch_size, lr=settings.lr, lr_schedule=settings.lr_schedule,
-                         bn_momentum=settings.bn_momentum, seed=settings.seed, image_size=settings.image_size,
-                         small_input=settings.small_input, augment=settings.augment)
+    from tflkit.models import get_spec
+
+    # the demo's lr suits its MobileNetV3; another --model trains with its architecture's own defaults
+    fields = dict(dataset="shapes", epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                  lr_schedule=settings.lr_schedule, bn_momentum=settings.bn_momentum, seed=settings.seed,
+                  image_size=settings.image_size, small_input=settings.small_input, augment=settings.augment)
+    config = TrainConfig.for_model(settings.model, **{**fields, **get_spec(settings.model).train_defaults})
     resume = (out_dir / "state.json").is_file()
     if resume:  # only this demo's own run resumes: a larger --epochs trains more, other settings are refused
         from dataclasses import asdict

@@ -43,7 +43,7 @@ from tflkit.fileio import atomic_path, atomic_write_text
 OPTIMIZERS = ("adam", "adamw", "sgd")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCHEDULES = ("constant", "step", "cosine")
-AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix")
+AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix", "paper")
 
 
 
@@ -97,6 +97,16 @@ class TrainConfig:
 
     # What --resume may change: more epochs continue the run; anything else would silently mix two settings.
     RESUMABLE = ("epochs",)
+
+    @classmethod
+    def for_model(cls, model: str, source: str = "settings", **settings) -> TrainConfig:
+        """The config of a run of `model`: tflkit's defaults, then the architecture's training defaults
+        (ModelSpec.train_defaults, e.g. SqueezeNet's lower lr and warm-up), then `settings`, which always win.
+        What `tflkit train`, a study's cells, a search and the demo all build their runs with."""
+        from tflkit.config import from_dict
+        from tflkit.models import get_spec
+
+        return from_dict(cls, {**get_spec(model).train_defaults, **settings, "model": model}, source=source)
 
     def resumed_with(self, requested: dict, run_dir, hint: str = "start a new run with another --out"
                      ) -> TrainConfig:
@@ -152,7 +162,7 @@ class TrainConfig:
     @property
     def soft_labels(self) -> bool:
         """One-hot labels and a categorical loss: mixup/cutmix mix labels, label smoothing needs them too."""
-        return self.augment in ("mixup", "cutmix") or self.label_smoothing > 0
+        return self.augment in ("mixup", "cutmix", "paper") or self.label_smoothing > 0
 
     @property
     def total_epochs(self) -> int:

@@ -5,6 +5,8 @@
   randaugment  basic, then Keras' RandAugment (2 ops, magnitude 0.5)
   mixup        basic, then MixUp (alpha 0.2): needs one-hot labels
   cutmix       basic, then CutMix (alpha 1.0): needs one-hot labels
+  paper        the paper's policy: basic, RandAugment (the AutoAugment-style policy), then per batch MixUp or
+               CutMix with equal odds (timm's mixup_switch_prob 0.5): needs one-hot labels
 
 basic, mixup and cutmix use stateless random ops seeded per batch from (seed, epoch, step), so a resumed run
 replays them exactly. RandAugment is Keras 3's layer (seeded, but its generator state lives in the process, so a
@@ -17,8 +19,8 @@ from tflkit.tfenv import quiet_tensorflow
 
 tf = quiet_tensorflow()
 
-PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix")
-SOFT_LABEL_PRESETS = ("mixup", "cutmix")
+PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix", "paper")
+SOFT_LABEL_PRESETS = ("mixup", "cutmix", "paper")
 
 
 def _seeds(seed, count: int):
@@ -92,7 +94,7 @@ class Augment:
             raise unknown_choice("augmentation preset", preset, PRESETS)
         self.preset = preset
         self._randaugment = None
-        if preset == "randaugment":
+        if preset in ("randaugment", "paper"):
             import keras
 
             self._randaugment = keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed)
@@ -106,8 +108,13 @@ class Augment:
             return images, labels
         s_basic, s_extra = _seeds(seed, 2)
         images = pad_crop_flip(images, s_basic)
-        if self.preset == "randaugment":
+        if self._randaugment is not None:
             images = tf.cast(self._randaugment(images, training=True), tf.float32)
+        if self.preset == "paper":
+            s_switch, s_mix = _seeds(s_extra, 2)
+            use_cutmix = tf.random.stateless_uniform([], s_switch) < 0.5
+            images, labels = tf.cond(use_cutmix, lambda: cutmix(images, labels, s_mix),
+                                     lambda: mixup(images, labels, s_mix))
         elif self.preset == "mixup":
             images, labels = mixup(images, labels, s_extra)
         elif self.preset == "cutmix":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tflkit.errors import unknown_choice
 
@@ -46,6 +46,9 @@ class ModelSpec:
     reference_params: int | None = None  # at default_input_size with default_num_classes
     reference_macs: int | None = None
     small_input_note: str = ""  # what --small-input changes, for the docs and `tflkit models`
+    # Training settings this architecture needs to learn in a short run (as timm keeps a per-model config): laid
+    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.training.TrainConfig.for_model).
+    train_defaults: dict = field(default_factory=dict)
     test_variant: bool = False  # tiny shapes for fast tests, not a real architecture
 
     @property

@@ -231,8 +231,8 @@ def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
 
 
 def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
-    """The grid, each cell with its TrainConfig checked: study training < regime < per-model overrides."""
-    from tflkit.config import from_dict
+    """The grid, each cell with its TrainConfig checked: the architecture's training defaults < study training <
+    regime < per-model overrides."""
     from tflkit.training import TrainConfig
 
     if len(set(spec.seeds)) != len(spec.seeds):
@@ -253,7 +253,8 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
             keys["seed"] = seed
         cell_id = f"{model}.{entry.key}.{regime_name}" + (f".s{seed}" if seed is not None else "")
         try:
-            config = from_dict(TrainConfig, keys, source=f"{where}: {cell_id}")  # coerces YAML's 1e-3
+            # under the architecture's training defaults; coerces YAML's 1e-3
+            config = TrainConfig.for_model(source=f"{where}: {cell_id}", **keys)
             config.check()
         except UsageError as exc:
             message = str(exc)

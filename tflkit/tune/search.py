@@ -81,7 +81,7 @@ class TuneSettings:
         return self.study_name or f"tune-{self.model}-{self.dataset.replace(':', '-').replace('/', '-')}"
 
     def base_config(self) -> TrainConfig:
-        return TrainConfig(model=self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
+        return TrainConfig.for_model(self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
                            train_limit=self.train_limit, image_size=self.image_size, small_input=self.small_input,
                            bn_momentum=self.bn_momentum, pretrained=self.pretrained, seed=self.seed,
                            deterministic=self.deterministic)
