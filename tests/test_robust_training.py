@@ -64,7 +64,8 @@ def test_architecture_training_defaults_sit_under_every_explicit_setting(tmp_pat
     from tflkit.study.spec import build_cells, load_study
     from tflkit.training import TrainConfig
 
-    assert TrainConfig.for_model("squeezenet1_1").lr == 5e-4 and TrainConfig.for_model("squeezenet1_1").warmup_epochs == 0.5
+    squeezenet = TrainConfig.for_model("squeezenet1_1")
+    assert squeezenet.lr == 5e-4 and squeezenet.warmup_epochs == 0.5
     assert TrainConfig.for_model("squeezenet1_1", lr=2e-3).lr == 2e-3  # a given setting wins
     assert TrainConfig.for_model("resnet18").lr == TrainConfig(model="resnet18").lr  # no defaults of its own
     args = build_parser().parse_args(["train", "--model", "squeezenet1_1", "--out", str(tmp_path / "r")])
