@@ -27,7 +27,8 @@ def cmd_study_run(args) -> int:
 
     options = RunOptions(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
                          allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed,
-                         remeasure=tuple(args.remeasure or ()), cells=tuple(args.cells or ()))
+                         remeasure=tuple(args.remeasure or ()), cells=tuple(args.cells or ()),
+                         max_steps=args.max_steps)
     log = (lambda _line: None) if args.json else _print_line
     summary = run_study(args.study, args.out, options, log=log)
     if args.json:
@@ -126,8 +127,12 @@ def register(sub) -> None:
                         "models are kept; `convert` converts every recipe again (a newer converter) and measures "
                         "its files again (a run killed midway resumes without the flag)")
     p.add_argument("--cells", nargs="+", metavar="PATTERN",
-                   help="with --remeasure: only the cells whose id matches one of these patterns (fnmatch, e.g. "
-                        "'mobilenetv3*' or '*.cifar10.scratch')")
+                   help="with --remeasure or --max-steps: only the cells whose id matches one of these patterns "
+                        "(fnmatch, e.g. 'mobilenetv3*' or '*.cifar10.scratch')")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="prove the study runs: every cell trains N steps (one epoch of N batches, a fine-tune phase "
+                        "of as many), is evaluated on N batches of test images and benchmarked 3 runs; its numbers "
+                        "mean nothing (the report says so). Use its own --out")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_study_run)
 

@@ -124,7 +124,11 @@ def training_budget(meta: dict) -> str:
         parts.append("per-model overrides: " + "; ".join(
             f"{model} " + ", ".join(f"{k} {v}" for k, v in sorted((settings or {}).items()))
             for model, settings in sorted(spec["overrides"].items())))
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    if meta.get("max_steps"):  # tflkit study run --max-steps: a runnability check, not a measurement
+        text = (f"a --max-steps {meta['max_steps']} check (every cell cut to {meta['max_steps']} steps, evaluated on "
+                f"a few test images): it shows the study runs; its figures and claims mean nothing. Declared: {text}")
+    return text
 
 
 PER_ITEM = ("cell", "file_sha256")  # provenance keys the Stages and Files tables already show per item

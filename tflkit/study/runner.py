@@ -20,7 +20,16 @@ from pathlib import Path
 
 from tflkit.errors import UsageError
 from tflkit.fileio import atomic_write_text
-from tflkit.study.spec import Cell, StudySpec, build_cells, cell_dir, config_fingerprint, load_study, spec_digest
+from tflkit.study.spec import (
+    Cell,
+    StudySpec,
+    build_cells,
+    cell_dir,
+    config_fingerprint,
+    load_study,
+    spec_digest,
+    with_max_steps,
+)
 from tflkit.study.store import StudyStore, open_store
 
 REMEASURABLE = ("convert", "eval", "bench_host", "bench_phone")
@@ -34,7 +43,8 @@ class RunOptions:
     allow_changes: tuple[str, ...] = ()  # cell ids to redo after a change of the study file, or ("all",)
     retry_failed: bool = False  # run failed stages again (a failure is otherwise a finished result)
     remeasure: tuple[str, ...] = ()  # stage kinds to measure again: convert, eval, bench_host, bench_phone
-    cells: tuple[str, ...] = ()  # remeasure only the cells matching these fnmatch patterns (default: every cell)
+    cells: tuple[str, ...] = ()  # remeasure (or, with max_steps, run) only the cells matching these patterns
+    max_steps: int | None = None  # every cell cut to N steps (tflkit.study.spec.with_max_steps): a runnability check
 
 
 @dataclass
@@ -80,14 +90,18 @@ def _matching(cells: list[Cell], patterns: tuple[str, ...]) -> list[Cell]:
 
 def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print) -> StudySummary:
     spec = load_study(study_path)  # every check, before anything is trained
+    if options.max_steps is not None:
+        spec = with_max_steps(spec, options.max_steps)
     cells = build_cells(spec, str(study_path))
     if options.executor not in ("local", "ray"):
         raise UsageError(f"unknown executor {options.executor!r}; choose from: local, ray")
     if options.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {options.jobs}")
-    if options.cells and not options.remeasure:
-        raise UsageError("--cells chooses the cells to --remeasure; give --remeasure too")
+    if options.cells and not (options.remeasure or options.max_steps):
+        raise UsageError("--cells chooses the cells to --remeasure (or to run with --max-steps); give one of them")
     targets = _matching(cells, options.cells)  # before anything is written
+    if options.max_steps is not None:
+        cells = targets
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(out_dir), open_store(out_dir) as store:
@@ -109,6 +123,7 @@ def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print
         store.set_meta("spec", spec.to_dict())
         store.set_meta("digest", spec_digest(spec))
         store.set_meta("study_file", str(Path(study_path).resolve()))
+        store.set_meta("max_steps", options.max_steps)
         if store.get_meta("created") is None:
             store.set_meta("created", time.time())
 

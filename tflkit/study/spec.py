@@ -86,6 +86,7 @@ class StudySpec:
     overrides: dict[str, dict] = field(default_factory=dict)  # model -> TrainConfig keys for that model
     calib_samples: int | None = None
     finetune_steps: int | None = None  # QAT / pruning fine-tune length (None: the converter's default)
+    eval_limit: int | None = None  # evaluate on a stratified subset of N test images (None: the whole split)
     host_bench: HostBench = HostBench()
     phones: tuple[Phone, ...] = ()
     resources: Resources = Resources()
@@ -261,6 +262,33 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
             raise UsageError(message if message.startswith(where) else f"{where}: {cell_id}: {message}") from None
         cells.append(Cell(cell_id, model, entry.key, regime_name, dataclasses.asdict(config)))
     return cells
+
+
+def with_max_steps(spec: StudySpec, steps: int) -> StudySpec:
+    """The same study, every cell cut to `steps` optimizer steps (one epoch of steps x batch images; a fine-tune
+    phase of as many), evaluated on as many test images, calibrated on few, benchmarked a few runs at 1 thread:
+    it proves a protocol runs end to end (every model, dataset, regime, recipe) in minutes; its numbers mean
+    nothing and its report says so (meta max_steps)."""
+    if steps < 1:
+        raise UsageError(f"--max-steps must be at least 1, got {steps}")
+
+    def cut(training: dict) -> dict:
+        short = {k: v for k, v in training.items() if k not in ("epochs", "train_limit", "patience")}
+        if training.get("finetune_epochs"):
+            short["finetune_epochs"] = 1
+        return short
+
+    batch = int(spec.training.get("batch_size", 128))
+    training = {**cut(spec.training), "epochs": 1, "train_limit": steps * batch}
+    regimes = {name: dataclasses.replace(r, training={**cut(r.training), **({"epochs": 1} if "epochs" in r.training
+                                                                             else {})})
+               for name, r in spec.regimes.items()}
+    overrides = {model: cut(keys) for model, keys in spec.overrides.items()}
+    return dataclasses.replace(spec, training=training, regimes=regimes, overrides=overrides,
+                               eval_limit=steps * batch, calib_samples=min(spec.calib_samples or 16, 16),
+                               finetune_steps=min(spec.finetune_steps or steps, steps),
+                               host_bench=dataclasses.replace(spec.host_bench, threads=(1,), runs=3, warmup=1,
+                                                              min_seconds=0.0))
 
 
 def spec_digest(spec: StudySpec) -> str:

@@ -101,7 +101,7 @@ def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, l
             continue
         if f"eval/{recipe}" not in done:
             with _Stage(emit, cell.id, f"eval/{recipe}", {**base, "file_sha256": sha256_file(path)}) as stage:
-                stage.result = _evaluate(path, source, cell, recipe, emit, log)
+                stage.result = _evaluate(path, source, cell, recipe, emit, log, spec.eval_limit)
         if f"bench_host/{recipe}" not in done:
             with _Stage(emit, cell.id, f"bench_host/{recipe}", {**base, "file_sha256": sha256_file(path)}) as stage:
                 stage.result = _bench_host(spec, path, cell, recipe, source, entry, out_dir, emit, log)
@@ -207,11 +207,11 @@ def _converted_files(run_dir: Path) -> dict[str, Path]:
             if r["status"] == "ok" and r.get("path") and Path(r["path"]).is_file()}
 
 
-def _evaluate(path, source, cell, recipe, emit, log) -> dict:
+def _evaluate(path, source, cell, recipe, emit, log, limit: int | None = None) -> dict:
     from tflkit.evaluation import evaluate
 
     start = time.perf_counter()
-    result = evaluate(path, source)
+    result = evaluate(path, source, limit=limit)
     log(f"eval     {path.name}  top1 {100 * result.top1:.2f}%  ({result.count} images, "
         f"{time.perf_counter() - start:.1f}s)")
     emit({"kind": "file", "cell": cell.id, "recipe": recipe,
