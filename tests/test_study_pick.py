@@ -89,7 +89,8 @@ def test_pick_under_constraints_matches_the_hand_computed_answer(rows):
     best = result["feasible"][0]
     assert best == {"model": "mobilenetv3_small_100", "dataset": "shapes", "regime": "scratch", "recipe": "fp32",
                     "cell": "mobilenetv3_small_100.shapes.scratch", "status": "ok", "top1": 0.80, "latency_ms": 1.0,
-                    "latency_statistic": "median", "size_mb": 2.0, "top1_lo": None, "top1_hi": None, "top1_sd": None,
+                    "latency_statistic": "median", "size_mb": 2.0, "flash_kb": 2e6 / 1024, "arena_kb": None,
+                    "rss_mb": None, "top1_lo": None, "top1_hi": None, "top1_sd": None,
                     "seeds": None, "convergence": "still improving"}  # no eval_images in this database: no interval
     assert result["constraints"]["min_top1"] == 0.75
     assert pick(rows, max_latency_ms=2.0, max_size_mb=50, min_top1=75, dataset="shapes") == result  # 75 means 75%
@@ -156,3 +157,36 @@ def test_format_pick_and_json(rows):
     assert star.startswith("*") and "76.00" in star and "0.600" in star
     assert "efficientnetv2_s  shapes   scratch   fp32            latency 8 ms > 2 ms" in text
     assert json.loads(json.dumps(result)) == result  # what `tflkit pick --json` prints
+
+
+def test_memory_budgets_exclude_what_exceeds_or_was_not_measured(rows):
+    for row in rows:
+        if row["model"] == "mobilenetv3_small_100":
+            row.update(arena_bytes=300 * 1024, host_rss_delta_mb=12.0)
+        elif row["model"] == "squeezenet1_1":
+            row.update(arena_bytes=900 * 1024, host_rss_delta_mb=30.0)
+    result = pick(rows, max_latency_ms=2.0, dataset="shapes", max_arena_kb=512, max_rss_mb=20)
+    assert {c["model"] for c in result["feasible"]} == {"mobilenetv3_small_100"}
+    reasons = {(c["model"], c["recipe"]): c["reasons"] for c in result["excluded"]}
+    assert reasons[("squeezenet1_1", "fp16")] == ["arena 900 KB > 512 KB", "memory 30 MB > 20 MB"]
+    assert "arena not measured" in reasons[("resnet18", "fp32")]
+    assert "memory not measured on host" in reasons[("resnet18", "fp32")]
+    flash = pick(rows, max_latency_ms=2.0, dataset="shapes", max_flash_kb=1)
+    assert not flash["feasible"] and all(any(r.startswith("flash") for r in c["reasons"])
+                                         for c in flash["excluded"] if c["status"] == "ok" and c["latency_ms"])
+    text = format_pick(flash, show_excluded=False)
+    assert "No candidate meets every constraint." in text and "(--show-excluded lists them)" in text
+    assert "by flash" in text and "efficientnetv2_s" not in text
+
+
+def test_pick_exits_1_when_nothing_fits(tmp_path):
+    import subprocess
+    import sys
+
+    build_tiny_study(tmp_path)
+    fits = subprocess.run([sys.executable, "-m", "tflkit", "pick", str(tmp_path), "--max-latency-ms", "2"],
+                          capture_output=True, text=True)
+    assert fits.returncode == 0 and "Feasible" in fits.stdout and "--show-excluded" in fits.stdout
+    none = subprocess.run([sys.executable, "-m", "tflkit", "pick", str(tmp_path), "--max-latency-ms", "0.001",
+                           "--json"], capture_output=True, text=True)
+    assert none.returncode == 1 and json.loads(none.stdout)["ok"] is False

@@ -69,12 +69,14 @@ def cmd_pick(args) -> int:
         rows = study_rows(store)
     result = pick(rows, target=args.target, threads=args.threads, delegate=args.delegate,
                   max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, min_top1=args.min_top1,
+                  max_arena_kb=args.max_arena_kb, max_rss_mb=args.max_rss_mb, max_flash_kb=args.max_flash_kb,
                   dataset=args.dataset, recipes=args.recipe)
+    found = bool(result["feasible"])
     if args.json:
-        print(json.dumps({"command": "pick", "ok": True, **result}, indent=2, default=str))
+        print(json.dumps({"command": "pick", "ok": found, **result}, indent=2, default=str))
     else:
-        print(format_pick(result))
-    return 0
+        print(format_pick(result, show_excluded=args.show_excluded))
+    return 0 if found else 1  # nothing fits: a script must not go on as if something did
 
 
 def _print_line(line: str) -> None:
@@ -146,7 +148,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("pick", help="the best (model, regime, recipe) of a study under your device's constraints",
                        description="Candidates are ranked by top-1; every excluded one says which constraint "
-                                   "it broke (a figure that was not measured excludes, it never passes).")
+                                   "it broke (a figure that was not measured excludes, it never passes). Exit 1 "
+                                   "when no candidate meets every constraint.")
     p.add_argument("study_dir", help="a study directory (with study.db)")
     p.add_argument("--target", default="host", help="host (default) or a phone as named in the study's report "
                                                      "columns (e.g. google_pixel_7)")
@@ -154,6 +157,13 @@ def register(sub) -> None:
     p.add_argument("--delegate", help="phones: the delegate (cpu, xnnpack, gpu, nnapi)")
     p.add_argument("--max-latency-ms", type=float, help="median latency budget")
     p.add_argument("--max-size-mb", type=float, help="model file budget (MB, 10^6 bytes)")
+    p.add_argument("--max-arena-kb", type=float, help="RAM budget: the interpreter's planned tensor arena (KB, 1,024 "
+                                                        "bytes)")
+    p.add_argument("--max-rss-mb", type=float, help="memory the benchmark added on the target (host: resident set "
+                                                      "growth; phones: benchmark_model's peak memory)")
+    p.add_argument("--max-flash-kb", type=float, help="flash budget: the .tflite file (KB, 1,024 bytes)")
+    p.add_argument("--show-excluded", action="store_true", help="list every excluded candidate with its reasons "
+                                                                 "(default: a count per reason)")
     p.add_argument("--min-top1", type=_fraction, help="accuracy floor: 0.85, 85 or 85%%")
     p.add_argument("--dataset", help="only this dataset (as named in the study)")
     p.add_argument("--recipe", nargs="+", help="only these recipes")

@@ -12,13 +12,19 @@ from tflkit.errors import UsageError
 from tflkit.study.rows import latency_key
 
 MB = 1e6  # sizes in MB (10^6 bytes), as file managers and the study's report show them
+KB = 1024  # arena and flash in KB of 1,024 bytes, as microcontroller datasheets give SRAM and flash
 
 
 def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: str | None = None,
          max_latency_ms: float | None = None, max_size_mb: float | None = None, min_top1: float | None = None,
+         max_arena_kb: float | None = None, max_rss_mb: float | None = None, max_flash_kb: float | None = None,
          dataset: str | None = None, recipes=None) -> dict:
     """The feasible candidates ranked by top-1 (best first), their top-1-vs-latency Pareto front, and every
     excluded candidate with the constraints it broke.
+
+    Memory: `max_arena_kb` bounds the interpreter's planned tensor arena (`arena_bytes`: the RAM its tensors need),
+    `max_rss_mb` the resident memory a benchmark added on the target (the host's `rss_delta_mb`, a phone's
+    `peak_memory_mb`), `max_flash_kb` the file (what flash must hold), in KB of 1,024 bytes.
 
     `target` is `host` or a phone prefix as in the row columns (`google_pixel_7`, with `delegate` `cpu`/`gpu`);
     `min_top1` is a fraction (0.7), or a percentage when above 1 (70). With several datasets and no `dataset`,
@@ -34,17 +40,22 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
     mean_key = lat_key.replace("_median_ms_", "_mean_ms_")
     if not any(r.get(lat_key) is not None or r.get(mean_key) is not None for r in rows):
         raise UsageError(f"no latency measured on {where} in this study; measured: {measured_targets(rows) or 'none'}")
+    memory_key = _memory_key(target, delegate)
     constraints = {"target": target, "threads": threads, "delegate": delegate, "latency_column": lat_key,
                    "max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "min_top1": min_top1,
-                   "dataset": dataset, "recipes": list(recipes) if recipes else None}
+                   "max_arena_kb": max_arena_kb, "max_rss_mb": max_rss_mb, "memory_column": memory_key,
+                   "max_flash_kb": max_flash_kb, "dataset": dataset, "recipes": list(recipes) if recipes else None}
+    budgets = [(name, limit) for name, limit in (("size_mb", max_size_mb), ("arena_kb", max_arena_kb),
+                                                 ("rss_mb", max_rss_mb), ("flash_kb", max_flash_kb))
+               if limit is not None]
     feasible, excluded = [], []
     for row in rows:
         if dataset is not None and row["dataset"] != dataset:
             continue
         if recipes and row["recipe"] not in recipes:
             continue
-        candidate = _candidate(row, lat_key, mean_key)
-        reasons = _reasons(candidate, row, where, max_latency_ms, max_size_mb, min_top1)
+        candidate = _candidate(row, lat_key, mean_key, memory_key)
+        reasons = _reasons(candidate, row, where, max_latency_ms, min_top1, budgets)
         if reasons:
             excluded.append({**candidate, "reasons": reasons})
         else:
@@ -53,7 +64,14 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
     return {"constraints": constraints, "feasible": feasible, "pareto": pareto_front(feasible), "excluded": excluded}
 
 
-def _candidate(row: dict, lat_key: str, mean_key: str) -> dict:
+def _memory_key(target: str, delegate: str | None) -> str:
+    """The row column of the resident memory a benchmark measured on `target`."""
+    if target == "host":
+        return "host_rss_delta_mb" if delegate is None else f"host_{delegate}_rss_delta_mb"
+    return f"{target}_{delegate}_peak_memory_mb" if delegate else f"{target}_peak_memory_mb"
+
+
+def _candidate(row: dict, lat_key: str, mean_key: str, memory_key: str) -> dict:
     latency, statistic = row.get(lat_key), "median"
     if latency is None and row.get(mean_key) is not None:  # a phone whose tool printed no median
         latency, statistic = row[mean_key], "mean"
@@ -62,12 +80,20 @@ def _candidate(row: dict, lat_key: str, mean_key: str) -> dict:
             "cell": row["cell"], "status": row["status"], "top1": row.get("top1"), "latency_ms": latency,
             "latency_statistic": statistic if latency is not None else None,
             "size_mb": size / MB if size is not None else None,
+            "flash_kb": size / KB if size is not None else None,
+            "arena_kb": row["arena_bytes"] / KB if row.get("arena_bytes") is not None else None,
+            "rss_mb": row.get(memory_key),
             # how sure the top-1 is: its 95% interval (of the mean, with seeds), the seeds' spread, the training's end
             "top1_lo": row.get("top1_lo"), "top1_hi": row.get("top1_hi"), "top1_sd": row.get("top1_sd"),
             "seeds": row.get("seeds"), "convergence": row.get("convergence")}
 
 
-def _reasons(c: dict, row: dict, where: str, max_latency_ms, max_size_mb, min_top1) -> list[str]:
+# budget -> (what it bounds, unit) as the reasons name them
+BUDGETS = {"size_mb": ("size", "MB"), "arena_kb": ("arena", "KB"), "rss_mb": ("memory", "MB"),
+           "flash_kb": ("flash", "KB")}
+
+
+def _reasons(c: dict, row: dict, where: str, max_latency_ms, min_top1, budgets) -> list[str]:
     if c["status"] != "ok":
         message = row.get("message") or ""
         return [f"status {c['status']}" + (f": {message}" if message else "")]
@@ -82,11 +108,12 @@ def _reasons(c: dict, row: dict, where: str, max_latency_ms, max_size_mb, min_to
         reasons.append(f"latency not measured on {where}")
     elif max_latency_ms is not None and c["latency_ms"] > max_latency_ms:
         reasons.append(f"latency {c['latency_ms']:.3g} ms > {max_latency_ms:g} ms")
-    if max_size_mb is not None:
-        if c["size_mb"] is None:
-            reasons.append("size not measured")
-        elif c["size_mb"] > max_size_mb:
-            reasons.append(f"size {c['size_mb']:.3g} MB > {max_size_mb:g} MB")
+    for key, limit in budgets:  # a figure not measured excludes: it never passes
+        what, unit = BUDGETS[key]
+        if c[key] is None:
+            reasons.append(f"{what} not measured" + (f" on {where.split(' at ')[0]}" if key == "rss_mb" else ""))
+        elif c[key] > limit:
+            reasons.append(f"{what} {c[key]:.3g} {unit} > {limit:g} {unit}")
     return reasons
 
 
@@ -131,14 +158,19 @@ def _check_choices(rows: list[dict], dataset, recipes) -> None:
             raise UsageError(f"recipe {recipe!r} is not in this study; choose from: {', '.join(known) or 'none'}")
 
 
-def format_pick(result: dict) -> str:
-    """The pick as a terminal table: feasible candidates (Pareto ones starred), then the excluded with reasons."""
+def format_pick(result: dict, show_excluded: bool = True) -> str:
+    """The pick as a terminal table: feasible candidates (Pareto ones starred), then the excluded with reasons
+    (or, without `show_excluded`, how many each reason excluded)."""
     c = result["constraints"]
     limits = [f"target {_where(c['target'], c['threads'], c['delegate'])}"]
     if c["max_latency_ms"] is not None:
         limits.append(f"latency <= {c['max_latency_ms']:g} ms")
     if c["max_size_mb"] is not None:
         limits.append(f"size <= {c['max_size_mb']:g} MB")
+    for key, what, unit in (("max_arena_kb", "arena", "KB"), ("max_rss_mb", "memory", "MB"),
+                            ("max_flash_kb", "flash", "KB")):
+        if c.get(key) is not None:
+            limits.append(f"{what} <= {c[key]:g} {unit}")
     if c["min_top1"] is not None:
         limits.append(f"top-1 >= {100 * c['min_top1']:.2f}%")
     if c["dataset"]:
@@ -160,7 +192,15 @@ def format_pick(result: dict) -> str:
         lines.extend(_aligned(table))
     else:
         lines.append("No candidate meets every constraint.")
-    if result["excluded"]:
+    if result["excluded"] and not show_excluded:
+        counts: dict[str, int] = {}
+        for cand in result["excluded"]:
+            for reason in {_reason_kind(r) for r in cand["reasons"]}:
+                counts[reason] = counts.get(reason, 0) + 1
+        lines += ["", f"Excluded {len(result['excluded'])}: "
+                  + ", ".join(f"{n} by {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+                  + " (--show-excluded lists them)"]
+    elif result["excluded"]:
         lines += ["", f"Excluded ({len(result['excluded'])}):"]
         table = [("model", "dataset", "regime", "recipe", "reasons")]
         for cand in result["excluded"]:
@@ -176,6 +216,12 @@ def _top1_text(cand: dict) -> str:
     if cand.get("seeds") and cand["seeds"] > 1 and cand.get("top1_sd") is not None:
         text += f" mean of {cand['seeds']} seeds, sd {100 * cand['top1_sd']:.2f}"
     return text
+
+
+def _reason_kind(reason: str) -> str:
+    """"latency 3 ms > 2 ms" -> "latency"; "status convert_failed: ..." -> "status convert_failed"."""
+    head = reason.split(":")[0].split()
+    return " ".join(head[:2]) if head[0] == "status" else head[0]
 
 
 def _num(value, spec: str) -> str:
