@@ -132,7 +132,14 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name.strip().lower())
 
 
+INDEXED_LINE = re.compile(r"^\s*(\d+)\s*:\s*(.*?)\s*$")  # TF-slim's labels_1001.txt: "0:background", "1:tench"
+WNID_LINE = re.compile(r"^\s*(n\d{8})\s+(.*?)\s*$")  # synset_words.txt: "n01440764 tench, Tinca tinca"
+
+
 def read_labels(path) -> list[str]:
+    """Class names in output order, from one of the formats models ship with: one name a line; `index:name` lines
+    (TF-slim, numbered from 0 without gaps); `wnid name` lines (ImageNet's synset_words.txt: the wnid becomes one
+    more synonym, so Tiny ImageNet's wnid-named classes match). Commas separate synonyms."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--labels: no such file: {path}")
@@ -141,6 +148,17 @@ def read_labels(path) -> list[str]:
         lines.pop()
     if not lines:
         raise UsageError(f"--labels {path}: the file is empty (one class name a line)")
+    indexed = [INDEXED_LINE.match(line) for line in lines]
+    if all(indexed):
+        numbers = [int(m.group(1)) for m in indexed]
+        if numbers != list(range(len(numbers))):
+            wrong = next(i for i, n in enumerate(numbers) if n != i)
+            raise UsageError(f"--labels {path}: `index:name` lines must count from 0 without gaps; line {wrong + 1} "
+                             f"is {lines[wrong]!r}")
+        return [m.group(2) for m in indexed]
+    wnids = [WNID_LINE.match(line) for line in lines]
+    if all(wnids):
+        return [f"{m.group(1)}, {m.group(2)}" for m in wnids]
     return lines
 
 
@@ -174,5 +192,6 @@ def class_outputs(num_outputs: int, class_names: list[str], labels: list[str] | 
     missing = [name for name in class_names if normalize_name(name) not in index]
     if missing:
         raise UsageError(f"{len(missing)} dataset class(es) not in the labels file: {', '.join(missing[:5])}"
-                         + (", ..." if len(missing) > 5 else ""))
+                         + (", ..." if len(missing) > 5 else "") + f"; its first lines read {labels[:3]} (names are "
+                         "matched case- and separator-insensitively, commas separating synonyms)")
     return np.array([index[normalize_name(name)] for name in class_names])
