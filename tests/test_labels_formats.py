@@ -36,3 +36,4 @@ def test_a_gap_in_the_numbering_and_an_unmatched_class_are_one_line(tmp_path):
     with pytest.raises(UsageError, match=r"1 dataset class\(es\) not in the labels file: bird; its first lines"):
         class_outputs(2, ["cat", "bird"], read_labels(plain), "m")
     assert isinstance(class_outputs(2, ["dog", "cat"], ["Cat", "DOG"], "m"), np.ndarray)
+

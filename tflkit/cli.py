@@ -144,6 +144,11 @@ def train_config_from_args(args):
     return TrainConfig.for_model(source=args.config or "flags", **fields).check()
 
 
+def progress_verbosity(as_json: bool) -> int:
+    """Keras fit verbosity: the live bar (1) on a terminal, one line an epoch (2) in a log, a pipe or --json."""
+    return 1 if not as_json and sys.stdout.isatty() else 2
+
+
 @replies
 def cmd_train(args) -> Reply:
     from tflkit.config import save_yaml
@@ -153,7 +158,8 @@ def cmd_train(args) -> Reply:
     config = train_config_from_args(args)
     if args.resume:  # train() resumes from the run's config.yaml: the applied --epochs must be in it
         save_yaml(config, RunFiles(Path(args.out)).config)
-    history = train(config, args.out, resume=args.resume, verbose=2 if args.json else 1)
+    # Keras' progress bar redraws itself with escape codes: only a terminal shows it; a log gets a line an epoch
+    history = train(config, args.out, resume=args.resume, verbose=progress_verbosity(args.json))
     best = max(history.get("val_top1", history.get("top1", [0.0])) or [0.0])
     result = {"run_dir": str(args.out), "model": config.model, "epochs_done": len(history.get("loss", [])),
               "best_top1": best}
@@ -499,7 +505,9 @@ def dispatch(args) -> int:
         except TflkitError as exc:
             return _failed(exc, command, as_json)
         except KeyboardInterrupt:
-            print("tflkit: interrupted", file=sys.stderr)
+            sys.stdout.flush()
+            # on its own line: a progress bar may have left the cursor mid-line
+            print(("\n" if sys.stderr.isatty() else "") + "tflkit: interrupted", file=sys.stderr)
             return 130
 
 

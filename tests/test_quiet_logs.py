@@ -1,0 +1,21 @@
+"""What a user sees: known noise filtered, progress bars only on a terminal."""
+
+from __future__ import annotations
+
+
+def test_the_quantizers_settings_echo_is_filtered_noise():
+    from tflkit.tfenv import NOISE
+
+    assert NOISE.match("fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8")
+    assert not NOISE.match("convert  static_wi8_ai8            4.0s  m.tflite  (0.75 MB)")
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import sys
+
+    from tflkit.cli import progress_verbosity
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert progress_verbosity(False) == 2 and progress_verbosity(True) == 2
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert progress_verbosity(False) == 1 and progress_verbosity(True) == 2
