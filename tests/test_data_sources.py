@@ -152,3 +152,16 @@ def test_data_command_prints_json(capsys):
     assert main(["data", "shapes", "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
     assert info["splits"] == {"train": 6000, "val": 600, "test": 2000} and len(info["classes"]) == 10
+
+
+def test_without_data_dir_the_default_data_folder_is_read(tmp_path, monkeypatch):
+    _write_cifar10_py(tmp_path / "cifar-10-batches-py")
+    monkeypatch.setenv("TFLKIT_DATA", str(tmp_path))
+    source = load_dataset("cifar10")
+    assert any(str(tmp_path) in note for note in source.extra["notes"])
+
+
+def test_an_image_folder_copy_is_pointed_to_folder(tmp_path):
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=f"holds an image folder .* as the dataset folder:{tmp_path}"):
+        load_dataset("cifar10", data_dir=tmp_path)

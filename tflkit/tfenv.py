@@ -33,6 +33,8 @@ NOISE = re.compile(
     r"|oneDNN custom operations are on|This TensorFlow binary is optimized to use available CPU"
     r"|To enable the following instructions|computation placer already registered"
     r"|failed call to cuInit|Estimated count of arithmetic ops))"
+    # absl's Python warnings (tensorflow-datasets' "Variant folder ... has no dataset_info.json")
+    r"|WARNING:absl:"
     # the MLIR quantizer's settings echo, one per int8 conversion
     r"|fully_quantize: \d+, inference_type: \d+, input_inference_type: "
 )

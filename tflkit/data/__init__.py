@@ -14,6 +14,7 @@ Options after the name, comma-separated: `val=N` sets the size of a val split ca
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tflkit.data.source import DatasetSource, Split  # noqa: F401
@@ -83,6 +84,10 @@ def _cifar100(data_dir=None, seed=0, val=None, label_mode="fine", **_):
 def _via_tfds(name: str, data_dir, label_key: str) -> dict:
     from tflkit.data.tfds_source import load_tfds
 
+    if data_dir is not None and (Path(data_dir).expanduser() / "train").is_dir():  # an image-folder copy
+        raise DatasetError(f"{data_dir} holds an image folder (train/...), not the official {name} files: read it "
+                           f"as the dataset folder:{data_dir}")
+
     return load_tfds(name, data_dir, label_key)
 
 
@@ -92,7 +97,8 @@ def _tiny_imagenet(data_dir=None, seed=0, val=None, **_):
 
     root = _find(data_dir, DIRNAME)
     if root is None:
-        raise DatasetError(f"tiny_imagenet needs --data-dir holding {DIRNAME}/ (wnids.txt, train/, val/)")
+        raise DatasetError(f"tiny_imagenet needs {DIRNAME}/ (wnids.txt, train/, val/) in --data-dir, $TFLKIT_DATA or "
+                           f"~/.cache/tflkit-data")
     parts = read_tiny_imagenet(root)
     notes = [f"read from {root}", "test: the labelled official val split"]
     splits = with_val({"train": parts["train"], "test": parts["test"]}, seed, notes, val)
@@ -160,8 +166,21 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return name, options
 
 
+# Where the real datasets are looked for when no --data-dir is given (`python ../shared/data/materialize.py DIR`
+# or the official downloads unpacked there); the committed study files name it too.
+DATA_DIR_ENV = "TFLKIT_DATA"
+DEFAULT_DATA_DIR = Path("~/.cache/tflkit-data")
+FILE_DATASETS = ("cifar10", "cifar100", "tiny_imagenet")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
 def load_dataset(spec: str, data_dir=None, seed: int = 0, **options) -> DatasetSource:
     name, parsed = parse_spec(spec)
+    if data_dir is None and name in FILE_DATASETS and default_data_dir().is_dir():
+        data_dir = default_data_dir()
     if name == "auto":
         if data_dir is None:
             raise UsageError("--dataset auto needs --data-dir")

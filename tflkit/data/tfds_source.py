@@ -60,8 +60,9 @@ def load_tfds(name: str, data_dir=None, label_key: str = "label") -> dict:
         host = DOWNLOAD_HOSTS.get(name, "storage.googleapis.com")
         if not host_reachable(host):
             raise DatasetError(
-                f"{name}: no prepared tensorflow-datasets copy in {data_dir} and no network ({host} unreachable); "
-                f"download the official files and pass --data-dir DIR (e.g. DIR/cifar-10-batches-py)")
+                f"{name}: no official files found and no prepared tensorflow-datasets copy in {data_dir}, and no "
+                f"network ({host} unreachable); unpack the official python-version archive into "
+                f"~/.cache/tflkit-data (or $TFLKIT_DATA, or pass --data-dir DIR), e.g. DIR/cifar-10-batches-py")
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     parts = {}
     for split in ("train", "test"):
