@@ -96,10 +96,18 @@ def cmd_models(args) -> Reply:
 
 @replies
 def cmd_data(args) -> Reply:
-    from tflkit.data import load_dataset
+    from tflkit.data import default_data_dir, load_dataset
 
-    require_dir(args.data_dir, "--data-dir")
-    source = load_dataset(args.spec, data_dir=args.data_dir, seed=args.seed, allow_empty_classes=args.check)
+    data_dir = args.data_dir
+    if args.prepare:
+        from tflkit.data.prepare import prepare
+
+        data_dir = data_dir or default_data_dir()
+        prepare(args.spec, Path(data_dir), source=args.from_file, log=lambda line: print(line, file=sys.stderr))
+    elif args.from_file:
+        raise UsageError("--from gives the archive to --prepare; add --prepare")
+    require_dir(data_dir, "--data-dir")
+    source = load_dataset(args.spec, data_dir=data_dir, seed=args.seed, allow_empty_classes=args.check)
     info = source.describe()
     reply = Reply("data", [info])
     if args.check:  # every file decoded: unreadable files and empty classes are this command's failed items
@@ -319,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of a carved val split (default: 0)")
     p.add_argument("--check", action="store_true", help="decode every image; list unreadable files and empty "
                                                         "classes (exit 1 if any)")
+    p.add_argument("--prepare", action="store_true",
+                   help="cifar10, cifar100, tiny_imagenet: download the official archive (MD5-checked) and unpack it "
+                        "into --data-dir (default $TFLKIT_DATA or ~/.cache/tflkit-data), where every command finds it")
+    p.add_argument("--from", dest="from_file", metavar="ARCHIVE",
+                   help="with --prepare: the official archive already downloaded (cifar-10-python.tar.gz, ...)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_data)
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from tflkit.errors import ModelFileError, UsageError
 
 CACHE_ENV = "TFLKIT_WEIGHTS_CACHE"  # where downloaded weights are kept (default ~/.cache/tflkit/weights)
-CONNECT_TIMEOUT_S = 3.0
 
 
 def weights_cache_dir() -> Path:
@@ -81,31 +80,12 @@ def imagenet_weights_path(model_name: str, log=None) -> Path:
 
 
 def download_weights(source, model_name: str, log=None) -> Path:
-    from urllib.error import URLError
-    from urllib.parse import urlparse
-    from urllib.request import urlopen
+    from tflkit.download import fetch
 
-    from tflkit.data.tfds_source import host_reachable
-    from tflkit.fileio import atomic_path
-
-    url = urlparse(source.url)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    offline = (f"cannot download ImageNet weights for {model_name} (no connection to {url.hostname}:{port}); "
-               f"fetch {source.url} where a network exists and pass --pretrained PATH")
-    if not host_reachable(url.hostname, port, timeout=CONNECT_TIMEOUT_S):
-        raise UsageError(offline)
-    target = weights_cache_dir() / source.filename
-    if log:
-        log(f"downloading {source.url} -> {target}")
-    try:
-        with urlopen(source.url, timeout=30) as response, atomic_path(target) as tmp:
-            with open(tmp, "wb") as f:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    f.write(chunk)
-            verify_source_file(tmp, source)  # a bad file never lands in the cache
-    except (URLError, TimeoutError, ConnectionError) as exc:
-        raise UsageError(f"{offline} ({exc})") from None
-    return target
+    offline = (f"cannot download ImageNet weights for {model_name}; fetch {source.url} where a network exists and "
+               f"pass --pretrained PATH")
+    return fetch(source.url, weights_cache_dir() / source.filename, lambda path: verify_source_file(path, source),
+                 offline, log=log)
 
 
 def load_imagenet(model, model_name: str, log=None) -> dict:

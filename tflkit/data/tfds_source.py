@@ -7,34 +7,16 @@ within a short time-out, and the GCS mirror is switched off (it is a second, slo
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
 
 import numpy as np
 
+from tflkit.download import host_reachable
 from tflkit.errors import DatasetError
 
 # tfds builder name -> the host its download comes from
 DOWNLOAD_HOSTS = {"cifar10": "www.cs.toronto.edu", "cifar100": "www.cs.toronto.edu"}
 DEFAULT_TFDS_DIR = Path("~/tensorflow_datasets").expanduser()
-
-
-def host_reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
-    """A TCP connect within `timeout` seconds, DNS included (getaddrinfo has no time-out, hence the thread)."""
-    result = []
-
-    def probe():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
 
 
 def _builder(name: str, data_dir: Path):
