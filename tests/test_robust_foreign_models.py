@@ -105,6 +105,7 @@ def test_eval_with_labels_and_input_range_equals_plain_litert(foreign, capsys):
     assert expected > 0.25  # the model learned: an equality of two chance-level scores would prove little
     assert "background class" in captured.err
     assert result["preprocessing"] == "input range -1,1 (flags)"
+    assert result["scoring"] == "1001-way top-1: all 1001 outputs compete, over the 10 dataset classes mapped to them"
 
     # --mean/--std say the same thing in other words
     capsys.readouterr()

@@ -217,8 +217,9 @@ def cmd_eval(args) -> Reply:
         reply.results.append(result.to_dict())
         if not args.json:
             top5 = f"  top5 {100 * result.top5:.2f}%" if result.top5 is not None else ""
+            scoring = f"; {result.scoring}" if result.scoring else ""
             print(f"{Path(path).name}: top1 {100 * result.top1:.2f}%{top5}  ({result.count} {args.split} images, "
-                  f"{result.preprocessing})")
+                  f"{result.preprocessing}{scoring})")
     return reply
 
 

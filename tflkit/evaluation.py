@@ -25,6 +25,8 @@ class EvalResult:
     top5: float | None
     preprocessing: str = ""  # how pixels were fed, and where that came from (flags, model card, metadata, assumed)
     limit: int | None = None  # --limit: a stratified subset of the split
+    # what top-1 means when the model has more outputs than the dataset classes (an ImageNet model on Tiny ImageNet)
+    scoring: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,9 +161,12 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
     if columns is None:
         raise UsageError(f"no {split} images to evaluate {name} on")
     logits, targets = np.concatenate(logits), np.concatenate(targets)
+    outputs, classes = logits.shape[1], len(source.class_names)
+    scoring = (f"{outputs}-way top-1: all {outputs} outputs compete, over the {classes} dataset classes mapped to "
+               f"them" if outputs > classes + 1 else "")
     return EvalResult(
         model=name, dataset=source.name, split=split, count=len(targets),
         top1=topk_accuracy(logits, targets, 1),
         top5=topk_accuracy(logits, targets, 5) if logits.shape[1] > 5 else None,
-        preprocessing=prep.describe(), limit=limit,
+        preprocessing=prep.describe(), limit=limit, scoring=scoring,
     )
