@@ -107,6 +107,11 @@ def _already_done(row: dict | None, settings: dict) -> bool:
     return recorded is None or recorded == settings  # records written before settings were kept: trust the file
 
 
+# Below this top-1 agreement with the float model on held-out images, a converted file is worth a warning: the
+# int8 demo files agree on 95.5-97% (seeds 0-2, benchmarks/results/demo_seeds.md runs).
+LOW_AGREEMENT = 0.90
+
+
 def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CALIB_SAMPLES, log=print,
                source=None, validate_samples: int = DEFAULT_VALIDATION_SAMPLES,
                tensor_samples: int = DEFAULT_TENSOR_SAMPLES, fine_tune: FineTuneSettings | None = None,
@@ -352,6 +357,10 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
             result.validation = validation.summary()
             log(f"validate {recipe.name:<22} agreement {100 * validation.top1_agreement:6.2f}%  "
                 f"max |dlogit| {validation.max_abs_logit_diff:.3f}  worst {result.validation['worst_layer'] or '-'}")
+            if validation.top1_agreement < LOW_AGREEMENT:
+                log(f"warning: {recipe.name}: only {100 * validation.top1_agreement:.2f}% of held-out images get the "
+                    f"float model's top-1 (worst layer {result.validation['worst_layer'] or 'unknown'}): check this "
+                    f"file's test top-1 before deploying it")
             if result.fine_tune and "heldout_images" in result.fine_tune:  # on the images its references scored on
                 from tflkit.tflite_model import TFLiteClassifier
 

@@ -19,3 +19,17 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert progress_verbosity(False) == 2 and progress_verbosity(True) == 2
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert progress_verbosity(False) == 1 and progress_verbosity(True) == 2
+
+
+def test_a_graph_mostly_off_xnnpack_is_a_warning():
+    from tflkit.benchresult import BenchResult
+    from tflkit.hostbench import delegation_warning
+
+    slow = BenchResult(model="m.static_wi8_ai16.tflite", target="host", runtime="ai_edge_litert", delegate="xnnpack",
+                       delegated_nodes=0, total_nodes=145, partitions=0)
+    assert delegation_warning(slow).startswith("warning: m.static_wi8_ai16.tflite: XNNPACK runs only 0 of 145 nodes")
+    fast = BenchResult(model="m.tflite", target="host", runtime="ai_edge_litert", delegate="xnnpack",
+                       delegated_nodes=105, total_nodes=113, partitions=9)
+    assert delegation_warning(fast) is None
+    cpu = BenchResult(model="m.tflite", target="host", runtime="ai_edge_litert", delegate="cpu", total_nodes=10)
+    assert delegation_warning(cpu) is None
