@@ -33,3 +33,15 @@ def test_a_graph_mostly_off_xnnpack_is_a_warning():
     assert delegation_warning(fast) is None
     cpu = BenchResult(model="m.tflite", target="host", runtime="ai_edge_litert", delegate="cpu", total_nodes=10)
     assert delegation_warning(cpu) is None
+
+
+def test_broken_yaml_names_its_line_and_column(tmp_path):
+    import pytest
+
+    from tflkit.config import read_yaml
+    from tflkit.errors import UsageError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\n  lr: [\n")
+    with pytest.raises(UsageError, match=r"c.yaml: not valid YAML \(line 2, column 5: mapping values are not allowed"):
+        read_yaml(path)

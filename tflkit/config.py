@@ -124,18 +124,29 @@ def from_dict(cls, data: dict, source: str = "config"):
     return cls(**values)
 
 
-def read_yaml(path) -> dict:
-    """The mapping in a YAML file (not yet checked against a config class), or a one-line UsageError."""
+def read_yaml(path, what: str = "config file", expected: str = "a mapping of keys to values") -> dict:
+    """The mapping in a YAML file (not yet checked against a config class), or a one-line UsageError naming the
+    line and column of a syntax error. Every YAML file tflkit reads (--config, study, search space) comes here."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"config file not found: {path}")
+        raise UsageError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise UsageError(f"{path}: not valid YAML ({yaml_error_text(exc)})") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise UsageError(f"{path}: expected {expected}, got {type(data).__name__}")
     return data
+
+
+def yaml_error_text(exc) -> str:
+    """'line 3, column 9: mapping values are not allowed here' (lines counted from 1, as editors do)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return problem
+    context = f" ({exc.context})" if getattr(exc, "context", None) else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}{context}"
 
 
 def load_yaml(cls, path):

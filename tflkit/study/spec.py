@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from tflkit.config import read_yaml
 from tflkit.errors import UsageError
 from tflkit.study.schema import build, to_plain
 
@@ -140,12 +139,7 @@ def config_fingerprint(config: dict) -> str:
 
 def load_study(path) -> StudySpec:
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"study file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, what="study file", expected="a study: name, models, datasets, ...")
     try:
         spec = build(StudySpec, data, "")
     except UsageError as exc:

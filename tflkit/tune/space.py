@@ -150,17 +150,10 @@ def default_space(model: str, pretrained: bool = False) -> SearchSpace:
 
 def load_space(path, model: str, pretrained: bool = False) -> SearchSpace:
     """The default space for `model` with the file's entries laid over it."""
-    import yaml
+    from tflkit.config import read_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"space file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of TrainConfig keys to ranges")
+    data = read_yaml(path, what="space file", expected="a mapping of TrainConfig keys to ranges")
     merged = {**default_space_dict(model, pretrained), **data}
     parse_space({k: v for k, v in data.items() if v is not None}, source=str(path))  # errors name the file's keys
     return parse_space({k: v for k, v in merged.items() if v is not None}, source=str(path))
