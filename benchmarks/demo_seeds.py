@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--onednn", nargs="+", default=["1", "0"], choices=("1", "0"))
+    parser.add_argument("--note", default="", help="a line on the conditions (e.g. another job sharing the cores)")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
              f"`python benchmarks/demo_seeds.py --seeds {' '.join(map(str, args.seeds))} --onednn "
              f"{' '.join(args.onednn)}`. CPU: {env['cpu']}, {env['cores']} cores, features "
              f"{env['cpu_features'] or 'unknown'}; TensorFlow {env['tensorflow']}, Keras {env['keras']}, LiteRT "
-             f"{env['ai-edge-litert']}.", "",
+             f"{env['ai-edge-litert']}." + (f" {args.note}" if args.note else ""), "",
              "| seed | oneDNN | fp32 top-1 % | int8 top-1 % | int8 drop (pts) | wall s | val top-1 % per epoch |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | {'on' if r['onednn'] == '1' else 'off'} | {r['fp32']:.2f} | {r['int8']:.2f} | "
