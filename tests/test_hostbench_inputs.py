@@ -123,9 +123,11 @@ def test_cli_bench_on_shapes_records_the_inputs(tiny_run, tmp_path, capsys):
     (["--input-data", "shapes", "--input-images", "0"], 2, "--input-images must be 1 or more, got 0"),
     (["--data-dir", "/tmp"], 2, "--data-dir is only read with --input-data DATASET"),
     (["--input-images", "8"], 2, "--input-images is only read with --input-data DATASET"),
-    (["--input-data", "tiny_imagenet"], 1, "tiny_imagenet needs --data-dir"),
+    (["--input-data", "tiny_imagenet"], 1, "tiny_imagenet needs tiny-imagenet-200/ (wnids.txt, train/, val/) in "
+                                           "--data-dir, $TFLKIT_DATA or ~/.cache/tflkit-data"),
 ])
-def test_bad_input_data_is_one_line(tiny_run, capsys, argv, code, message):
+def test_bad_input_data_is_one_line(tiny_run, capsys, monkeypatch, tmp_path, argv, code, message):
+    monkeypatch.setenv("TFLKIT_DATA", str(tmp_path / "no-data-here"))  # the machine's own data folder stays out
     got = main(["bench", str(_artifact(tiny_run, "fp32")), *argv])
     captured = capsys.readouterr()
     assert got == code and captured.out == ""

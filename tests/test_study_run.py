@@ -160,8 +160,9 @@ def test_report_of_a_real_study(local_run):
 def test_pick_on_a_real_study(local_run):
     out, _ = local_run
     done = tflkit("pick", out, "--max-size-mb", "1", "--json")
-    assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
+    assert done.returncode == (0 if result["feasible"] else 1), done.stderr  # exit 1: nothing fits
+    assert result["ok"] == bool(result["feasible"])
     assert len(result["feasible"]) + len(result["excluded"]) == 2
 
 
