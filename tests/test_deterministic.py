@@ -19,6 +19,12 @@ from tflkit.training import TrainConfig, train
 source = load_shapes(seed=0, sizes={"train": 256, "val": 64, "test": 64})
 train(TrainConfig(model="test_mobilenetv3", epochs=2, batch_size=32, lr=3e-3, augment="basic",
                   deterministic=True), sys.argv[1], verbose=0, source=source)
+# identical weights alone prove little where default runs are identical too (they were on the AMX machine):
+# the flag must have switched TensorFlow's op determinism and the inter-op threads
+import tensorflow as tf
+from tensorflow.python.framework import config
+assert config.is_op_determinism_enabled(), "op determinism is off"
+assert tf.config.threading.get_inter_op_parallelism_threads() == 1, "inter-op threads not 1"
 """
 
 
