@@ -17,7 +17,7 @@ from tflkit.models import create_model, get_spec, list_models
 from tflkit.models.pretrained import IMAGENET_SOURCES, WeightSource
 from tflkit.transfer import CACHE_ENV, load_pretrained, verify_source_file
 
-NO_PUBLISHED_WEIGHTS = {"mobilenetv3_small_050", "mobilenetv3_small_075"}
+NO_PUBLISHED_WEIGHTS = {"mobilenetv3_small_050", "mobilenetv3_small_075", "resnet8"}  # resnet8: CIFAR-10
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -420,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tflkit.tune.cli import register as register_tune
 
     register_tune(sub)
+    from tflkit.mcu.cli import register as register_mcu
+
+    register_mcu(sub)
     from tflkit.weights_cli import register as register_weights
 
     register_weights(sub)

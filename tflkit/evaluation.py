@@ -27,6 +27,10 @@ class EvalResult:
     limit: int | None = None  # --limit: a stratified subset of the split
     # what top-1 means when the model has more outputs than the dataset classes (an ImageNet model on Tiny ImageNet)
     scoring: str = ""
+    runtime: str = ""  # "" the host's LiteRT (or Keras for .keras); "tflm" TensorFlow Lite Micro's reference kernels
+    # with `compare`: LiteRT's top-1 on the same images and the fraction whose top-1 class both runtimes agree on
+    reference_top1: float | None = None
+    agreement: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,9 +69,16 @@ def load_keras_model(path):
 class Predictor:
     """A .keras or .tflite file behind one predict(float pixels) -> float logits."""
 
-    def __init__(self, path, threads: int | None = None):
+    def __init__(self, path, threads: int | None = None, runtime: str | None = None):
         self.path = Path(path)
-        if self.path.suffix == ".tflite":
+        if runtime == "tflm":
+            if self.path.suffix != ".tflite":
+                raise UsageError(f"cannot run {self.path.name} on TFLite Micro: expected a .tflite file")
+            from tflkit.mcu.tflm import TFLMClassifier
+
+            self._tflite = TFLMClassifier(self.path)
+            self.image_size = self._tflite.image_size
+        elif self.path.suffix == ".tflite":
             from tflkit.tflite_model import TFLiteClassifier
 
             self._tflite = TFLiteClassifier(self.path, threads=threads)
@@ -107,14 +118,16 @@ def output_shape_problem(path) -> str | None:
 
 
 def evaluate(path, source, split: str = "test", threads: int | None = None, *, limit: int | None = None,
-             preprocessing=None, labels=None, strict: bool = False, log=None, seed: int = 0) -> EvalResult:
+             preprocessing=None, labels=None, strict: bool = False, log=None, seed: int = 0,
+             runtime: str | None = None, compare: bool = False) -> EvalResult:
     """Top-1/top-5 of a model file on `split`.
 
     `limit`: a stratified, seeded subset of N images. `preprocessing`: a tflkit.data.preprocess.Preprocessing
     (from flags); None takes the model's own (card, metadata, input quantization) or assumes raw pixels, saying so.
     `labels`: the model's class names in output order (a list, or a file path), matched to the dataset's classes.
     Unreadable image files are skipped with a count (`strict`: a DatasetError naming the first). `log` gets notes
-    and a progress line every PROGRESS_SECONDS (default: none)."""
+    and a progress line every PROGRESS_SECONDS (default: none). `runtime` "tflm": the file as TensorFlow Lite Micro
+    computes it; with `compare`, LiteRT scores the same images too and their top-1 agreement is recorded."""
     import time
 
     from tflkit.data.check import screen_images
@@ -130,7 +143,8 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
             raise ModelFileError(f"cannot load {name}: {str(exc).strip().splitlines()[0][:200]}") from None
         if problem:
             raise ModelFileError(f"{name} is not a classifier: {problem}; eval scores class vectors only")
-    predictor = Predictor(path, threads=threads)
+    predictor = Predictor(path, threads=threads, runtime=runtime)
+    reference = Predictor(path, threads=threads) if compare and runtime else None
     prep = for_model(path, preprocessing, log=log)
     screen_images(source, strict=strict, log=log)
     data = source.split(split)
@@ -143,12 +157,15 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
             data = data.take(np.sort(holdout_indices(data.labels, limit, seed)))
     if isinstance(labels, (str, Path)):
         labels = read_labels(labels)
-    logits, targets = [], []
+    logits, targets, reference_logits = [], [], []
     start = last = time.perf_counter()
     done = 0
     columns = None
     for images, y in make_dataset(data, predictor.image_size, batch_size=256):
-        batch_logits = predictor.predict(prep.apply(images.numpy()))
+        pixels = prep.apply(images.numpy())
+        batch_logits = predictor.predict(pixels)
+        if reference is not None:
+            reference_logits.append(reference.predict(pixels))
         if columns is None:
             columns = class_outputs(batch_logits.shape[1], list(source.class_names), labels, name, log=log)
         logits.append(batch_logits)
@@ -161,6 +178,11 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
     if columns is None:
         raise UsageError(f"no {split} images to evaluate {name} on")
     logits, targets = np.concatenate(logits), np.concatenate(targets)
+    reference_top1 = agreement = None
+    if reference is not None:
+        reference_logits = np.concatenate(reference_logits)
+        reference_top1 = topk_accuracy(reference_logits, targets, 1)
+        agreement = float(np.mean(np.argmax(reference_logits, 1) == np.argmax(logits, 1)))
     outputs, classes = logits.shape[1], len(source.class_names)
     scoring = (f"{outputs}-way top-1: all {outputs} outputs compete, over the {classes} dataset classes mapped to "
                f"them" if outputs > classes + 1 else "")
@@ -168,5 +190,6 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
         model=name, dataset=source.name, split=split, count=len(targets),
         top1=topk_accuracy(logits, targets, 1),
         top5=topk_accuracy(logits, targets, 5) if logits.shape[1] > 5 else None,
-        preprocessing=prep.describe(), limit=limit, scoring=scoring,
+        preprocessing=prep.describe(), limit=limit, scoring=scoring, runtime=runtime or "",
+        reference_top1=reference_top1, agreement=agreement,
     )

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from tflkit.fileio import atomic_write_text
-from tflkit.runrecords import load_bench, load_evals, load_model_info
+from tflkit.runrecords import load_bench, load_evals, load_mcu, load_model_info
 
 BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_ratio", "params", "macs", "top1",
                 "top1_drop", "top5", "agreement"]
@@ -49,6 +49,7 @@ def build_rows(run_dir) -> list[dict]:
     info = load_model_info(run_dir)
     evals = load_evals(run_dir)
     bench = load_bench(run_dir)
+    mcu = load_mcu(run_dir)
     rows = []
     for export in _exports_and_unrecorded_files(run_dir):
         name = Path(export["path"]).name if export.get("path") else None
@@ -90,6 +91,8 @@ def build_rows(run_dir) -> list[dict]:
                 row["partitions"] = r.partitions  # XNNPACK partitions: 1 = the whole graph delegated
             if r.target == "host" and r.arena_bytes is not None:
                 row["arena_bytes"] = r.arena_bytes  # planned activation memory (RAM) beside size_bytes (flash)
+        if name in mcu:
+            row.update(mcu_columns(mcu[name]))
         if export["status"] == "ok" and export["recipe"].startswith(("static_", "qat_", "prune")):
             from tflkit.tflite_inspect import float_ops
 
@@ -99,6 +102,18 @@ def build_rows(run_dir) -> list[dict]:
         rows.append(row)
     _add_ratios(rows)
     return rows
+
+
+def mcu_columns(record: dict) -> dict:
+    """`tflkit mcu`'s figures as report columns: TFLM-measured arena (or why the file does not run), top-1 under
+    TFLM, and the boards it fits (CPU via TFLM; an Ethos-U board's NPU as board:npu)."""
+    fits = [f["board"] + ("" if f["engine"] == "tflm" else ":npu") for f in record.get("fits", []) if f["fits"]]
+    row = {"tflm_arena_bytes": record.get("arena_bytes") if record.get("runs") else None,
+           "tflm": "runs" if record.get("runs") else f"refused: {record.get('reason', '')}",
+           "fits_on": " ".join(fits) if record.get("fits") else None}
+    if record.get("eval"):
+        row["tflm_top1"] = record["eval"]["top1"]
+    return row
 
 
 def _finetune_reference(trained: dict) -> dict:
@@ -163,7 +178,7 @@ def columns(rows: list[dict]) -> list[str]:
 def _fmt(key: str, value) -> str:
     if value is None or value == "":
         return ""
-    if key in ("top1", "top5", "top1_drop", "agreement", *FINETUNE_COLUMNS):
+    if key in ("top1", "top5", "top1_drop", "agreement", "tflm_top1", *FINETUNE_COLUMNS):
         return f"{100 * value:.2f}"
     if key == "size_ratio" or key.startswith("speedup"):
         return f"{value:.2f}x"

@@ -4,6 +4,7 @@
   bench/host.json    list of BenchResult (host)
   bench/android*.json  lists of BenchResult from phones (written by android_bench)
   model_info.json    params, input size, classes of the trained model
+  mcu.json           file name -> McuResult (TFLite Micro arena, Vela figures, fits per board)
 """
 
 from __future__ import annotations
@@ -61,3 +62,14 @@ def record_model_info(run_dir, info: dict) -> None:
 
 def load_model_info(run_dir) -> dict:
     return _read_json(Path(run_dir) / "model_info.json", {})
+
+
+def record_mcu(run_dir, result: dict) -> None:
+    path = Path(run_dir) / "mcu.json"
+    records = _read_json(path, {})
+    records[result["model"]] = result
+    atomic_write_text(path, json.dumps(records, indent=2) + "\n")
+
+
+def load_mcu(run_dir) -> dict:
+    return _read_json(Path(run_dir) / "mcu.json", {})

@@ -4,6 +4,7 @@ from tflkit.models import (
     efficientnetv2,  # noqa: F401
     mobilenetv3,  # noqa: F401
     resnet,  # noqa: F401
+    resnet8,  # noqa: F401
     shufflenetv2,  # noqa: F401
     squeezenet,  # noqa: F401
 )

@@ -1,0 +1,139 @@
+"""`tflkit mcu FILE... --board B...`: a thin shell over tflkit.mcu.measure."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tflkit.mcu.boards import BOARDS
+from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB
+from tflkit.mcu.vela import ACCELERATORS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "mcu", help="microcontrollers: does a .tflite run under TFLite Micro, its exact arena, flash, Ethos-U "
+                    "figures by Vela, and whether it fits each board (extra: tflkit[mcu])",
+        description="Every file runs under TensorFlow Lite Micro in child processes: refused (the reason named), "
+                    "or the smallest tensor arena that allocates and invokes, found by bisection and checked by "
+                    "fresh runs at that size and a byte less. --dataset adds top-1 as TFLM's reference kernels "
+                    "compute it and its agreement with LiteRT. --ethos-u compiles with Arm Vela.")
+    p.add_argument("model", nargs="+", help=".tflite files")
+    p.add_argument("--board", nargs="+", metavar="B",
+                   help=f"boards to fit (default: all built-in): {', '.join(BOARDS)}, or names from --boards-file")
+    p.add_argument("--boards-file", help="YAML with your own boards (keys as `tflkit mcu --list-boards --json`)")
+    p.add_argument("--ethos-u", nargs="+", default=[], metavar="T",
+                   help=f"Vela targets ACCELERATOR[:SYSTEM_CONFIG[:MEMORY_MODE]], accelerators: "
+                        f"{', '.join(ACCELERATORS)} (boards with an NPU add their own)")
+    p.add_argument("--dataset", help="score top-1 under TFLM on this dataset's --split (slow: reference kernels)")
+    p.add_argument("--data-dir", help="where the dataset's files are")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, metavar="N", help="score a stratified subset of N images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sram-reserve-kb", type=float, default=SRAM_RESERVE_KB,
+                   help=f"SRAM kept for the application, stack and TFLM outside the arena "
+                        f"(default {SRAM_RESERVE_KB:g})")
+    p.add_argument("--flash-reserve-kb", type=float, default=FLASH_RESERVE_KB,
+                   help=f"flash for the TFLM runtime, kernels and application (default {FLASH_RESERVE_KB:g})")
+    p.add_argument("--list-boards", action="store_true", help="print the boards and their sources, then exit")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (see `tflkit --help`)")
+    p.set_defaults(func=cmd_mcu)
+
+
+def cmd_mcu(args):
+    from tflkit.cli import Reply, item_error, require_dir, require_files
+    from tflkit.errors import ModelFileError
+    from tflkit.mcu.boards import get_board, read_boards
+    from tflkit.mcu.measure import measure
+    from tflkit.mcu.tflm import require_tflm
+    from tflkit.mcu.vela import VelaTarget, require_vela
+    from tflkit.runrecords import record_mcu, run_dir_of
+
+    extra = read_boards(args.boards_file) if args.boards_file else {}
+    if args.list_boards:
+        boards = [b.to_dict() for b in {**BOARDS, **extra}.values()]
+        if not args.json:
+            for b in boards:
+                npu = f", {b['ethos_u']}" if b["ethos_u"] else ""
+                print(f"{b['name']:<18} {b['core']}, {b['clock_mhz']:g} MHz, SRAM {b['sram_kb']:g} KB, flash "
+                      f"{b['flash_kb']:g} KB{npu}  ({b['source']})")
+        return Reply("mcu", boards)
+    boards = [get_board(name, extra) for name in (args.board or list({**BOARDS, **extra}))]
+    targets = [VelaTarget.parse(spec) for spec in args.ethos_u]
+    require_tflm()
+    if targets or any(b.ethos_u for b in boards):
+        require_vela()
+    require_files(args.model)
+    require_dir(args.data_dir, "--data-dir")
+    source = None
+    if args.dataset:
+        from tflkit.data import load_dataset
+
+        source = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    reply = Reply("mcu")
+    for path in args.model:
+        try:
+            result = measure(path, boards, targets, source=source, split=args.split, limit=args.limit,
+                             sram_reserve_kb=args.sram_reserve_kb, flash_reserve_kb=args.flash_reserve_kb,
+                             seed=args.seed, log=_log)
+        except ModelFileError as exc:
+            print(f"tflkit: error: {exc}", file=sys.stderr)
+            reply.errors.append(item_error(path, str(exc)))
+            continue
+        record = result.to_dict()
+        run_dir = run_dir_of(path)
+        if run_dir is not None and (args.limit is None or source is None):
+            record_mcu(run_dir, record)
+        reply.results.append(record)
+        if not result.runs:
+            reply.errors.append(item_error(path, f"does not run under TFLite Micro: {result.reason}"))
+        if not args.json:
+            print(format_result(result))
+    return reply
+
+
+cmd_mcu.replies = True  # returns a tflkit.cli.Reply: the JSON envelope is printed by the CLI (tflkit.cli.replies)
+
+
+def format_result(r) -> str:
+    """The text form: what TFLM says, Vela's figures, then one line per board and engine."""
+    name = Path(r.model).name
+    if not r.runs:
+        lines = [f"{name}: does not run under TFLite Micro: {r.reason}"]
+    else:
+        check = f"checked: {r.arena_bytes - 1:,} B fails" if r.arena_checked else "NOT confirmed by the check runs"
+        extra = []
+        if r.tflm_reported_bytes is not None:
+            extra.append(f"TFLM's own report {r.tflm_reported_bytes:,} B")
+        if r.planned_arena_bytes is not None:
+            extra.append(f"tflkit's LiteRT plan {r.planned_arena_bytes:,} B")
+        lines = [f"{name}: runs under TFLite Micro; arena {r.arena_bytes:,} B ({check}; {', '.join(extra)}); "
+                 f"file {r.file_bytes / 1024:,.1f} KB"]
+    lines += [f"  note: {note}" for note in r.notes]
+    if r.eval:
+        e = r.eval
+        lines.append(f"  top-1 under TFLM {100 * e['top1']:.2f}% on {e['count']} {e['split']} images"
+                     f"{' (a stratified subset)' if e['limit'] else ''}; LiteRT {100 * e['reference_top1']:.2f}%, "
+                     f"top-1 agreement {100 * e['agreement']:.2f}%")
+    for v in r.vela:
+        if not v["ok"]:
+            lines.append(f"  {v['target']}: {v['message']}")
+            continue
+        cpu = f" ({', '.join(v['cpu_op_names'])})" if v["cpu_op_names"] else ""
+        ms = f", {v['inference_ms']:.3f} ms estimated" if v["inference_ms"] is not None else ""
+        lines.append(f"  {v['target']} ({v['system_config']}, {v['memory_mode']}, {v['clock_mhz']:g} MHz): SRAM "
+                     f"{v['sram_kib']:,.1f} KiB, flash {v['flash_kib']:,.1f} KiB, DRAM {v['dram_kib']:,.1f} KiB; "
+                     f"{v['npu_ops']} NPU / {v['cpu_ops']} CPU ops{cpu}{ms}; Vela {v['vela_version']}")
+    if r.fits:
+        lines.append(f"  {'board':<18} {'engine':<14} {'SRAM need/has KB':>20} {'flash need/has KB':>20}  fits")
+        for f in r.fits:
+            verdict = "yes" if f["fits"] else f"no: {f['breaks']}"
+            ms = f"  ({f['inference_ms']:.3f} ms est.)" if f["inference_ms"] is not None else ""
+            lines.append(f"  {f['board']:<18} {f['engine']:<14} {f['sram_need_kb']:>9,.1f} / {f['sram_kb']:<8,.0f}"
+                         f" {f['flash_need_kb']:>9,.1f} / {f['flash_kb']:<8,.0f}  {verdict}{ms}")
+        lines.append(f"  ({r.reserves})")
+    return "\n".join(lines)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,228 @@
+"""TensorFlow Lite Micro on the host: does a .tflite run under TFLM, the smallest tensor arena it runs in, and its
+outputs as TFLM's reference kernels compute them (what an MCU without CMSIS-NN runs).
+
+Every load happens in a child process (tflkit.mcu.tflm_child): TFLM can crash its process on a too-small arena or
+a malformed file. The arena is found by search, not read from TFLM's report: `print_allocations()` under-counts
+what allocation needs (alignment and the allocator's own records), so the figure here is the smallest buffer with
+which the interpreter allocates every tensor and invokes, checked by a fresh run at that size succeeding and one
+at a byte less failing. It includes the input and output tensors (TFLM places them in the arena) and is measured
+through the Python interpreter's RecordingMicroAllocator, whose own bookkeeping (a few hundred bytes) a plain
+MicroInterpreter on a board does not need: an upper bound by that much.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tflkit.errors import ModelFileError, UsageError
+
+MAX_ARENA = 256 * 1024 * 1024  # the largest arena tried: far above any MCU's SRAM; untouched pages cost nothing
+ARENA_ALIGNMENT = 16  # declare it `alignas(16) uint8_t tensor_arena[N]`: the alignment this search ran with
+TRY_TIMEOUT_S = 300.0
+CHUNK = 256  # images per child process when computing outputs
+INSTALL_HINT = "pip install 'tflkit[mcu]'"
+_MARKER = "tflkit-tflm-result: "
+
+
+def require_tflm() -> None:
+    if importlib.util.find_spec("tflite_micro") is None:
+        raise UsageError(f"TensorFlow Lite Micro is not installed: {INSTALL_HINT}")
+
+
+@dataclass
+class Attempt:
+    """One child run: did TFLM allocate (and invoke), and what it said when it did not."""
+
+    ok: bool
+    message: str = ""  # TFLM's lines that say why, or how the child died
+    crashed: bool = False
+    log: str = ""
+
+
+def _child(path, arena: int, *flags: str, timeout_s: float = TRY_TIMEOUT_S):
+    """Run the child; (its result records, its other output lines, a crash description or None)."""
+    cmd = [sys.executable, "-m", "tflkit.mcu.tflm_child", str(path), "--arena", str(int(arena)), *flags]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        proc = subprocess.CompletedProcess(cmd, None, out, "")
+    lines = (proc.stdout + "\n" + proc.stderr).splitlines()
+    records = [json.loads(line[len(_MARKER):]) for line in lines if line.startswith(_MARKER)]
+    log = "\n".join(line for line in lines if line.strip() and not line.startswith(_MARKER))
+    if proc.returncode is None:
+        crash = f"TFLM did not finish within {timeout_s:.0f} s"
+    elif proc.returncode != 0:
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+        crash = f"the TFLM interpreter crashed ({how})"
+    else:
+        crash = None
+    return records, log, crash
+
+
+def attempt(path, arena: int, invoke: bool = False, allocations: bool = False, inputs=None, outputs=None,
+            timeout_s: float = TRY_TIMEOUT_S) -> Attempt:
+    flags = ["--invoke"] if invoke else []
+    flags += ["--allocations"] if allocations else []
+    if inputs is not None:
+        flags += ["--inputs", str(inputs), "--outputs", str(outputs)]
+    records, log, crash = _child(path, arena, *flags, timeout_s=timeout_s)
+    if crash or not records:
+        return Attempt(False, crash or "the TFLM child printed no result", crashed=True, log=log)
+    if records[-1]["ok"]:
+        return Attempt(True, log=log)
+    return Attempt(False, reason(log, records[-1]["error"]), log=log)
+
+
+def reason(log: str, error: str) -> str:
+    """TFLM's refusal in a few words: the line of its log that names the cause."""
+    if "Hybrid models are not supported" in log:
+        return ("uint8 or hybrid (float activations, int8 weights) model: TFLite Micro runs int8 and float32 "
+                "models only; convert with an int8 recipe (e.g. static_wi8_ai8)")
+    op = re.search(r"Didn't find op for builtin opcode '([^']+)'|Failed to get registration from op code (\S+)", log)
+    if op:
+        return f"operator {op.group(1) or op.group(2)} is not in TFLite Micro's kernels"
+    custom = re.search(r"Didn't find op for custom opcode '([^']+)'", log)
+    if custom:
+        return f"custom operator {custom.group(1)} is not registered in TFLite Micro"
+    lines = [line.strip() for line in log.splitlines() if line.strip() and "RecordingMicroAllocator" not in line]
+    detail = next((line for line in lines if "failed to prepare" not in line.lower()), "")
+    return f"{error}: {detail}" if detail else error
+
+
+@dataclass
+class TflmCheck:
+    """Whether a file runs under TFLM and the arena it needs."""
+
+    model: str
+    runs: bool
+    reason: str = ""  # why it does not run
+    arena_bytes: int | None = None  # smallest arena that allocates and invokes (16-byte aligned buffer)
+    arena_checked: bool = False  # fresh runs: at arena_bytes it works, at arena_bytes - 1 it fails
+    reported_bytes: int | None = None  # TFLM's own print_allocations() total at arena_bytes
+    tries: int = 0
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check(path, log=None) -> TflmCheck:
+    """Run `path` under TFLM: refused (and why), or the exact arena. A file that is not there is a UsageError."""
+    require_tflm()
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"model file not found: {path}")
+    log = log or (lambda *_: None)
+    start = time.perf_counter()
+    result = TflmCheck(model=path.name, runs=False, notes=io_notes(path))
+    first = attempt(path, MAX_ARENA, invoke=True)
+    result.tries = 1
+    if not first.ok:
+        result.reason = first.message
+        result.seconds = time.perf_counter() - start
+        return result
+    result.runs = True
+    size, tries = smallest_arena(path)
+    works, short = attempt(path, size, invoke=True, allocations=True), attempt(path, size - 1, invoke=True)
+    result.tries += tries + 2
+    result.arena_bytes, result.arena_checked = size, works.ok and not short.ok
+    total = re.search(r"Arena allocation total (\d+) bytes", works.log)
+    result.reported_bytes = int(total.group(1)) if total else None
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def smallest_arena(path) -> tuple[int, int]:
+    """(smallest arena that allocates, sizes tried): the search runs in a child process (doubling from 1 KiB, then
+    bisection to the byte); a size that crashes the child counts as too small, and a new child goes on above it."""
+    lo, hi, tries = 0, MAX_ARENA, 0  # lo fails, hi works
+    while hi - lo > 1:
+        records, _, crash = _child(path, hi, "--search", str(lo))
+        trying = None
+        for record in records:
+            if "trying" in record:
+                trying = record["trying"]
+                continue
+            tries += 1
+            trying = None
+            if record["ok"]:
+                hi = min(hi, record["arena"])
+            else:
+                lo = max(lo, record["arena"])
+        if crash:
+            if trying is None:  # died outside a try: nothing learned, and trying again would loop
+                raise ModelFileError(f"TFLM's arena search on {Path(path).name} failed: {crash}")
+            lo, tries = max(lo, trying), tries + 1
+        elif hi - lo > 1:
+            raise ModelFileError(f"TFLM's arena search on {Path(path).name} stopped early")
+    return hi, tries
+
+
+def io_notes(path) -> list[str]:
+    """What a user deploying this file to an MCU should know about its tensors' types."""
+    from tflkit.runtime import load_interpreter
+
+    try:
+        interpreter = load_interpreter(path, xnnpack=False)
+    except (ValueError, RuntimeError, ModelFileError):
+        return []
+    notes = []
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if any(d["dtype"] == np.float32 for d in inputs + outputs):
+        kinds = {str(np.dtype(d["dtype"])) for d in interpreter.get_tensor_details()}
+        if kinds <= {"float32", "int32"}:
+            notes.append("float32 model: TFLM's float reference kernels, no CMSIS-NN or NPU acceleration")
+        else:
+            notes.append("float input/output: QUANTIZE/DEQUANTIZE run on the MCU, and the float I/O buffers take "
+                         "4x the int8 ones in the arena")
+    return notes
+
+
+class TFLMClassifier:
+    """A .tflite run by TFLM (in child processes, CHUNK images each) behind predict(float pixels) -> float logits,
+    as tflkit.tflite_model.TFLiteClassifier is for LiteRT."""
+
+    def __init__(self, path, arena_bytes: int | None = None):
+        from tflkit.runtime import load_interpreter  # the quantization parameters, read the same way as LiteRT's
+
+        require_tflm()
+        self.path = Path(path)
+        interpreter = load_interpreter(path, xnnpack=False)
+        self.input, self.output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        self.arena = arena_bytes or MAX_ARENA
+        self.seconds, self.images = 0.0, 0
+
+    @property
+    def image_size(self) -> int:
+        return int(self.input["shape"][1])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        from tflkit.tflite_model import dequantize, quantize
+
+        outputs = []
+        with tempfile.TemporaryDirectory(prefix="tflkit-tflm-") as tmp:
+            for start in range(0, len(images), CHUNK):
+                chunk = quantize(images[start:start + CHUNK], self.input)
+                inputs, result_file = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
+                np.save(inputs, chunk)
+                began = time.perf_counter()
+                result = attempt(self.path, self.arena, inputs=inputs, outputs=result_file,
+                                 timeout_s=TRY_TIMEOUT_S + 10.0 * len(chunk))
+                if not result.ok:
+                    raise ModelFileError(f"TFLM could not run {self.path.name}: {result.message}")
+                self.seconds += time.perf_counter() - began
+                self.images += len(chunk)
+                outputs.append(dequantize(np.load(result_file), self.output))
+        return np.concatenate(outputs) if outputs else np.zeros((0, int(self.output["shape"][-1])), np.float32)
