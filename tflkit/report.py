@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from tflkit.fileio import atomic_write_text
+from tflkit.mcu.columns import mcu_columns
 from tflkit.runrecords import load_bench, load_evals, load_mcu, load_model_info
 
 BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_ratio", "params", "macs", "top1",
@@ -102,18 +103,6 @@ def build_rows(run_dir) -> list[dict]:
         rows.append(row)
     _add_ratios(rows)
     return rows
-
-
-def mcu_columns(record: dict) -> dict:
-    """`tflkit mcu`'s figures as report columns: TFLM-measured arena (or why the file does not run), top-1 under
-    TFLM, and the boards it fits (CPU via TFLM; an Ethos-U board's NPU as board:npu)."""
-    fits = [f["board"] + ("" if f["engine"] == "tflm" else ":npu") for f in record.get("fits", []) if f["fits"]]
-    row = {"tflm_arena_bytes": record.get("arena_bytes") if record.get("runs") else None,
-           "tflm": "runs" if record.get("runs") else f"refused: {record.get('reason', '')}",
-           "fits_on": " ".join(fits) if record.get("fits") else None}
-    if record.get("eval"):
-        row["tflm_top1"] = record["eval"]["top1"]
-    return row
 
 
 def _finetune_reference(trained: dict) -> dict:

@@ -70,7 +70,7 @@ def cmd_pick(args) -> int:
     result = pick(rows, target=args.target, threads=args.threads, delegate=args.delegate,
                   max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, min_top1=args.min_top1,
                   max_arena_kb=args.max_arena_kb, max_rss_mb=args.max_rss_mb, max_flash_kb=args.max_flash_kb,
-                  dataset=args.dataset, recipes=args.recipe)
+                  dataset=args.dataset, recipes=args.recipe, boards=args.board)
     found = bool(result["feasible"])
     if args.json:
         print(json.dumps({"command": "pick", "ok": found, **result}, indent=2, default=str))
@@ -162,6 +162,9 @@ def register(sub) -> None:
     p.add_argument("--max-rss-mb", type=float, help="memory the benchmark added on the target (host: resident set "
                                                       "growth; phones: benchmark_model's peak memory)")
     p.add_argument("--max-flash-kb", type=float, help="flash budget: the .tflite file (KB, 1,024 bytes)")
+    p.add_argument("--board", nargs="+", metavar="B",
+                   help="microcontroller boards the file must fit, as measured by the study's `mcu:` stage "
+                        "(TFLite Micro's arena and the file, or the board's Ethos-U; see `tflkit mcu --list-boards`)")
     p.add_argument("--show-excluded", action="store_true", help="list every excluded candidate with its reasons "
                                                                  "(default: a count per reason)")
     p.add_argument("--min-top1", type=_fraction, help="accuracy floor: 0.85, 85 or 85%%")

@@ -18,13 +18,17 @@ KB = 1024  # arena and flash in KB of 1,024 bytes, as microcontroller datasheets
 def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: str | None = None,
          max_latency_ms: float | None = None, max_size_mb: float | None = None, min_top1: float | None = None,
          max_arena_kb: float | None = None, max_rss_mb: float | None = None, max_flash_kb: float | None = None,
-         dataset: str | None = None, recipes=None) -> dict:
+         dataset: str | None = None, recipes=None, boards=None) -> dict:
     """The feasible candidates ranked by top-1 (best first), their top-1-vs-latency Pareto front, and every
     excluded candidate with the constraints it broke.
 
     Memory: `max_arena_kb` bounds the interpreter's planned tensor arena (`arena_bytes`: the RAM its tensors need),
     `max_rss_mb` the resident memory a benchmark added on the target (the host's `rss_delta_mb`, a phone's
     `peak_memory_mb`), `max_flash_kb` the file (what flash must hold), in KB of 1,024 bytes.
+
+    `boards`: names of microcontroller boards the file must fit (a study with `mcu:`): TFLite Micro's measured
+    arena with the I/O and the file within the board's SRAM and flash, or the board's Ethos-U NPU by Vela's figures
+    (tflkit.mcu.fit); planned-only figures never count.
 
     `target` is `host` or a phone prefix as in the row columns (`google_pixel_7`, with `delegate` `cpu`/`gpu`);
     `min_top1` is a fraction (0.7), or a percentage when above 1 (70). With several datasets and no `dataset`,
@@ -44,7 +48,11 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
     constraints = {"target": target, "threads": threads, "delegate": delegate, "latency_column": lat_key,
                    "max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "min_top1": min_top1,
                    "max_arena_kb": max_arena_kb, "max_rss_mb": max_rss_mb, "memory_column": memory_key,
-                   "max_flash_kb": max_flash_kb, "dataset": dataset, "recipes": list(recipes) if recipes else None}
+                   "max_flash_kb": max_flash_kb, "dataset": dataset, "recipes": list(recipes) if recipes else None,
+                   "boards": list(boards) if boards else None}
+    if boards and not any(k.startswith("fits_") for r in rows for k in r):
+        raise UsageError("no microcontroller fit measured in this study: add `mcu: {boards: [...]}` to the study "
+                         "file and run it again (only the new mcu stages run)")
     budgets = [(name, limit) for name, limit in (("size_mb", max_size_mb), ("arena_kb", max_arena_kb),
                                                  ("rss_mb", max_rss_mb), ("flash_kb", max_flash_kb))
                if limit is not None]
@@ -56,6 +64,7 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
             continue
         candidate = _candidate(row, lat_key, mean_key, memory_key)
         reasons = _reasons(candidate, row, where, max_latency_ms, min_top1, budgets)
+        reasons += [] if reasons and candidate["status"] != "ok" else _board_reasons(row, boards or ())
         if reasons:
             excluded.append({**candidate, "reasons": reasons})
         else:
@@ -82,6 +91,8 @@ def _candidate(row: dict, lat_key: str, mean_key: str, memory_key: str) -> dict:
             "size_mb": size / MB if size is not None else None,
             "flash_kb": size / KB if size is not None else None,
             "arena_kb": row["arena_bytes"] / KB if row.get("arena_bytes") is not None else None,
+            "tflm_arena_kb": row["tflm_arena_bytes"] / KB if row.get("tflm_arena_bytes") is not None else None,
+            "fits_on": row.get("fits_on"),
             "rss_mb": row.get(memory_key),
             # how sure the top-1 is: its 95% interval (of the mean, with seeds), the seeds' spread, the training's end
             "top1_lo": row.get("top1_lo"), "top1_hi": row.get("top1_hi"), "top1_sd": row.get("top1_sd"),
@@ -114,6 +125,21 @@ def _reasons(c: dict, row: dict, where: str, max_latency_ms, min_top1, budgets) 
             reasons.append(f"{what} not measured" + (f" on {where.split(' at ')[0]}" if key == "rss_mb" else ""))
         elif c[key] > limit:
             reasons.append(f"{what} {c[key]:.3g} {unit} > {limit:g} {unit}")
+    return reasons
+
+
+def _board_reasons(row: dict, boards) -> list[str]:
+    """Why a file does not fit each board (on its CPU under TFLM, nor on its Ethos-U): nothing when it fits one."""
+    reasons = []
+    for board in boards:
+        cpu, npu = row.get(f"fits_{board}"), row.get(f"fits_{board}_npu")
+        if cpu or npu:
+            continue
+        if cpu is None and npu is None:
+            reasons.append(f"fit on {board} not measured")
+        else:
+            why = row.get(f"fits_{board}_breaks") or row.get(f"fits_{board}_npu_breaks") or "?"
+            reasons.append(f"does not fit {board}: {why}")
     return reasons
 
 
@@ -173,20 +199,25 @@ def format_pick(result: dict, show_excluded: bool = True) -> str:
             limits.append(f"{what} <= {c[key]:g} {unit}")
     if c["min_top1"] is not None:
         limits.append(f"top-1 >= {100 * c['min_top1']:.2f}%")
+    if c.get("boards"):
+        limits.append(f"fits {', '.join(c['boards'])} (TFLite Micro's measured arena, or the board's Ethos-U)")
     if c["dataset"]:
         limits.append(f"dataset {c['dataset']}")
     if c["recipes"]:
         limits.append(f"recipes {', '.join(c['recipes'])}")
     lines = ["Constraints: " + "; ".join(limits), ""]
     front = {id(p) for p in result["pareto"]}
+    mcu = bool(c.get("boards"))
     header = ("", "model", "dataset", "regime", "recipe", "top1 % (95% interval)", "latency ms", "size MB",
-              "training")
+              *(("TFLM arena KB", "fits on") if mcu else ()), "training")
     table = [header]
     for cand in result["feasible"]:
         table.append(("*" if id(cand) in front else "", cand["model"], cand["dataset"], cand["regime"],
                       cand["recipe"], _top1_text(cand),
                       f"{cand['latency_ms']:.3f}" + (" (mean)" if cand["latency_statistic"] == "mean" else ""),
-                      _num(cand["size_mb"], ".3f"), cand.get("convergence") or ""))
+                      _num(cand["size_mb"], ".3f"),
+                      *((_num(cand["tflm_arena_kb"], ".1f"), cand.get("fits_on") or "") if mcu else ()),
+                      cand.get("convergence") or ""))
     if result["feasible"]:
         lines.append(f"Feasible ({len(result['feasible'])}, best top-1 first; * on the top-1 vs latency Pareto front):")
         lines.extend(_aligned(table))
@@ -221,6 +252,8 @@ def _top1_text(cand: dict) -> str:
 def _reason_kind(reason: str) -> str:
     """"latency 3 ms > 2 ms" -> "latency"; "status convert_failed: ..." -> "status convert_failed"."""
     head = reason.split(":")[0].split()
+    if head[:3] == ["does", "not", "fit"]:
+        return " ".join(head[:4])
     return " ".join(head[:2]) if head[0] == "status" else head[0]
 
 

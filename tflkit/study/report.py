@@ -203,7 +203,45 @@ def cell_text(key: str, row: dict) -> str:
 
 def table_columns(rows: list[dict]) -> list[str]:
     """The row columns worth a table column (TABLE_HIDDEN aside); empty columns are left out."""
-    return [c for c in columns(rows) if c not in TABLE_HIDDEN and any(r.get(c) not in (None, "") for r in rows)]
+    return [c for c in columns(rows) if c not in TABLE_HIDDEN and not c.startswith(("fits_", "vela_"))
+            and c != "tflm" and any(r.get(c) not in (None, "") for r in rows)]
+
+
+def mcu_table(rows: list[dict]) -> tuple[list[str], list[list[str]]] | None:
+    """The "fits on" table of a study with `mcu:`: one row per file with TFLite Micro's figures, one column per
+    board (yes, or the budget it breaks); None when nothing was measured on microcontrollers."""
+    measured = [r for r in rows if r.get("tflm")]
+    if not measured:
+        return None
+    boards = sorted({k[len("fits_"):-len("_breaks")] for r in measured for k in r
+                     if k.startswith("fits_") and k.endswith("_breaks")})
+    head = ["model", "dataset", "recipe", "TFLM", "TFLM arena KB", "planned arena KB", "file KB", "TFLM top-1 %",
+            "agreement with LiteRT %", *boards]
+    body = []
+    for r in measured:
+        kb = lambda v: "" if v is None else f"{v / 1024:,.1f}"  # noqa: E731
+        pct = lambda v: "" if v is None else f"{100 * v:.2f}"  # noqa: E731
+        fits = [_fit_cell(r, b) for b in boards]
+        body.append([r["model"], r["dataset"], r["recipe"], r["tflm"], kb(r.get("tflm_arena_bytes")),
+                     kb(r.get("arena_bytes")), kb(r.get("size_bytes")), pct(r.get("tflm_top1")),
+                     pct(r.get("tflm_agreement")), *fits])
+    return head, body
+
+
+def _fit_cell(row: dict, board: str) -> str:
+    fits, breaks = row.get(f"fits_{board}"), row.get(f"fits_{board}_breaks") or ""
+    if fits is None:
+        return ""
+    if fits:
+        return "yes"
+    return "no: does not run under TFLM" if breaks.startswith("does not run") else f"no: {breaks}"
+
+
+MCU_NOTE = ("TFLM arena: the smallest tensor arena (16-byte aligned, inputs and outputs included) with which TFLite "
+            "Micro allocates and invokes the file, found by bisection and checked at a byte less; planned arena: "
+            "tflkit's plan of LiteRT's activations, which leaves out TFLM's own per-tensor and per-node records. "
+            "A board column with `_npu` is the board's Ethos-U by Vela's figures. TFLM top-1 on the stratified "
+            "subset the study's mcu.eval_limit sets.")
 
 
 def _md_cell(text: str) -> str:
@@ -227,6 +265,12 @@ def to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, file
         lines += ["", "### Failed", ""]
         lines += [f"- {r['cell']} {r['recipe']}: {r['status']}: {r.get('message') or 'no reason recorded'}"
                   for r in failed]
+    mcu = mcu_table(rows)
+    if mcu:
+        head, body = mcu
+        lines += ["", "## Microcontrollers: fits on", "", MCU_NOTE, "", "| " + " | ".join(head) + " |",
+                  "|" + "|".join("---" for _ in head) + "|"]
+        lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in body]
     lines += ["", "## Plots", "", "In report.html:", ""]
     lines += [f"- **{p.title}**: {p.caption}" for p in plots]
     lines += [f"- {n}" for n in plot_notes]
@@ -345,7 +389,13 @@ def to_html(title, rows, claims, plots, plot_notes, provenance, stages, files, b
         ("" if r["status"] == "ok" else FAILED,
          [(_e(cell_text(c, r)), isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)) for c in cols])
         for r in rows], "results"))
-    out += ["</div>", '<h2 id="plots">Plots</h2>']
+    out.append("</div>")
+    mcu = mcu_table(rows)
+    if mcu:
+        head, body = mcu
+        out += ['<h2 id="mcu">Microcontrollers: fits on</h2>', f"<p>{_e(MCU_NOTE)}</p>", '<div class="scroll">',
+                _html_table(head, [("", [(_e(v), False) for v in row]) for row in body]), "</div>"]
+    out.append('<h2 id="plots">Plots</h2>')
     for i, p in enumerate(plots):
         data = base64.b64encode(p.png).decode("ascii")
         out.append(f'<figure id="plot-{i}"><img class="plot" alt="{_e(p.title)}" '

@@ -13,6 +13,11 @@ Columns:
   top1_lo, top1_hi (its 95% interval on those images: tflkit.uncertainty.wilson_interval)
   convergence, last_gain, epochs (the cell's training: still improving / converged / early-stopped / unknown, the
     points its last epoch added to the best validation top-1, epochs trained: tflkit.uncertainty.convergence)
+  with a study's `mcu:` (tflkit.mcu): tflm (runs / refused: reason), tflm_arena_bytes (the smallest arena that
+    allocates and invokes under TFLite Micro, I/O included), tflm_top1 and tflm_agreement (top-1 under TFLM on
+    tflm_eval_images images, and its top-1 agreement with LiteRT), fits_on (the boards it fits, `board:npu` on an
+    Ethos-U), fits_<board> (True/False) and fits_<board>_breaks, and per Ethos-U target
+    vela_<target>_sram_kib / _flash_kib / _ms / _cpu_ops
   seed; with a study's `seeds`, the cells of one grid point merged (merge_seeds): seeds (how many measured),
     top1_seeds (each seed's top-1), top1_sd (their sample standard deviation)
 A value that was not measured is None (empty in CSV), never 0.
@@ -26,6 +31,7 @@ import re
 import statistics
 from pathlib import Path
 
+from tflkit.mcu.columns import mcu_columns
 from tflkit.study.spec import cell_dir
 from tflkit.study.store import StudyStore
 from tflkit.uncertainty import convergence, mean_interval, wilson_interval
@@ -62,6 +68,7 @@ def study_rows(store: StudyStore) -> list[dict]:
     stages = store.stages()
     classes = _class_counts(stages, cells, store.path.parent)
     trained = _training(stages)
+    mcu = _mcu(stages)
     latency = {}
     for lat in store.latencies():
         latency.setdefault((lat["cell"], lat["recipe"]), []).append(lat)
@@ -89,6 +96,8 @@ def study_rows(store: StudyStore) -> list[dict]:
         if row["at_chance"]:
             row["message"] = _joined(row["message"], f"top-1 at chance ({row['classes']} classes)")
         row.update({k: v for k, v in (f["extra"] or {}).items() if k not in row})
+        if (f["cell"], f["recipe"]) in mcu:
+            row.update(mcu_columns(mcu[(f["cell"], f["recipe"])]))
         _add_latency(row, latency.get((f["cell"], f["recipe"]), []))
         _add_stage_failures(row, failed_stages.get(f["cell"], []))
         rows.append(row)
@@ -177,6 +186,12 @@ def _training(stages: list[dict]) -> dict[str, dict]:
         out[stage["cell"]] = {"convergence": status, "last_gain": gain,
                               "epochs": result.get("epochs") or (len(curve) if curve else None)}
     return out
+
+
+def _mcu(stages: list[dict]) -> dict[tuple, dict]:
+    """(cell, recipe) -> the tflkit.mcu.measure record of its finished mcu stage."""
+    return {(stage["cell"], stage["stage"].split("/", 1)[1]): stage["result"] for stage in stages
+            if stage["stage"].startswith("mcu/") and stage["status"] == "ok" and isinstance(stage["result"], dict)}
 
 
 def _joined(message: str, note: str) -> str:

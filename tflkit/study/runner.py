@@ -32,7 +32,7 @@ from tflkit.study.spec import (
 )
 from tflkit.study.store import StudyStore, open_store
 
-REMEASURABLE = ("convert", "eval", "bench_host", "bench_phone")
+REMEASURABLE = ("convert", "eval", "bench_host", "bench_phone", "mcu")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class RunOptions:
     ray_address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None starts one here
     allow_changes: tuple[str, ...] = ()  # cell ids to redo after a change of the study file, or ("all",)
     retry_failed: bool = False  # run failed stages again (a failure is otherwise a finished result)
-    remeasure: tuple[str, ...] = ()  # stage kinds to measure again: convert, eval, bench_host, bench_phone
+    remeasure: tuple[str, ...] = ()  # stage kinds to measure again: convert, eval, bench_host, bench_phone, mcu
     cells: tuple[str, ...] = ()  # remeasure (or, with max_steps, run) only the cells matching these patterns
     max_steps: int | None = None  # every cell cut to N steps (tflkit.study.spec.with_max_steps): a runnability check
 
@@ -66,6 +66,7 @@ def planned_stages(spec: StudySpec, cell: Cell) -> list[str]:
     for recipe in spec.recipes:
         stages += [f"convert/{recipe}", f"eval/{recipe}", f"bench_host/{recipe}"]
         stages += [f"bench_phone/{p.serial}/{recipe}" for p in spec.phones]
+        stages += [f"mcu/{recipe}"] if spec.mcu is not None else []
     return stages
 
 

@@ -67,6 +67,19 @@ class Phone:
 
 
 @dataclass(frozen=True)
+class Mcu:
+    """Microcontroller figures for every int8/float file (tflkit.mcu): TFLite Micro's arena and top-1, Vela per
+    Ethos-U target, and the fit on each board. Needs the `mcu` extra."""
+
+    boards: tuple[str, ...] = ()  # built-in board names, or names from boards_file
+    ethos_u: tuple[str, ...] = ()  # Vela targets ACCELERATOR[:SYSTEM_CONFIG[:MEMORY_MODE]]
+    boards_file: str | None = None  # a user's boards (relative to the study file)
+    eval_limit: int | None = 1000  # top-1 under TFLM on a stratified subset (its reference kernels are slow)
+    sram_reserve_kb: float = 32.0
+    flash_reserve_kb: float = 128.0
+
+
+@dataclass(frozen=True)
 class Resources:
     """What one cell asks of an executor: Ray's num_cpus/num_gpus per task; the local thread budget."""
 
@@ -88,6 +101,7 @@ class StudySpec:
     eval_limit: int | None = None  # evaluate on a stratified subset of N test images (None: the whole split)
     host_bench: HostBench = HostBench()
     phones: tuple[Phone, ...] = ()
+    mcu: Mcu | None = None
     resources: Resources = Resources()
     seed: int = 0
     # Several seeds: every cell trains once per seed (ids end in .s<seed>); rows, claims, pick and plots use the
@@ -163,7 +177,8 @@ def _resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
     for name, regime in spec.regimes.items():
         regimes[name] = dataclasses.replace(
             regime, pretrained=resolve(regime.pretrained), weights={m: resolve(w) for m, w in regime.weights.items()})
-    return dataclasses.replace(spec, datasets=datasets, regimes=regimes)
+    mcu = spec.mcu and dataclasses.replace(spec.mcu, boards_file=resolve(spec.mcu.boards_file))
+    return dataclasses.replace(spec, datasets=datasets, regimes=regimes, mcu=mcu)
 
 
 def check_study(spec: StudySpec, where: str = "study") -> None:
@@ -212,9 +227,31 @@ def check_study(spec: StudySpec, where: str = "study") -> None:
         raise UsageError(f"{where}: host_bench.threads: thread counts must be 1 or more")
     if spec.host_bench.runs < 1:
         raise UsageError(f"{where}: host_bench.runs must be at least 1")
+    if spec.mcu is not None:
+        _check_mcu(spec.mcu, where)
     cells = build_cells(spec, where)
     if not cells:
         raise UsageError(f"{where}: no cell: no regime applies to any model")
+
+
+def mcu_boards(settings: Mcu) -> list:
+    from tflkit.mcu.boards import BOARDS, get_board, read_boards
+
+    extra = read_boards(settings.boards_file) if settings.boards_file else {}
+    return [get_board(name, extra) for name in (settings.boards or list({**BOARDS, **extra}))]
+
+
+def _check_mcu(settings: Mcu, where: str) -> None:
+    from tflkit.mcu.vela import VelaTarget
+
+    try:
+        mcu_boards(settings)
+        for target in settings.ethos_u:
+            VelaTarget.parse(target)
+    except UsageError as exc:
+        raise UsageError(f"{where}: mcu: {exc}") from None
+    if settings.eval_limit is not None and settings.eval_limit < 1:
+        raise UsageError(f"{where}: mcu.eval_limit must be 1 or more (or null: the whole test split)")
 
 
 def _check_dataset_name(entry: DatasetEntry, where: str) -> None:

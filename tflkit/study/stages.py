@@ -114,6 +114,12 @@ def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, l
                     stage.result = _bench_phone(phone, path, cell, recipe, out_dir, emit, log)
                     if stage.result["failed"]:
                         stage.fail("failed", stage.result["failed"][0])
+        if spec.mcu is not None and f"mcu/{recipe}" not in done:
+            with _Stage(emit, cell.id, f"mcu/{recipe}", {**base, "file_sha256": sha256_file(path),
+                                                          "vela_version": _vela_version()}) as stage:
+                stage.result = _mcu(spec.mcu, path, source, log)
+                if not stage.result["runs"]:  # a measured fact about the file, not a failure of the stage
+                    stage.message = f"does not run under TFLite Micro: {stage.result['reason']}"
 
 
 def _train(cell: Cell, run_dir: Path, source, log) -> dict:
@@ -273,6 +279,25 @@ def _emit_latency(emit, cell_id, recipe, r: dict) -> None:
               "peak_memory_mb": r.get("peak_memory_mb"), "inputs": r.get("inputs")}
     emit({"kind": "latency", "cell": cell_id, "recipe": recipe, "target": r["target"],
           "delegate": r.get("delegate") or "unknown", "threads": r.get("threads") or 0, "values": values})
+
+
+def _mcu(settings, path, source, log) -> dict:
+    """TFLite Micro, Vela and the boards' fits (tflkit.mcu.measure); the whole record is the stage's result, which
+    tflkit.study.rows flattens into columns."""
+    from tflkit.mcu.measure import measure
+    from tflkit.mcu.vela import VelaTarget
+    from tflkit.study.spec import mcu_boards
+
+    result = measure(path, mcu_boards(settings), [VelaTarget.parse(t) for t in settings.ethos_u], source=source,
+                     limit=settings.eval_limit, sram_reserve_kb=settings.sram_reserve_kb,
+                     flash_reserve_kb=settings.flash_reserve_kb, log=log)
+    return result.to_dict()
+
+
+def _vela_version() -> str:
+    from tflkit.mcu.vela import vela_version
+
+    return vela_version()
 
 
 def _bench_phone(phone, path, cell, recipe, out_dir, emit, log) -> dict:

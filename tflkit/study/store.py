@@ -96,8 +96,8 @@ class StudyStore:
         return self.db.execute("DELETE FROM stages WHERE status = 'failed'").rowcount
 
     def forget_measurements(self, kind: str, cells: list[str] | None = None) -> int:
-        """Drop every `eval`, `bench_host` or `bench_phone` stage (and its figures) so that they are measured again,
-        e.g. the host latencies of a study that ran on a busy machine; `convert` drops the conversions and
+        """Drop every `eval`, `bench_host`, `bench_phone` or `mcu` stage (and its figures) so that they are measured
+        again, e.g. the host latencies of a study that ran on a busy machine; `convert` drops the conversions and
         everything measured on their files (a newer converter or recipe). Only `cells` when given. Returns how
         many stages."""
         if cells is not None and not cells:
@@ -107,7 +107,8 @@ class StudyStore:
         with self.transaction():
             if kind == "convert":
                 count = self.db.execute("DELETE FROM stages WHERE (stage LIKE 'convert/%' OR stage LIKE 'eval/%' "
-                                        "OR stage LIKE 'bench_host/%' OR stage LIKE 'bench_phone/%')" + only,
+                                        "OR stage LIKE 'bench_host/%' OR stage LIKE 'bench_phone/%' "
+                                        "OR stage LIKE 'mcu/%')" + only,
                                         args).rowcount
                 self.db.execute("DELETE FROM files WHERE 1" + only, args)
                 self.db.execute("DELETE FROM latency WHERE 1" + only, args)
