@@ -113,9 +113,13 @@ def test_vela_figures_and_files_beside_the_source(models, tmp_path, spec):
     assert result.cycles_total > 0 and result.inference_ms > 0 and result.clock_mhz > 0
     assert result.macs > 0 and result.vela_version.startswith("5.")
     compiled, layers = Path(result.compiled), Path(result.per_layer_csv)
-    assert compiled.parent == layers.parent == tmp_path and compiled.read_bytes()[4:8] == b"TFL3"
+    assert compiled.parent == layers.parent == tmp_path / "vela" and compiled.read_bytes()[4:8] == b"TFL3"
     assert "Op Cycles" in layers.read_text()
-    assert not list(tmp_path.glob(".*part*"))
+    assert not list(tmp_path.rglob(".*part*"))
+    from tflkit.mcu.tflm import check
+
+    again = check(compiled)  # a compiled file is named for what it is, not "an unknown operator"
+    assert not again.runs and "compiled by Vela" in again.reason
 
 
 def test_a_vela_target_outside_its_list_is_a_usage_error():

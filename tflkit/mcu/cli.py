@@ -104,7 +104,9 @@ def format_result(r) -> str:
         check = f"checked: {r.arena_bytes - 1:,} B fails" if r.arena_checked else "NOT confirmed by the check runs"
         extra = []
         if r.tflm_reported_bytes is not None:
-            extra.append(f"TFLM's own report {r.tflm_reported_bytes:,} B")
+            parts = r.tflm.get("head_bytes"), r.tflm.get("tail_bytes")
+            split = f": {parts[0]:,} activations + {parts[1]:,} persistent" if None not in parts else ""
+            extra.append(f"TFLM's own report {r.tflm_reported_bytes:,} B{split}")
         if r.planned_arena_bytes is not None:
             extra.append(f"tflkit's LiteRT plan {r.planned_arena_bytes:,} B")
         lines = [f"{name}: runs under TFLite Micro; arena {r.arena_bytes:,} B ({check}; {', '.join(extra)}); "
@@ -127,6 +129,10 @@ def format_result(r) -> str:
     if r.fits:
         lines.append(f"  {'board':<18} {'engine':<14} {'SRAM need/has KB':>20} {'flash need/has KB':>20}  fits")
         for f in r.fits:
+            if f["sram_need_kb"] is None:  # the reason is on the file's first line
+                lines.append(f"  {f['board']:<18} {f['engine']:<14} {'-':>9} / {f['sram_kb']:<8,.0f} {'-':>9} / "
+                             f"{f['flash_kb']:<8,.0f}  no: does not run")
+                continue
             verdict = "yes" if f["fits"] else f"no: {f['breaks']}"
             ms = f"  ({f['inference_ms']:.3f} ms est.)" if f["inference_ms"] is not None else ""
             lines.append(f"  {f['board']:<18} {f['engine']:<14} {f['sram_need_kb']:>9,.1f} / {f['sram_kb']:<8,.0f}"

@@ -1,5 +1,6 @@
 """A `tflkit mcu` record as the flat columns of a run report and a study's rows:
-  tflm (runs / refused: reason), tflm_arena_bytes, tflm_top1, tflm_agreement, tflm_eval_images,
+  tflm (runs / refused: reason), tflm_arena_bytes, tflm_top1 (under TFLM on tflm_eval_images images),
+  tflm_litert_top1 (LiteRT on the same images), tflm_agreement (their top-1 agreement),
   fits_on (the boards the file fits, `board:npu` on an Ethos-U), fits_<board> / fits_<board>_npu (True/False) with
   fits_<board>_breaks, and per Ethos-U target vela_<target>_sram_kib / _flash_kib / _ms / _cpu_ops.
 """
@@ -14,10 +15,10 @@ def mcu_columns(record: dict) -> dict:
     runs = bool(record.get("runs"))
     row = {"tflm": "runs" if runs else f"refused: {record.get('reason', '')}",
            "tflm_arena_bytes": record.get("arena_bytes") if runs else None,
-           "tflm_top1": None, "tflm_agreement": None, "tflm_eval_images": None}
+           "tflm_top1": None, "tflm_litert_top1": None, "tflm_agreement": None, "tflm_eval_images": None}
     if record.get("eval"):
-        row.update(tflm_top1=record["eval"]["top1"], tflm_agreement=record["eval"]["agreement"],
-                   tflm_eval_images=record["eval"]["count"])
+        row.update(tflm_top1=record["eval"]["top1"], tflm_litert_top1=record["eval"]["reference_top1"],
+                   tflm_agreement=record["eval"]["agreement"], tflm_eval_images=record["eval"]["count"])
     fits = []
     for f in record.get("fits", []):
         key = f["board"] if f["engine"] == "tflm" else f"{f['board']}_npu"

@@ -22,9 +22,9 @@ class Fit:
     board: str
     fits: bool
     engine: str  # "tflm" (the board's CPU) or the Ethos-U target
-    sram_need_kb: float
+    sram_need_kb: float | None  # None: not known (the file does not run on this engine)
     sram_kb: float
-    flash_need_kb: float
+    flash_need_kb: float | None
     flash_kb: float
     breaks: str = ""  # which budget it breaks and by how much
     inference_ms: float | None = None  # Ethos-U only: Vela's cycles at the board's NPU clock

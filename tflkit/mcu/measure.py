@@ -58,6 +58,10 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
     if tflm.runs and source is not None:
         result.eval = _evaluate(path, source, split, limit, preprocessing, labels, seed, log)
     all_targets = list(dict.fromkeys([*targets, *(VelaTarget.parse(b.ethos_u) for b in boards if b.ethos_u)]))
+    from tflkit.mcu.tflm import VELA_OP, custom_ops
+
+    if VELA_OP in custom_ops(path):  # already compiled for an NPU: Vela on it again means nothing
+        all_targets = []
     vela = {t.name: compile_model(path, t) for t in all_targets}
     for t, v in vela.items():
         log(f"vela     {path.name} {t}: " + (f"SRAM {v.sram_kib:,.1f} KiB, flash {v.flash_kib:,.1f} KiB, "
@@ -92,7 +96,7 @@ def _fits(result: McuResult, boards, vela: dict[str, VelaResult], sram_reserve_k
         if result.runs:
             fits.append(fit(board, result.arena_bytes, result.file_bytes, "tflm", sram_reserve_kb, flash_reserve_kb))
         else:
-            fits.append(Fit(board.name, False, "tflm", 0.0, board.sram_kb, 0.0, board.flash_kb,
+            fits.append(Fit(board.name, False, "tflm", None, board.sram_kb, None, board.flash_kb,
                             breaks=f"does not run under TFLite Micro: {result.reason}"))
         npu = vela.get(VelaTarget.parse(board.ethos_u).name) if board.ethos_u else None
         if npu is not None and npu.ok:

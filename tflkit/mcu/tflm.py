@@ -97,6 +97,13 @@ def reason(log: str, error: str) -> str:
         return f"custom operator {custom.group(1)} is not registered in TFLite Micro"
     lines = [line.strip() for line in log.splitlines() if line.strip() and "RecordingMicroAllocator" not in line]
     detail = next((line for line in lines if "failed to prepare" not in line.lower()), "")
+    detail = re.sub(r"^\S+\.cc:\d+ ", "", detail)  # the kernel's source line: its check is the reason
+    node = re.search(r"Node (\w+) \(number (\d+)\) failed to prepare", log)
+    if node:
+        if node.group(1) == "DEQUANTIZE" and "kTfLiteInt8" in detail:
+            return ("float16 weights: TFLite Micro's DEQUANTIZE takes int8/int16/uint8 inputs only; convert with an "
+                    "int8 recipe (e.g. static_wi8_ai8)")
+        return f"operator {node.group(1)} (node {node.group(2)}) failed to prepare in TFLite Micro: {detail or error}"
     return f"{error}: {detail}" if detail else error
 
 
@@ -110,6 +117,10 @@ class TflmCheck:
     arena_bytes: int | None = None  # smallest arena that allocates and invokes (16-byte aligned buffer)
     arena_checked: bool = False  # fresh runs: at arena_bytes it works, at arena_bytes - 1 it fails
     reported_bytes: int | None = None  # TFLM's own print_allocations() total at arena_bytes
+    # ... and its two parts: the head (activations, planned and reused) and the tail (persistent: per-tensor and
+    # per-node records, kernels' op data such as per-channel requantization multipliers)
+    head_bytes: int | None = None
+    tail_bytes: int | None = None
     tries: int = 0
     seconds: float = 0.0
     notes: list = field(default_factory=list)
@@ -127,10 +138,17 @@ def check(path, log=None) -> TflmCheck:
     log = log or (lambda *_: None)
     start = time.perf_counter()
     result = TflmCheck(model=path.name, runs=False, notes=io_notes(path))
+    customs = custom_ops(path)
+    if VELA_OP in customs:
+        result.reason = ("compiled by Vela for an Ethos-U NPU (custom operator ethos-u): it runs with the Ethos-U "
+                         "driver; measure the .tflite it was compiled from")
+        return result
     first = attempt(path, MAX_ARENA, invoke=True)
     result.tries = 1
     if not first.ok:
         result.reason = first.message
+        if "op code CUSTOM" in first.message and customs:
+            result.reason = f"custom operator {', '.join(customs)} is not registered in TFLite Micro"
         result.seconds = time.perf_counter() - start
         return result
     result.runs = True
@@ -138,8 +156,9 @@ def check(path, log=None) -> TflmCheck:
     works, short = attempt(path, size, invoke=True, allocations=True), attempt(path, size - 1, invoke=True)
     result.tries += tries + 2
     result.arena_bytes, result.arena_checked = size, works.ok and not short.ok
-    total = re.search(r"Arena allocation total (\d+) bytes", works.log)
-    result.reported_bytes = int(total.group(1)) if total else None
+    for attr, part in (("reported_bytes", "total"), ("head_bytes", "head"), ("tail_bytes", "tail")):
+        found = re.search(rf"Arena allocation {part} (\d+) bytes", works.log)
+        setattr(result, attr, int(found.group(1)) if found else None)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -170,24 +189,40 @@ def smallest_arena(path) -> tuple[int, int]:
     return hi, tries
 
 
-def io_notes(path) -> list[str]:
-    """What a user deploying this file to an MCU should know about its tensors' types."""
-    from tflkit.runtime import load_interpreter
+VELA_OP = "ethos-u"  # the custom operator Vela puts in place of the graph it compiled for the NPU
+
+
+def custom_ops(path) -> list[str]:
+    """Names of the file's custom operators, read from its flatbuffer with TFLM's own schema."""
+    from tflite_micro.python.tflite_micro import runtime
 
     try:
-        interpreter = load_interpreter(path, xnnpack=False)
+        model = runtime.convert_bytearray_to_object(bytearray(Path(path).read_bytes()))
+    except Exception:  # noqa: BLE001  (a damaged flatbuffer: TFLM's own load names the problem)
+        return []
+    names = []
+    for code in model.operatorCodes or []:
+        if code.customCode:
+            name = code.customCode.decode(errors="replace") if isinstance(code.customCode, bytes) else \
+                str(code.customCode)
+            names.append(name)
+    return names
+
+
+def io_notes(path) -> list[str]:
+    """What a user deploying this file to an MCU should know about its tensors' types."""
+    from tflkit.tflite_inspect import float_ops, op_counts
+
+    try:
+        ops, computing_in_float = op_counts(path), float_ops(path)
     except (ValueError, RuntimeError, ModelFileError):
         return []
-    notes = []
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if any(d["dtype"] == np.float32 for d in inputs + outputs):
-        kinds = {str(np.dtype(d["dtype"])) for d in interpreter.get_tensor_details()}
-        if kinds <= {"float32", "int32"}:
-            notes.append("float32 model: TFLM's float reference kernels, no CMSIS-NN or NPU acceleration")
-        else:
-            notes.append("float input/output: QUANTIZE/DEQUANTIZE run on the MCU, and the float I/O buffers take "
-                         "4x the int8 ones in the arena")
-    return notes
+    if not computing_in_float and ("QUANTIZE" in ops or "DEQUANTIZE" in ops):
+        return ["float input/output: QUANTIZE/DEQUANTIZE run on the MCU, and the float I/O buffers take 4x the "
+                "int8 ones in the arena"]
+    if computing_in_float and not any(op in ops for op in ("QUANTIZE", "DEQUANTIZE")):
+        return ["float32 compute: TFLM's float reference kernels, no CMSIS-NN or NPU acceleration"]
+    return []
 
 
 class TFLMClassifier:

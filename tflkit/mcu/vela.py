@@ -2,8 +2,8 @@
 cycles and inference time at the system config's clock).
 
 Vela runs as a child process (`python -m ethosu.vela`) in a scratch folder; its compiled file, per-layer CSV and
-summary CSV are then moved beside the source file under names that carry the target, the compiled file
-atomically. Vela 5.2 prints no cycles on its console: they come from the summary CSV.
+summary CSV are then copied into `vela/` beside the source file under names that carry the target, the compiled
+file atomically. Vela 5.2 prints no cycles on its console: they come from the summary CSV.
 """
 
 from __future__ import annotations
@@ -98,11 +98,13 @@ class VelaResult:
 
 
 def outputs_for(path: Path, target: VelaTarget) -> dict[str, Path]:
+    """Vela's files in a `vela/` folder beside the source: beside it, but out of globs like `tflite/*.tflite`
+    (a compiled file is no longer a plain TFLite model: its graph is one ethos-u custom operator)."""
     stem = path.name[:-len(".tflite")] if path.name.endswith(".tflite") else path.name
     tag = target.name.replace(":", "_")
-    return {"compiled": path.with_name(f"{stem}.{tag}.vela.tflite"),
-            "per_layer": path.with_name(f"{stem}.{tag}.vela-layers.csv"),
-            "summary": path.with_name(f"{stem}.{tag}.vela-summary.csv")}
+    folder = path.parent / "vela"
+    return {"compiled": folder / f"{stem}.{tag}.tflite", "per_layer": folder / f"{stem}.{tag}.per-layer.csv",
+            "summary": folder / f"{stem}.{tag}.summary.csv"}
 
 
 def compile_model(path, target: VelaTarget, timeout_s: float = TIMEOUT_S) -> VelaResult:
@@ -135,6 +137,7 @@ def compile_model(path, target: VelaTarget, timeout_s: float = TIMEOUT_S) -> Vel
         if layers.is_file():
             result.cpu_op_names = cpu_operators(layers)
         targets = outputs_for(path, target)
+        targets["compiled"].parent.mkdir(exist_ok=True)
         # The compiled file replaces an older one only once complete (same folder: os.replace is atomic).
         staged = targets["compiled"].with_name(f".{targets['compiled'].name}.part")
         shutil.copyfile(out / "model_vela.tflite", staged)
@@ -151,7 +154,10 @@ def compile_model(path, target: VelaTarget, timeout_s: float = TIMEOUT_S) -> Vel
 def _vela_error(text: str, code: int) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or [f"exit code {code}"])[-1][:300]
+    line = (errors or lines or [f"exit code {code}"])[-1]
+    line = re.sub(r"^(RuntimeError: )?Compilation failed: (Error: )?", "", line)
+    # Vela quotes the operator's full tensor name (a ;-joined list of every fused op): its first entry names it
+    return re.sub(r"'([^';]{0,80})[^']*'", lambda m: f"'{m.group(1)}'", line)[:300]
 
 
 def _read_console(text: str, result: VelaResult) -> None:
