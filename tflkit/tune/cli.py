@@ -52,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("--max-latency-ms", type=float, help="budget: host median latency of the .tflite, 1 thread")
     p.add_argument("--max-size-mb", type=float, help="budget: .tflite file size in MB (1e6 bytes)")
     p.add_argument("--storage", help="Optuna RDB URL shared by workers (default sqlite:///OUT/tune.db), "
-                                     "e.g. postgresql://user@host/db")
+                                     "e.g. postgresql://user@host/db (through psycopg 3, from the tune extra)")
     p.add_argument("--study-name", help="default tune-<model>-<dataset>")
     p.add_argument("--seed", type=int, default=0, help="sampler, training and val-split seed")
     p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")

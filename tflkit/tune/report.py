@@ -228,7 +228,7 @@ def render(study, settings, space, best, importance: dict, evaluator: str, image
     md_table, html_table = _table(rows, keys)
     conditions = (f"{settings.model} on {settings.dataset}, {settings.epochs} epoch(s) per trial, "
                   f"train_limit {settings.train_limit or 'all'}, image size {settings.image_size or 'native'}, "
-                  f"seed {settings.seed}; objective: {settings.objective.describe()}; storage {settings.storage_url}")
+                  f"seed {settings.seed}; objective: {settings.objective.describe()}; storage {settings.storage_shown}")
     space_lines = [f"- `{p.name}`: {p.describe()}" for p in space.params]
     space_lines += [f"- `{k}` fixed at {v}" for k, v in space.fixed.items()]
     params = best.params if best else {}

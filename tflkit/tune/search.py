@@ -11,6 +11,13 @@ a worker on the same host fails it at once (its process id is gone), one elsewhe
 period; either way it is not counted and its parameters are queued again (`retry_of` names the dead trial; a
 retried baseline stays the baseline), so a killed search rerun ends with N finished trials and none lost.
 
+Storage: `sqlite:///FILE` on one machine; a server URL (`postgresql://user@host/db`) for workers on several. A
+`postgresql://` URL without a driver uses psycopg 3, the tune extra's driver (SQLAlchemy's default is psycopg2).
+A worker survives a restart of the server: a pooled connection the restart cut is replaced when next taken from
+the pool (pool_pre_ping), and while the server refuses connections a worker waits for it (up to STORAGE_WAIT_S)
+instead of losing the trial it is running; after that it stops with one line (rerun it: its trial is failed and run
+again).
+
 Pruning (median pruner on the Keras val top-1 after each epoch): not before PRUNER_STARTUP_TRIALS trials have
 finished (trial 0, the default configuration, and the sampler's first random ones), and never in the first half of
 a trial's epochs: there a cosine schedule or a warm-up still holds the lr high, so its val top-1 lags a constant
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -43,6 +51,7 @@ WAIT_S = 5  # a worker with no trial to claim checks other workers' running tria
 PRUNER_STARTUP_TRIALS = 5  # finished trials before the median pruner judges any
 MAX_FAILURES_IN_A_ROW = 3  # a search whose trials all fail (the recipe never converts, ...) stops with the reason
 FINISHED = ("COMPLETE", "PRUNED")
+STORAGE_WAIT_S = 300  # a worker waits this long for a storage server that refuses connections (restart, failover)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,11 @@ class TuneSettings:
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{(Path(self.out) / 'tune.db').resolve()}"
+
+    @property
+    def storage_shown(self) -> str:
+        """The storage URL as logs and messages show it: a password in it as ***."""
+        return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", self.storage_url)
 
     @property
     def name(self) -> str:
@@ -116,27 +130,102 @@ def _optuna():
     return optuna
 
 
-def open_study(settings: TuneSettings, baseline: dict | None = None):
+def engine_url(url: str) -> str:
+    """The URL SQLAlchemy opens: a PostgreSQL URL without a driver (`postgresql://`, or Heroku's `postgres://`) gets
+    psycopg 3, the driver the tune extra installs, where it imports; else psycopg2, SQLAlchemy's default for it,
+    where that imports. Any other URL, SQLite's included, is left as it is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url
+    for driver in ("psycopg", "psycopg2"):
+        try:
+            __import__(driver)
+        except ImportError:
+            continue
+        return f"postgresql+{driver}://{rest}"
+    raise TflkitError(f"a {scheme}:// storage needs a PostgreSQL driver, and neither psycopg nor psycopg2 imports: "
+                      f"pip install 'tflkit[tune]'")
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 120}}
+    # A server's pooled connections die with a restart: without pool_pre_ping the first storage call after
+    # `pg_ctl restart` failed (AdminShutdown: terminating connection due to administrator command); with it the
+    # pool replaces the connection when it is next taken
+    return {"pool_pre_ping": True}
+
+
+def _wait_for_server(log):
+    """A do_connect hook: while the storage server refuses connections (restarting, failing over) a new connection
+    is retried for up to STORAGE_WAIT_S, so the trial a worker is running is not lost to a restart. A connection
+    that fails before the search is open (a wrong URL, a server that is not there) is not waited for."""
+
+    def connect(dialect, connection_record, cargs, cparams):
+        dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
+        deadline, delay, waiting = time.monotonic() + STORAGE_WAIT_S, 1.0, False
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dbapi.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                if not waiting:
+                    log(f"tune     storage unreachable ({_first_line(exc)}): waiting up to {STORAGE_WAIT_S} s for it")
+                    waiting = True
+                time.sleep(delay)
+                delay = min(2 * delay, 15.0)
+            else:
+                if waiting:
+                    log("tune     storage reachable again")
+                return connection
+
+    return connect
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a storage error is the server being out of reach (Optuna wraps SQLAlchemy's error in its own)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+    return isinstance(cause, OperationalError) or (isinstance(cause, DBAPIError) and cause.connection_invalidated)
+
+
+def open_study(settings: TuneSettings, baseline: dict | None = None, log=print):
     """Create the study, or load it when the storage holds it (a resumed search, or another worker's). A new study
     gets `baseline` (the default configuration's values) queued as its first trial."""
     optuna = _optuna()
     url = settings.storage_url
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    url = engine_url(url)
+    engine_kwargs = _engine_kwargs(url)
+    from sqlalchemy import event
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    for attempt in range(5):  # two workers creating the schema of one new SQLite file at once: one waits
+    for attempt in range(5):  # two workers creating the schema of one new storage at once: one waits
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
                                                  grace_period=GRACE_S, heartbeat_stale_trial_callback=_retry)
             study = optuna.create_study(study_name=settings.name, storage=storage, direction="maximize",
                                         pruner=_pruner(settings), load_if_exists=True)
             break
-        except (OperationalError, IntegrityError) as exc:  # a schema or version row the other worker just wrote
+        except ImportError as exc:  # Optuna's "Failed to import DB access module"; the driver's error is the cause
+            raise TflkitError(f"cannot open the tune storage {settings.storage_shown}: "
+                              f"{_first_line(exc.__cause__ or exc)}; pip install 'tflkit[tune]'") from None
+        # a schema or version row the other worker just wrote (on PostgreSQL a table it just created is a
+        # ProgrammingError, "relation already exists")
+        except (OperationalError, IntegrityError, ProgrammingError) as exc:
             if attempt == 4:
-                raise TflkitError(f"cannot open the tune storage {url}: {str(exc).splitlines()[0]}") from None
+                raise TflkitError(f"cannot open the tune storage {settings.storage_shown}: "
+                                  f"{_first_line(exc)}") from None
             time.sleep(1 + attempt)
+    if not url.startswith("sqlite"):
+        event.listen(storage.engine, "do_connect", _wait_for_server(log))
     stored = study.user_attrs.get("settings")
     if stored is None:
         try:
@@ -247,8 +336,14 @@ class _Heartbeat:
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self):
+        from optuna.exceptions import StorageInternalError
+
         while not self.stop.wait(HEARTBEAT_S):
-            self.storage.record_heartbeat(self.trial_id)
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except StorageInternalError as exc:  # one missed beat; an uncaught error would end the beats for good
+                if not _unreachable(exc):
+                    raise
 
     def __enter__(self):
         self.thread.start()
@@ -297,7 +392,7 @@ def run_search(settings: TuneSettings, log=print, source=None):
     get_spec(settings.model)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    study = open_study(settings, baseline=space.baseline(base))
+    study = open_study(settings, baseline=space.baseline(base), log=log)
     if source is None:
         from tflkit.data import load_dataset
 
@@ -305,7 +400,27 @@ def run_search(settings: TuneSettings, log=print, source=None):
     if "val" not in source.splits:
         raise UsageError(f"{settings.dataset} has no val split to score trials on (do not disable val carving)")
     log(f"tune     {settings.name}: {settings.trials} trials of {settings.model} on {source.label}, "
-        f"objective {settings.objective.describe()}; storage {settings.storage_url}")
+        f"objective {settings.objective.describe()}; storage {settings.storage_shown}")
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        _work(study, settings, space, base, source, log)
+    except (optuna.exceptions.StorageInternalError, DBAPIError) as exc:
+        if not _unreachable(exc):
+            raise
+        cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+        raise TflkitError(f"the tune storage {settings.storage_shown} is unreachable ({_first_line(cause)}); rerun "
+                          f"the same command when it is back: the search goes on") from None
+    from tflkit.tune.report import write_results
+
+    paths = write_results(study, settings, space)
+    log(f"tune     written: {', '.join(str(p) for p in paths)}")
+    return study
+
+
+def _work(study, settings: TuneSettings, space: SearchSpace, base: TrainConfig, source, log) -> None:
+    """The worker loop: claim and run trials until `settings.trials` have finished in the storage."""
+    optuna = _optuna()
     failures = 0
     while True:
         fail_dead_trials(study, log)
@@ -329,11 +444,6 @@ def run_search(settings: TuneSettings, log=print, source=None):
         if failures >= MAX_FAILURES_IN_A_ROW:
             reason = trial.user_attrs.get("fail_reason", "")
             raise TflkitError(f"{failures} trials failed in a row, last: {reason}")
-    from tflkit.tune.report import write_results
-
-    paths = write_results(study, settings, space)
-    log(f"tune     written: {', '.join(str(p) for p in paths)}")
-    return study
 
 
 def _surplus(study, trial, wanted: int) -> bool:
