@@ -1,5 +1,7 @@
 """The study's report.html in a real headless browser (Debian's chromium): it loads from disk with no console error
-and no other file or network fetch, and every plot is present, decoded by the browser and not blank.
+and no other file or network fetch, and every plot is present, decoded by the browser and not blank; the answer is
+the first thing after the title, a model has one colour in every plot's key, nothing overflows the page sideways at
+1400 px (every collapsed section opened), and the page shows no path of this machine and no Markdown backtick.
 
 Skips when chromium is not installed (`.ci/run` installs it).
 """
@@ -16,6 +18,7 @@ import pytest
 from test_study_pick import build_tiny_study
 
 from tflkit.study.report import write_study_report
+from tflkit.study.store import open_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
@@ -40,6 +43,46 @@ window.addEventListener("load", () => {
   console.error("tflkit-probe");
 });
 </script>"""
+
+
+# Runs in a copy of the report: what follows the title, and the page's width against the window's before and after
+# every <details> is opened (the wide results table must scroll inside its own box, not the page).
+LAYOUT = """<script>
+window.addEventListener("load", () => {
+  const body = document.body, root = document.documentElement;
+  const first = document.querySelector("h1").nextElementSibling;
+  body.setAttribute("data-first", first ? `${first.tagName.toLowerCase()}#${first.id}` : "none");
+  body.setAttribute("data-first-text", first ? first.textContent.trim() : "");
+  body.setAttribute("data-closed", `${root.scrollWidth} ${root.clientWidth} ${window.innerWidth}`);
+  for (const details of document.querySelectorAll("details")) details.open = true;
+  body.setAttribute("data-open", `${root.scrollWidth} ${root.clientWidth}`);
+});
+</script>"""
+
+
+class _Text(HTMLParser):
+    """The page's text (no style or script) and every element's attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self.elements, self._skip = [], [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+        self._skip += tag in ("style", "script")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("style", "script")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def _parsed(page: str) -> _Text:
+    parser = _Text()
+    parser.feed(page)
+    return parser
 
 
 class _Images(HTMLParser):
@@ -91,6 +134,9 @@ def _colours(png: bytes) -> int:
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
     build_tiny_study(out)
+    with open_store(out) as store:  # paths a real run records: data and weights elsewhere, files inside the study
+        store.set_meta("paths", {"data_dir": "/root/.cache/tflkit-data", "weights": "/home/someone/w/imagenet.h5",
+                                 "artifact": str(out / "cells" / "x" / "m.tflite")})
     return write_study_report(out, log=lambda *_: None)["html"]
 
 
@@ -126,3 +172,39 @@ def test_every_plot_is_decoded_and_drawn_by_the_browser(report, tmp_path):
         complete, width, height, colours = img["data-probe"].split()
         assert complete == "true" and int(width) > 100 and int(height) > 100, img["alt"]
         assert int(colours) > 1, f"plot {img['alt']!r} drew blank in the browser"
+
+
+def test_the_answer_comes_first_and_the_page_fits_1400_px(report, tmp_path):
+    probed = tmp_path / "layout.html"
+    probed.write_text(report.read_text().replace("</body>", LAYOUT + "</body>"))
+    dom, log = _chromium(probed, tmp_path / "profile", "--window-size=1400,2400")
+    assert _console(log) == []
+    body = next(attrs for tag, attrs in _parsed(dom).elements if tag == "body")
+    assert body["data-first"] == "section#recommendation"
+    first = body["data-first-text"]
+    assert first.startswith("Recommendation") and "efficientnetv2_s (scratch, fp32)" in first, first
+    scroll, client, window = map(int, body["data-closed"].split())
+    assert window == 1400 and scroll <= client, body["data-closed"]
+    scroll, client = map(int, body["data-open"].split())
+    assert scroll <= client, f"the page scrolls sideways with every section open: {body['data-open']}"
+
+
+def test_a_model_has_one_colour_in_every_plot_key_and_no_machine_path_shows(report, tmp_path):
+    dom, log = _chromium(report, tmp_path / "profile")
+    assert _console(log) == []
+    page = _parsed(dom)
+    keys: dict[str, set[str]] = {}
+    per_figure = 0
+    for tag, attrs in page.elements:
+        if tag == "li" and attrs.get("class") == "key-model":
+            keys.setdefault(attrs["data-model"], set()).add(attrs["data-color"])
+        per_figure += tag == "ul" and attrs.get("class") == "key" and "id" not in attrs
+    assert per_figure == len([i for i in _images(dom) if i.get("class") == "plot"]) >= 6  # a key beside each plot
+    assert sorted(keys) == ["efficientnetv2_s", "mobilenetv3_small_100", "resnet18", "squeezenet1_1"]
+    assert all(len(colours) == 1 for colours in keys.values()), keys
+    assert len({next(iter(c)) for c in keys.values()}) == len(keys)  # and no two models share one
+    text = " ".join(page.text)
+    for root in ("/root/", "/tmp/", "/home/", str(report.parent)):
+        assert root not in text, root
+    assert "cells/x/m.tflite" in text and "tflkit-data" in text  # relative inside the study, else the file's name
+    assert "`" not in text

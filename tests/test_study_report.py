@@ -168,7 +168,8 @@ def test_report_files_from_a_study_db(tmp_path):
     assert on_phone["pixel_7_gpu_mean_ms_t1"] == "4.0" and on_phone["pixel_7_gpu_peak_memory_mb"] == "12.5"
 
     md = paths["md"].read_text()
-    for section in ("## Claims", "## Results", "## Plots", "## Stages", "## Provenance", "### Failed"):
+    for section in ("## Recommendation", "## Summary", "## Claims", "## Results", "## Plots", "## Appendix",
+                    "### Stages", "### Provenance", "### Failed"):
         assert section in md
     assert "| mobilenetv3_small_100 | shapes | scratch | none | static_wi8_ai8 | ok | 78.00 |" in md
     assert "resnet18.shapes.imagenet static_wi8_ai8: eval_failed: eval failed: out of memory" in md

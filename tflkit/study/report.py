@@ -4,6 +4,11 @@ Writes report.html (one self-contained file: tables, the claims and the plots in
 nothing fetched), report.md (the same tables and claims; the plots are in the HTML), results.csv and results.json
 (the rows of tflkit.study.rows.study_rows, raw values). It measures nothing: a figure that was not measured is an
 empty cell, never 0, and a failed stage or file is a row with its status and reason.
+
+Both open with the answer (tflkit.study.recommend: the file to deploy per target and why, or "no model learned"),
+then a short table of the Pareto front, the study's budget, the claims, the microcontroller fits and the plots; the
+full table and the stages and provenance are collapsed (<details>). No path of this machine shows: a path under a
+study directory is made relative to the report, any other absolute path is cut to its file name (PathScrubber).
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ import csv
 import html
 import io
 import json
+import os
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tflkit.errors import UsageError
 from tflkit.fileio import atomic_write_text
 from tflkit.study.claims import check_claims
+from tflkit.study.recommend import recommend
 from tflkit.study.rows import columns, study_rows
 from tflkit.study.store import open_store
 
@@ -78,7 +87,7 @@ def load_studies(dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict], 
 def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path]:
     """The report of the study in `out_dir`, written there; with `more` study directories, one report of them all,
     written to `into` (a directory of its own, so that no study's own report is overwritten)."""
-    from tflkit.study.plots import make_plots
+    from tflkit.study.plots import make_plots, model_colors
 
     dirs = [Path(out_dir), *map(Path, more)]
     twice = [d for i, d in enumerate(dirs) if d.resolve() in {e.resolve() for e in dirs[:i]}]
@@ -90,24 +99,79 @@ def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path
     if more and dest.resolve() in {d.resolve() for d in dirs}:
         raise UsageError(f"--into {dest} is one of the studies; a joined report goes to a directory of its own")
     rows, stages, files, meta, budget = load_studies(dirs)
-    claims = check_claims(rows)
     histories = {s["cell"]: (s["result"] or {}).get("history") or {} for s in stages
                  if s["stage"] == "train" and s["status"] == "ok" and isinstance(s["result"], dict)}
-    plots, plot_notes = make_plots(rows, histories, budget)
-    provenance = provenance_summary(stages, meta)
-    title = f"Study {meta.get('name') or dest.name}"
+    advice = recommend(rows)
+    colors = model_colors(rows)  # once: a model has one colour in every plot and key
+    plots, plot_notes = make_plots(rows, histories, budget, colors=colors, learned=advice["learned"])
+    report = StudyReport(title=f"Study {meta.get('name') or dest.name}", rows=rows, claims=check_claims(rows),
+                         plots=plots, plot_notes=plot_notes, provenance=provenance_summary(stages, meta),
+                         stages=stages, files=files, budget=budget, advice=advice, colors=colors,
+                         paths=PathScrubber.of(dirs, dest))
     dest.mkdir(parents=True, exist_ok=True)
     paths = {"html": dest / "report.html", "md": dest / "report.md", "csv": dest / "results.csv",
              "json": dest / "results.json"}
     atomic_write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
     atomic_write_text(paths["csv"], to_csv(rows))
-    atomic_write_text(paths["md"], to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, files,
-                                               budget))
-    atomic_write_text(paths["html"], to_html(title, rows, claims, plots, plot_notes, provenance, stages, files,
-                                             budget))
+    atomic_write_text(paths["md"], to_markdown(report))
+    atomic_write_text(paths["html"], to_html(report))
     for path in paths.values():
         log(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return paths
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """Everything report.md and report.html show, gathered once: both renderers read the same figures."""
+
+    title: str
+    rows: list[dict]
+    claims: list[dict]
+    plots: list
+    plot_notes: list[str]
+    provenance: list[tuple[str, str]]
+    stages: list[dict]
+    files: list[dict]
+    budget: str
+    advice: dict  # tflkit.study.recommend.recommend
+    colors: dict  # model -> "#rrggbb", tflkit.study.plots.model_colors
+    paths: PathScrubber
+
+
+# a path of two or more parts from the root, not inside a word, a relative path or a URL (nor base64: its "/" always
+# follows a letter, digit, "+" or "/")
+ABSOLUTE = re.compile(r"(?<![\w.~+=:/-])(?:/[\w.+@-]+){2,}/?")
+
+
+@dataclass(frozen=True)
+class PathScrubber:
+    """Makes the report's text free of this machine's paths: a path under a study directory (as given, resolved, or
+    as the study recorded it when it ran elsewhere) becomes relative to the report's directory; any other absolute
+    path becomes its file name."""
+
+    roots: tuple[tuple[str, str], ...]  # (a spelling of a study directory, its path relative to the report)
+
+    @classmethod
+    def of(cls, dirs: list[Path], dest: Path) -> PathScrubber:
+        roots = {}
+        for study_dir in dirs:
+            rel = os.path.relpath(study_dir.resolve(), dest.resolve())
+            for spelling in (str(study_dir), str(study_dir.resolve()), *_recorded_dirs(study_dir)):
+                if spelling not in (".", "", "/"):
+                    roots[spelling.rstrip("/")] = "" if rel == "." else rel
+        return cls(tuple(sorted(roots.items(), key=lambda kv: -len(kv[0]))))
+
+    def __call__(self, text: str) -> str:
+        for root, rel in self.roots:
+            text = re.sub(rf"(?<![\w.~/-]){re.escape(root)}(/|(?![\w.-]))",
+                          lambda m, rel=rel: (f"{rel}/" if rel else "") if m.group(1) else (rel or "."), text)
+        return ABSOLUTE.sub(lambda m: Path(m.group(0).rstrip("/")).name, text)
+
+
+def _recorded_dirs(study_dir: Path) -> list[str]:
+    """The study directory as its cells' run directories recorded it (`<study>/cells/<cell>`), wherever it ran."""
+    with open_store(study_dir) as store:
+        return sorted({str(Path(c["run_dir"]).parent.parent) for c in store.cells() if c.get("run_dir")})
 
 
 # --- summaries ---------------------------------------------------------------------------------------------------
@@ -244,46 +308,142 @@ MCU_NOTE = ("TFLM arena: the smallest tensor arena (16-byte aligned, inputs and 
             "subset the study's mcu.eval_limit sets.")
 
 
+# --- the answer: what both renderers show first ----------------------------------------------------------------
+
+ANSWER_LEAD = ("At the study's default constraints (a file that learned and was measured on the target; on a board, "
+               "one that fits it): the most accurate file, the faster of equals, as `tflkit pick` ranks them. "
+               "`tflkit pick DIR --max-latency-ms N --max-size-mb N` applies a budget.")
+
+
+def _top1_text(cand: dict) -> str:
+    text = f"{100 * cand['top1']:.2f}%"
+    if cand.get("top1_lo") is not None and cand.get("top1_hi") is not None:
+        text += f" (95% interval {100 * cand['top1_lo']:.2f}-{100 * cand['top1_hi']:.2f})"
+    if cand.get("seeds") and cand["seeds"] > 1:
+        text += f", mean of {cand['seeds']} seeds"
+    return text
+
+
+def answer_items(advice: dict) -> list[dict]:
+    """Each recommendation as display text: target, choice (model (regime, recipe)) or None, figures, why."""
+    several = len(advice["datasets"]) > 1
+    items = []
+    for rec in advice["recommendations"]:
+        best = rec["best"]
+        target = rec["target"] + (f", {rec['dataset']}" if several else "")
+        if best is None:
+            items.append({"target": target, "model": None, "choice": None, "figures": "", "why": rec["why"]})
+            continue
+        figures = [f"top-1 {_top1_text(best)}"]
+        if rec["kind"] == "board":
+            if best.get("tflm_arena_kb") is not None:
+                figures.append(f"TFLM arena {best['tflm_arena_kb']:,.1f} KB")
+            if best.get("flash_kb") is not None:
+                figures.append(f"file {best['flash_kb']:,.1f} KB")
+            if best.get("fits_on"):
+                figures.append(f"fits on {best['fits_on']}")
+            figures.append(f"{best['latency_ms']:.3f} ms {best['latency_statistic']} on {rec['latency_from']}")
+        else:
+            figures.append(f"{best['latency_ms']:.3f} ms {best['latency_statistic']} per inference")
+            if best.get("size_mb") is not None:
+                figures.append(f"{best['size_mb']:.3f} MB")
+        items.append({"target": target, "model": best["model"],
+                      "choice": f"{best['model']} ({best['regime']}, {best['recipe']})", "figures": ", ".join(figures),
+                      "why": rec["why"]})
+    return items
+
+
+def summary_table(report: StudyReport) -> tuple[str, list[str], list[list[str]]] | None:
+    """(caption, head, body) of the short table at the top: the files on the top-1 vs latency Pareto front."""
+    summary = report.advice.get("summary") or {}
+    front = summary.get("candidates") or []
+    if not front:
+        return None
+    several = len(report.advice["datasets"]) > 1
+    tflm = any(c.get("tflm_arena_kb") is not None for c in front)
+    head = [*(["dataset"] if several else []), "model", "regime", "recipe", "top-1 % (95% interval)",
+            "latency ms", "size MB", "arena KB", *(["TFLM arena KB"] if tflm else [])]
+    body = []
+    for c in front:
+        top1 = f"{100 * c['top1']:.2f}"
+        if c.get("top1_lo") is not None and c.get("top1_hi") is not None:
+            top1 += f" ({100 * c['top1_lo']:.2f}-{100 * c['top1_hi']:.2f})"
+        body.append([*([c["dataset"]] if several else []), c["model"], c["regime"], c["recipe"], top1,
+                     f"{c['latency_ms']:.3f}", "" if c["size_mb"] is None else f"{c['size_mb']:.3f}",
+                     "" if c["arena_kb"] is None else f"{c['arena_kb']:,.1f}",
+                     *(["" if c.get("tflm_arena_kb") is None else f"{c['tflm_arena_kb']:,.1f}"] if tflm else [])])
+    caption = (f"The files on the top-1 vs latency Pareto front ({summary['target']}, median latency; each dataset "
+               f"apart): no other file is both more accurate and faster. Best top-1 first; arena: the planned tensor "
+               f"arena. Every file is in the full table under Results.")
+    return caption, head, body
+
+
+SUMMARY_NUMERIC = {"top-1 % (95% interval)", "latency ms", "size MB", "arena KB", "TFLM arena KB"}
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(title, rows, claims, plots, plot_notes, provenance, stages, files, budget) -> str:
-    lines = [f"# {title}", "", _summary(rows, stages, budget), ""]
+def _md_table(head: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
+            *("| " + " | ".join(_md_cell(v) for v in row) + " |" for row in body)]
+
+
+def to_markdown(report: StudyReport) -> str:
+    rows, advice = report.rows, report.advice
+    lines = [f"# {report.title}", ""]
+    if advice["learned"]:
+        lines += ["## Recommendation", ""]
+        for item in answer_items(advice):
+            if item["choice"] is None:
+                lines.append(f"- **{item['target']}**: nothing to recommend. {item['why']}")
+            else:
+                lines.append(f"- **{item['target']}**: **{item['choice']}**: {item['figures']}. {item['why']}")
+        if not advice["recommendations"]:
+            lines.append("No latency was measured: nothing to rank files by on a target.")
+        lines += ["", ANSWER_LEAD]
+    else:
+        lines += ["## No model learned", "", advice["chance"]]
+    table = summary_table(report)
+    if table:
+        caption, head, body = table
+        lines += ["", "## Summary", "", caption, "", *_md_table(head, body)]
+    lines += ["", "## Study", "", _summary(rows, report.stages, report.budget), ""]
     lines += ["## Claims", "", "| claim | verdict | criterion | evidence |", "|---|---|---|---|"]
-    for c in claims:
+    for c in report.claims:
         lines.append(f"| {_md_cell(c['claim'])} | **{c['verdict']}** | {_md_cell(c['criterion'])} | "
                      f"{_md_cell(c['evidence'])} |")
-    lines += ["", "## Results", "", "One row per cell and recipe. Empty: not measured. " + _units_note(), ""]
+    mcu = mcu_table(rows)
+    if mcu:
+        head, body = mcu
+        lines += ["", "## Microcontrollers: fits on", "", MCU_NOTE, "", *_md_table(head, body)]
     cols = table_columns(rows)
-    lines.append("| " + " | ".join(HEADERS.get(c, c) for c in cols) + " |")
-    lines.append("|" + "|".join("---" for _ in cols) + "|")
-    for r in rows:
-        lines.append("| " + " | ".join(_md_cell(cell_text(c, r)) for c in cols) + " |")
+    lines += ["", "## Results", "", f"<details><summary>Full table: {len(rows)} rows, one per cell and recipe"
+              "</summary>", "", "Empty: not measured. " + _units_note(), ""]
+    lines += _md_table([HEADERS.get(c, c) for c in cols], [[cell_text(c, r) for c in cols] for r in rows])
+    lines += ["", "</details>"]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "### Failed", ""]
         lines += [f"- {r['cell']} {r['recipe']}: {r['status']}: {r.get('message') or 'no reason recorded'}"
                   for r in failed]
-    mcu = mcu_table(rows)
-    if mcu:
-        head, body = mcu
-        lines += ["", "## Microcontrollers: fits on", "", MCU_NOTE, "", "| " + " | ".join(head) + " |",
-                  "|" + "|".join("---" for _ in head) + "|"]
-        lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in body]
-    lines += ["", "## Plots", "", "In report.html:", ""]
-    lines += [f"- **{p.title}**: {p.caption}" for p in plots]
-    lines += [f"- {n}" for n in plot_notes]
-    lines += ["", "## Stages", "", "| cell | stage | status | wall s | cpu s | message |", "|---|---|---|---|---|---|"]
-    for s in stages:
-        lines.append(f"| {s['cell']} | {s['stage']} | {s['status']} | {_seconds(s['wall_s'])} | "
-                     f"{_seconds(s['cpu_s'])} | {_md_cell(s.get('message') or '')} |")
-    lines += ["", "## Provenance", "", "| key | value |", "|---|---|"]
-    lines += [f"| {k} | {_md_cell(v)} |" for k, v in provenance]
+    lines += ["", "## Plots", "", "In report.html; model colours: "
+              + ", ".join(f"{m} {c}" for m, c in report.colors.items()) + ".", ""]
+    lines += [f"- **{p.title}**: {p.caption}" for p in report.plots]
+    lines += [f"- {n}" for n in report.plot_notes]
+    lines += ["", "## Appendix", "", "<details><summary>Stages, provenance and files</summary>", "", "### Stages", "",
+              "| cell | stage | status | wall s | cpu s | message |", "|---|---|---|---|---|---|"]
+    for st in report.stages:
+        lines.append(f"| {st['cell']} | {st['stage']} | {st['status']} | {_seconds(st['wall_s'])} | "
+                     f"{_seconds(st['cpu_s'])} | {_md_cell(st.get('message') or '')} |")
+    lines += ["", "### Provenance", "", "| key | value |", "|---|---|"]
+    lines += [f"| {k} | {_md_cell(v)} |" for k, v in report.provenance]
     lines += ["", "### Files", "", "| cell | recipe | status | sha256 | path |", "|---|---|---|---|---|"]
     lines += [f"| {f['cell']} | {f['recipe']} | {f['status']} | {f.get('sha256') or ''} | {f.get('path') or ''} |"
-              for f in files]
-    return "\n".join(lines) + "\n"
+              for f in report.files]
+    lines += ["", "</details>"]
+    return report.paths("\n".join(lines) + "\n")
 
 
 def _summary(rows, stages, budget) -> str:
@@ -339,20 +499,30 @@ def _seconds(value) -> str:
 
 
 CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 1em 1.5em; color: #222; max-width: 1400px; }
 table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
 th { background: #f0f0f0; position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; overflow-wrap: normal; }
 tr.failed td { background: #fff0f0; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.answer { border-left: 4px solid #17692b; background: #f3faf4; padding: 0.4em 1em 0.6em; margin: 0 0 1em; }
+.answer.none { border-left-color: #b00020; background: #fff4f4; }
+.answer h2 { margin: 0.3em 0; }
+.answer li { margin: 0.4em 0; }
+.answer .note { font-size: 13px; color: #444; }
 .verdict-true { color: #17692b; font-weight: bold; }
 .verdict-false { color: #b00020; font-weight: bold; }
 .verdict-undetermined { color: #8a6d00; font-weight: bold; }
 figure { margin: 1em 0 2em; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: 13px; color: #444; max-width: 900px; }
-code { background: #f6f6f6; }
+ul.key { list-style: none; padding: 0; margin: 0.3em 0; font-size: 12px; display: flex; flex-wrap: wrap;
+         gap: 0.3em 1em; }
+.swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em; vertical-align: -0.1em; }
+details > summary { cursor: pointer; font-weight: bold; margin: 0.5em 0; }
+code { background: #f6f6f6; overflow-wrap: anywhere; }
 """
 
 
@@ -360,58 +530,115 @@ NUM, FAILED = ' class="num"', ' class="failed"'
 
 
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+    """Text escaped for an attribute (no markup)."""
+    return html.escape(str(text).replace("`", ""), quote=True)
+
+
+def _t(text) -> str:
+    """Text escaped for an element, its `code` spans (the Markdown's backticks) as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text), quote=False))
+
+
+def _head(text: str) -> str:
+    """A column head that may break after an underscore (host_median_ms_t1) rather than widen its column."""
+    return _t(text).replace("_", "_<wbr>")
 
 
 def _html_table(head: list[str], body: list[tuple[str, list[tuple[str, bool]]]], cls: str = "") -> str:
-    """A plain table: `body` rows are (tr class, [(escaped cell text, numeric)])."""
+    """A table in a box of its own that scrolls sideways when it is wider than the page: `body` rows are
+    (tr class, [(escaped cell text, numeric)])."""
     attr = f' class="{cls}"' if cls else ""
-    out = [f"<table{attr}><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    out = [f'<div class="scroll"><table{attr}><thead><tr>' + "".join(f"<th>{_head(h)}</th>" for h in head)
+           + "</tr></thead><tbody>"]
     for row_class, cells in body:
         out.append(f"<tr{row_class}>" + "".join(f"<td{NUM if num else ''}>{text}</td>" for text, num in cells)
                    + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 
-def to_html(title, rows, claims, plots, plot_notes, provenance, stages, files, budget) -> str:
+def _key(colors: dict, element_id: str = "") -> str:
+    """The model colours as an HTML key: one item per model with its colour, as the plots draw it."""
+    attr = f' id="{element_id}"' if element_id else ""
+    return (f'<ul class="key"{attr}>' + "".join(
+        f'<li class="key-model" data-model="{_e(m)}" data-color="{_e(c)}"><span class="swatch" '
+        f'style="background:{_e(c)}"></span>{_t(m)}</li>' for m, c in colors.items()) + "</ul>")
+
+
+def _answer_html(report: StudyReport) -> list[str]:
+    advice = report.advice
+    if not advice["learned"]:
+        return ['<section id="no-model-learned" class="answer none"><h2>No model learned</h2>',
+                f"<p>{_t(advice['chance'])}</p></section>"]
+    out = ['<section id="recommendation" class="answer"><h2>Recommendation</h2>', "<ul>"]
+    for item in answer_items(advice):
+        if item["choice"] is None:
+            out.append(f"<li><b>{_t(item['target'])}</b>: nothing to recommend. {_t(item['why'])}</li>")
+        else:
+            out.append(f'<li data-model="{_e(item["model"])}"><b>{_t(item["target"])}</b>: '
+                       f"<b>{_t(item['choice'])}</b>: {_t(item['figures'])}. {_t(item['why'])}</li>")
+    out.append("</ul>")
+    if not advice["recommendations"]:
+        out.append("<p>No latency was measured: nothing to rank files by on a target.</p>")
+    out += [f'<p class="note">{_t(ANSWER_LEAD)}</p>', "</section>"]
+    return out
+
+
+def to_html(report: StudyReport) -> str:
+    rows = report.rows
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_e(title)}</title>",
-           f"<style>{CSS}</style></head><body>", f"<h1>{_e(title)}</h1>",
-           f"<p>{_e(_summary(rows, stages, budget))}</p>", '<h2 id="claims">Claims</h2>']
+           '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_t(report.title)}</title>",
+           f"<style>{CSS}</style></head><body>", f"<h1>{_t(report.title)}</h1>", *_answer_html(report)]
+    table = summary_table(report)
+    if table:
+        caption, head, body = table
+        out += ['<h2 id="summary">Summary</h2>', f"<p>{_t(caption)}</p>",
+                _html_table(head, [("", [(_t(v), h in SUMMARY_NUMERIC) for h, v in zip(head, r)]) for r in body],
+                            "summary")]
+    out += ['<h2 id="study">Study</h2>', f"<p>{_t(_summary(rows, report.stages, report.budget))}</p>",
+            '<h2 id="claims">Claims</h2>']
     out.append(_html_table(["claim", "verdict", "criterion", "evidence"], [
-        ("", [(_e(c["claim"]), False), (f'<span class="verdict-{_e(c["verdict"])}">{_e(c["verdict"])}</span>', False),
-              (_e(c["criterion"]), False), (_e(c["evidence"]), False)]) for c in claims], "claims"))
-    cols = table_columns(rows)
-    out += ['<h2 id="results">Results</h2>',
-            f"<p>One row per cell and recipe. Empty: not measured. {_e(_units_note())}</p>", '<div class="scroll">']
-    out.append(_html_table([HEADERS.get(c, c) for c in cols], [
-        ("" if r["status"] == "ok" else FAILED,
-         [(_e(cell_text(c, r)), isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)) for c in cols])
-        for r in rows], "results"))
-    out.append("</div>")
+        ("", [(_t(c["claim"]), False), (f'<span class="verdict-{_e(c["verdict"])}">{_t(c["verdict"])}</span>', False),
+              (_t(c["criterion"]), False), (_t(c["evidence"]), False)]) for c in report.claims], "claims"))
     mcu = mcu_table(rows)
     if mcu:
         head, body = mcu
-        out += ['<h2 id="mcu">Microcontrollers: fits on</h2>', f"<p>{_e(MCU_NOTE)}</p>", '<div class="scroll">',
-                _html_table(head, [("", [(_e(v), False) for v in row]) for row in body]), "</div>"]
-    out.append('<h2 id="plots">Plots</h2>')
-    for i, p in enumerate(plots):
-        data = base64.b64encode(p.png).decode("ascii")
-        out.append(f'<figure id="plot-{i}"><img class="plot" alt="{_e(p.title)}" '
-                   f'src="data:image/png;base64,{data}"><figcaption><b>{_e(p.title)}.</b> {_e(p.caption)}'
+        out += ['<h2 id="mcu">Microcontrollers: fits on</h2>', f"<p>{_t(MCU_NOTE)}</p>",
+                _html_table(head, [("", [(_t(v), False) for v in row]) for row in body])]
+    out += ['<h2 id="plots">Plots</h2>', "<p>Model colours, the same in every plot:</p>",
+            _key(report.colors, "model-colors")]
+    images = {}
+    for i, p in enumerate(report.plots):
+        images[f"@@plot-{i}@@"] = base64.b64encode(p.png).decode("ascii")
+        out.append(f'<figure id="plot-{i}"><img class="plot" alt="{_e(p.title)}" src="data:image/png;base64,'
+                   f'@@plot-{i}@@">{_key(p.colors)}<figcaption><b>{_t(p.title)}.</b> {_t(p.caption)}'
                    "</figcaption></figure>")
-    out += [f"<p>{_e(n)}</p>" for n in plot_notes]
-    out.append('<h2 id="stages">Stages</h2>')
+    out += [f"<p>{_t(n)}</p>" for n in report.plot_notes]
+    cols = table_columns(rows)
+    out += ['<h2 id="results">Results</h2>',
+            f"<details><summary>Full table: {len(rows)} rows, one per cell and recipe</summary>",
+            f"<p>Empty: not measured. {_t(_units_note())}</p>"]
+    out.append(_html_table([HEADERS.get(c, c) for c in cols], [
+        ("" if r["status"] == "ok" else FAILED,
+         [(_t(cell_text(c, r)), isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)) for c in cols])
+        for r in rows], "results"))
+    out.append("</details>")
+    out += ['<h2 id="appendix">Appendix</h2>', "<details><summary>Stages, provenance and files</summary>",
+            '<h3 id="stages">Stages</h3>']
     out.append(_html_table(["cell", "stage", "status", "wall s", "cpu s", "message"], [
-        ("" if s["status"] == "ok" else FAILED,
-         [(_e(s["cell"]), False), (_e(s["stage"]), False), (_e(s["status"]), False), (_seconds(s["wall_s"]), True),
-          (_seconds(s["cpu_s"]), True), (_e(s.get("message") or ""), False)]) for s in stages]))
-    out.append('<h2 id="provenance">Provenance</h2>')
-    out.append(_html_table(["key", "value"], [("", [(_e(k), False), (_e(v), False)]) for k, v in provenance]))
-    out.append("<h3>Files</h3>")
+        ("" if st["status"] == "ok" else FAILED,
+         [(_t(st["cell"]), False), (_t(st["stage"]), False), (_t(st["status"]), False),
+          (_seconds(st["wall_s"]), True), (_seconds(st["cpu_s"]), True), (_t(st.get("message") or ""), False)])
+        for st in report.stages]))
+    out.append('<h3 id="provenance">Provenance</h3>')
+    out.append(_html_table(["key", "value"], [("", [(_t(k), False), (_t(v), False)]) for k, v in report.provenance]))
+    out.append("<h4>Files</h4>")
     out.append(_html_table(["cell", "recipe", "status", "sha256", "path"], [
-        ("", [(_e(f["cell"]), False), (_e(f["recipe"]), False), (_e(f["status"]), False),
-              (f"<code>{_e(f.get('sha256') or '')}</code>", False), (_e(f.get("path") or ""), False)]) for f in files]))
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+        ("", [(_t(f["cell"]), False), (_t(f["recipe"]), False), (_t(f["status"]), False),
+              (f"<code>{_t(f.get('sha256') or '')}</code>", False), (_t(f.get("path") or ""), False)])
+        for f in report.files]))
+    out += ["</details>", "</body></html>"]
+    page = report.paths("\n".join(out) + "\n")  # before the images go in: base64 is no text to rewrite
+    for mark, data in images.items():
+        page = page.replace(mark, data)
+    return page
