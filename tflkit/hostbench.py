@@ -28,7 +28,14 @@ import numpy as np
 from tflkit.benchresult import BenchResult
 from tflkit.errors import DatasetError, TflkitError, UsageError, unknown_choice
 from tflkit.machine import cpu_name
-from tflkit.runtime import XnnpackRefusedError, check_tflite_file, delegation_of, load_interpreter, resolve_runtime
+from tflkit.runtime import (
+    XnnpackRefusedError,
+    check_tflite_file,
+    delegation_of,
+    load_interpreter,
+    preflight,
+    resolve_runtime,
+)
 
 RANDOM_INPUTS = "random"  # BenchResult.inputs of random inputs; otherwise the dataset spec
 DEFAULT_INPUT_IMAGES = 256  # distinct test images a dataset-fed benchmark cycles through
@@ -214,6 +221,7 @@ def bench_model(path, settings: BenchSettings = BenchSettings(), images: InputIm
     result = BenchResult(model=path.name, target="host", runtime=runtime, device=cpu_name(),
                          threads=settings.threads, delegate="xnnpack" if settings.xnnpack else "cpu",
                          size_bytes=path.stat().st_size, inputs=images.spec if images else RANDOM_INPUTS)
+    preflight(path, xnnpack=settings.xnnpack, runtime=runtime)  # the child-process check: not part of init_ms
     t0 = time.perf_counter()
     interpreter = load_interpreter(path, threads=settings.threads, xnnpack=settings.xnnpack, runtime=runtime)
     result.init_ms = (time.perf_counter() - t0) * 1e3

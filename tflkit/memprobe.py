@@ -30,7 +30,8 @@ def probe(path, threads: int = 1, runs: int = 3, xnnpack: bool = True, runtime: 
 
     interpreter_module(runtime)  # the runtime's import is the baseline, not the model's cost
     before = _status_kb("VmRSS")
-    interpreter = load_interpreter(path, threads=threads, xnnpack=xnnpack, runtime=runtime)
+    # isolate=False: this is already a child process (rss_delta_mb), a crash here costs only the figure
+    interpreter = load_interpreter(path, threads=threads, xnnpack=xnnpack, runtime=runtime, isolate=False)
     for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):
         interpreter.set_tensor(detail["index"], array)
     for _ in range(runs):

@@ -59,10 +59,14 @@ def interpreter_module(runtime: str | None = None):
 
 
 def check_tflite_file(path) -> Path:
-    """A clear error for a missing, empty or non-TFLite file before the runtime prints a C++ traceback."""
+    """A clear error for a missing, empty, oversized or non-TFLite file before the runtime prints a C++ traceback.
+    Reads 8 bytes and the file's size (tflkit.limits.TFLITE_BYTES), nothing more."""
+    from tflkit.limits import TFLITE_BYTES
+
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    TFLITE_BYTES.check(path.stat().st_size, path, ModelFileError)
     with open(path, "rb") as f:
         head = f.read(8)
     if len(head) < 8 or head[4:8] != b"TFL3":
@@ -71,8 +75,18 @@ def check_tflite_file(path) -> Path:
 
 
 def load_interpreter(path, threads: int | None = None, xnnpack: bool = True, runtime: str | None = None,
-                     preserve_all_tensors: bool = False):
+                     preserve_all_tensors: bool = False, isolate: bool | None = None):
+    """An allocated interpreter for the .tflite at `path`, or ModelFileError (XnnpackRefusedError) in one line.
+
+    `isolate` (default: on unless TFLKIT_TFLITE_CHILD_CHECK=0): load the file in a child process first
+    (tflkit.tflite_check, once per file per process), so a file that crashes LiteRT's C++ is a ModelFileError here,
+    not a dead process. Every tensor's, input's, output's and node's details are read once after allocation:
+    LiteRT decodes tensor names as it hands them out, and a name that is not UTF-8 raised UnicodeDecodeError in the
+    middle of whatever reader asked first.
+    """
     path = check_tflite_file(path)
+    if isolate is not False:
+        preflight(path, xnnpack=xnnpack, runtime=runtime)
     module = interpreter_module(runtime)
     kwargs = {"model_path": str(path), "num_threads": threads}
     if not xnnpack:
@@ -82,12 +96,50 @@ def load_interpreter(path, threads: int | None = None, xnnpack: bool = True, run
     try:
         interpreter = module.Interpreter(**kwargs)
         interpreter.allocate_tensors()
+        read_details(interpreter, path)
+    except UnicodeDecodeError as exc:  # a name (model description, op or tensor name) that is not UTF-8
+        raise ModelFileError(f"cannot load {path}: a name in the file is not UTF-8 "
+                             f"(byte {exc.object[exc.start:exc.start + 1].hex()} at position {exc.start})") from None
     except (ValueError, RuntimeError) as exc:
-        text = str(exc).strip()
+        text = str(exc).strip() or type(exc).__name__
         if xnnpack and any(marker in text for marker in XNNPACK_REFUSED_MARKERS):
             raise XnnpackRefusedError(f"XNNPACK refused {path.name}: {_delegate_reason(text)}") from None
         raise ModelFileError(f"cannot load {path}: {text.splitlines()[0]}") from None
     return interpreter
+
+
+def preflight(path, xnnpack: bool = True, runtime: str | None = None) -> None:
+    """The child-process load of tflkit.tflite_check (unless TFLKIT_TFLITE_CHILD_CHECK=0), once per file: raises
+    what loading `path` here would, without risking this process. A benchmark calls it before its clock starts."""
+    from tflkit import tflite_check
+
+    if tflite_check.enabled():
+        tflite_check.require_loadable(check_tflite_file(path), xnnpack=xnnpack, runtime=runtime)
+
+
+def read_details(interpreter, path) -> None:
+    """Every detail the readers ask LiteRT for, once, so that a file LiteRT cannot describe fails at load time with
+    one line, not in the middle of a reader: each tensor's name decoded (get_tensor_details skips a tensor whose
+    name is not UTF-8, since UnicodeDecodeError is a ValueError, while get_input_details and the readers that ask
+    for one tensor raise it), input, output and node tensor indices checked in range."""
+    native = getattr(interpreter, "_interpreter", None)
+    count = native.NumTensors(0) if native is not None else len(interpreter.get_tensor_details())
+    for index in range(count if native is not None else 0):
+        try:
+            interpreter._get_tensor_details(index, 0)
+        except UnicodeDecodeError as exc:
+            raise ModelFileError(f"cannot load {path}: the name of tensor {index} is not UTF-8 (byte "
+                                 f"{exc.object[exc.start:exc.start + 1].hex()} at position {exc.start})") from None
+        except ValueError:  # a scratch tensor without a name: LiteRT's own readers skip it too
+            continue
+    for detail in (*interpreter.get_input_details(), *interpreter.get_output_details()):
+        if not 0 <= int(detail["index"]) < count:
+            raise ModelFileError(f"cannot load {path}: input/output tensor {detail['index']} out of range")
+    for op in interpreter._get_ops_details():
+        for t in (*op["inputs"], *op["outputs"]):
+            if not -1 <= int(t) < count:
+                raise ModelFileError(f"cannot load {path}: node {op['index']} ({op['op_name']}) names tensor {t} "
+                                     f"of {count}")
 
 
 class XnnpackRefusedError(ModelFileError):

@@ -7,7 +7,9 @@ TensorFlow dependency, no tflite-support): only the few fields needed, by their 
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +64,7 @@ class _Table:
         if not o:
             return []
         start = self.t.Vector(o)
-        return [_Table(self.t.Bytes, self.t.Indirect(start + 4 * i)) for i in range(self.t.VectorLen(o))]
+        return [_Table(self.t.Bytes, self.t.Indirect(start + 4 * i)) for i in range(self._length(o, start, 4))]
 
     def string(self, slot: int) -> str | None:
         o = self._offset(slot)
@@ -79,14 +81,22 @@ class _Table:
         if not o:
             return []
         start = self.t.Vector(o)
-        return [self.t.Get(number_types.Float32Flags, start + 4 * i) for i in range(self.t.VectorLen(o))]
+        return [self.t.Get(number_types.Float32Flags, start + 4 * i) for i in range(self._length(o, start, 4))]
 
     def bytes(self, slot: int) -> bytes:
         o = self._offset(slot)
         if not o:
             return b""
         start = self.t.Vector(o)
-        return bytes(self.t.Bytes[start:start + self.t.VectorLen(o)])
+        return bytes(self.t.Bytes[start:start + self._length(o, start, 1)])
+
+    def _length(self, o: int, start: int, width: int) -> int:
+        """A vector's length, or ValueError when it runs past the end of the buffer (a damaged length would
+        otherwise build a list of four billion entries)."""
+        n = self.t.VectorLen(o)
+        if start < 0 or start + n * width > len(self.t.Bytes):
+            raise ValueError(f"a vector of {n} entries at byte {start} runs past the end of the buffer")
+        return n
 
 
 def metadata_buffer(model_bytes: bytes) -> bytes | None:
@@ -114,10 +124,14 @@ def read_metadata(path) -> ModelMetadata | None:
     when a metadata buffer is there but is not a readable ModelMetadata flatbuffer."""
     from flatbuffers import number_types as n
 
+    from tflkit.errors import ModelFileError
+    from tflkit.limits import TFLITE_BYTES
+
+    TFLITE_BYTES.check(Path(path).stat().st_size, path, ModelFileError)
     data = Path(path).read_bytes()
     try:
         buffer = metadata_buffer(data)
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, TypeError, struct.error) as exc:  # TypeError: flatbuffers' bad offset
         raise ValueError(f"model flatbuffer not readable: {exc}") from None
     if buffer is None:
         return None
@@ -137,7 +151,7 @@ def read_metadata(path) -> ModelMetadata | None:
             if file.scalar(FILE_TYPE, n.Int8Flags) == TENSOR_AXIS_LABELS:
                 found.label_file = file.string(FILE_NAME)
                 break
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, TypeError, struct.error) as exc:  # TypeError: flatbuffers' bad offset
         raise ValueError(f"TFLite metadata not readable: {exc}") from None
     if found.label_file:
         found.labels = _packed_file(data, found.label_file)
@@ -146,8 +160,13 @@ def read_metadata(path) -> ModelMetadata | None:
 
 def _packed_file(model_bytes: bytes, name: str) -> list[str] | None:
     """tflite-support packs associated files as a zip appended to the model."""
+    from tflkit.limits import LABELS_BYTES
+
     try:
         with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
+            if archive.getinfo(name).file_size > LABELS_BYTES.value():  # a zip bomb packed as a label file
+                return None
             return archive.read(name).decode("utf-8").splitlines()
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError):
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, NotImplementedError, RuntimeError, EOFError, OSError,
+            ValueError, zlib.error):  # damaged, encrypted or oddly compressed: no labels, as if none were packed
         return None

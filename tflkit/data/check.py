@@ -38,8 +38,9 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     import os
 
     from tflkit.fileio import atomic_write_text, cache_dir
+    from tflkit.limits import IMAGE_PIXELS
 
-    listing = hashlib.sha256()
+    listing = hashlib.sha256(f"max_pixels={IMAGE_PIXELS.value()}\n".encode())  # a raised limit: screened again
     for path in paths:
         try:
             stat = os.stat(path)
@@ -49,9 +50,45 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     cached = cache_dir("screened", f"{listing.hexdigest()[:32]}.json")
     if cached.is_file():
         return [tuple(item) for item in json.loads(cached.read_text())]
-    bad = _decode_all(paths)
+    bombs = {}
+    for path in paths:  # headers first: an image over the pixel limit is never handed to the decoder
+        if (problem := image_header_problem(path)) is not None:
+            bombs[path] = problem
+    decoded = _decode_all([p for p in paths if p not in bombs]) if len(bombs) < len(paths) else []
+    reasons = {**dict(decoded), **bombs}
+    bad = [(p, reasons[p]) for p in paths if p in reasons]
     atomic_write_text(cached, json.dumps(bad))
     return bad
+
+
+def image_header_problem(path) -> str | None:
+    """Why the image file at `path` must not be decoded, read from its header alone (Pillow opens lazily): more
+    pixels than tflkit.limits.IMAGE_PIXELS (a decompression bomb: a few KB of PNG claiming 50,000 x 50,000 pixels
+    would decode to 7.5 GB). None when the header is within the limit or is not one Pillow reads (the decoder then
+    names the file)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from tflkit.limits import IMAGE_PIXELS
+
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # Pillow's own check: ours, stated, instead
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    pixels = int(width) * int(height)
+    if pixels <= IMAGE_PIXELS.value():
+        return None
+    return f"{width} x {height}: " + IMAGE_PIXELS.message(pixels, "image").split(": ", 1)[1]
+
+
+def require_decodable(paths) -> None:
+    """A DatasetError naming the first file in `paths` whose header claims more pixels than the limit."""
+    for path in paths:
+        if (problem := image_header_problem(path)) is not None:
+            raise DatasetError(f"{path}: not decoded ({problem})")
 
 
 def _decode_all(paths: list[str]) -> list[tuple[str, str]]:

@@ -64,7 +64,11 @@ def _probe_size(paths: list[str]) -> int:
     otherwise. Unreadable files are skipped here; training skips (or, --strict, names) them later."""
     from PIL import Image, UnidentifiedImageError
 
+    from tflkit.data.check import image_header_problem
+
     for path in paths[:50]:
+        if image_header_problem(path) is not None:  # over the pixel limit: not decoded, not the native size
+            continue
         try:
             with Image.open(path) as image:
                 image.load()

@@ -117,5 +117,9 @@ def make_dataset(split: Split, image_size: int | None, batch_size: int, *, shuff
 def load_images(split: Split, image_size: int | None, indices=None) -> np.ndarray:
     """A numpy batch of preprocessed images (float32, 0..255, resized), e.g. for calibration or validation."""
     sub = split.take(indices) if indices is not None else split
+    if sub.paths is not None:  # not screened (a benchmark's inputs, calibration): headers checked before decoding
+        from tflkit.data.check import require_decodable
+
+        require_decodable(sub.paths)
     ds = make_dataset(sub, image_size, batch_size=256)
     return np.concatenate([x.numpy() for x, _ in ds]) if len(sub) else np.zeros((0, image_size, image_size, 3))

@@ -143,6 +143,9 @@ def read_labels(path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--labels: no such file: {path}")
+    from tflkit.limits import LABELS_BYTES
+
+    LABELS_BYTES.check(path.stat().st_size, f"--labels {path}")
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()

@@ -175,7 +175,7 @@ def parse_space(data: dict, source: str = "space") -> SearchSpace:
 
 def _param(name: str, spec: dict, source: str) -> Param:
     where = f"{source}: {name}"
-    unknown = sorted(set(spec) - {"low", "high", "log", "choices"})
+    unknown = sorted(map(str, set(spec) - {"low", "high", "log", "choices"}))  # YAML keys may be numbers
     if unknown:
         raise UsageError(f"{where}: unknown field(s) {', '.join(unknown)}; use low/high/log or choices")
     if "choices" in spec:

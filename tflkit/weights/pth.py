@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tflkit.errors import ModelFileError
+from tflkit.limits import PTH_MEMBER_BYTES, ZIP_RATIO
 
 # torch storage class name -> numpy dtype (bfloat16 is widened to float32 on read)
 STORAGE_DTYPES = {
@@ -176,6 +177,18 @@ def _refuse_storage(pid):
     raise pickle.UnpicklingError("a storage outside the state dict")
 
 
+def check_members(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a zip bomb posing as a .pth from its directory alone, before a byte is inflated: a member larger than
+    tflkit.limits.PTH_MEMBER_BYTES, or a compressed member expanding more than ZIP_RATIO times (torch.save stores
+    its members uncompressed). A member's declared size also bounds what zipfile inflates from it."""
+    for info in archive.infolist():
+        PTH_MEMBER_BYTES.check(info.file_size, f"{path} (member {info.filename})", ModelFileError)
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > 1 << 20:
+            ratio = info.file_size // max(info.compress_size, 1)
+            ZIP_RATIO.check(ratio, f"{path} (member {info.filename}, {info.file_size:,} bytes inflated from "
+                                   f"{info.compress_size:,})", ModelFileError)
+
+
 def load_state_dict(path) -> dict[str, np.ndarray]:
     """The tensors of a .pth file by name, as numpy arrays; nested dicts (`{"state_dict": ...}`) are unwrapped."""
     path = Path(path)
@@ -184,8 +197,10 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
+                check_members(path, archive)
                 state = _load_zip(path, archive)
         else:
+            PTH_MEMBER_BYTES.check(path.stat().st_size, path, ModelFileError)  # read whole: one member, in effect
             state = _load_legacy(path, path.read_bytes())
     except pickle.UnpicklingError as exc:
         raise ModelFileError(f"{path}: refused to unpickle ({exc}); not a plain PyTorch state dict") from None
