@@ -216,3 +216,13 @@ def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run
     assert "runs under TFLite Micro" in format_result(measured)
     row = next(r for r in build_rows(run) if r["recipe"] == "static_wi8_ai8")
     assert row["tflm_arena_bytes"] == measured.arena_bytes and row["fits_on"] == "nrf52840"
+
+
+def test_an_npu_fit_needs_operators_on_the_npu_and_cpu_operators_tflm_runs():
+    from tflkit.mcu.fit import npu_problem
+
+    compiled = {"ok": True, "npu_ops": 10, "cpu_ops": 2, "cpu_op_names": ["Quantize", "Dequantize"]}
+    assert npu_problem(compiled, runs_under_tflm=True) == ""
+    assert "do not run under TFLite Micro" in npu_problem(compiled, runs_under_tflm=False)
+    assert "no operator on the NPU" in npu_problem({"ok": True, "npu_ops": 0, "cpu_ops": 5}, True)
+    assert npu_problem({"ok": False, "message": "Vela failed: x"}, True) == "Vela failed: x"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from tflkit.mcu.fit import npu_problem
+
 
 def mcu_columns(record: dict) -> dict:
     """One file's tflkit.mcu.measure record as row columns (named in the module's docstring)."""
@@ -20,7 +22,12 @@ def mcu_columns(record: dict) -> dict:
         row.update(tflm_top1=record["eval"]["top1"], tflm_litert_top1=record["eval"]["reference_top1"],
                    tflm_agreement=record["eval"]["agreement"], tflm_eval_images=record["eval"]["count"])
     fits = []
+    vela = {v["target"]: v for v in record.get("vela", [])}
     for f in record.get("fits", []):
+        if f["engine"] != "tflm" and f["engine"] in vela:  # records made before tflkit.mcu.fit.npu_problem existed
+            problem = npu_problem(vela[f["engine"]], runs)
+            if problem:
+                f = {**f, "fits": False, "breaks": problem}
         key = f["board"] if f["engine"] == "tflm" else f"{f['board']}_npu"
         row[f"fits_{key}"] = f["fits"]
         row[f"fits_{key}_breaks"] = f["breaks"] or None

@@ -52,3 +52,16 @@ def fit(board: Board, arena_bytes: int, model_bytes: int, engine: str = "tflm",
 def reserves_note(sram_reserve_kb: float = SRAM_RESERVE_KB, flash_reserve_kb: float = FLASH_RESERVE_KB) -> str:
     return (f"fits = arena + I/O + {sram_reserve_kb:g} KB reserved SRAM <= SRAM, and file + {flash_reserve_kb:g} KB "
             f"runtime <= flash")
+
+
+def npu_problem(vela: dict, runs_under_tflm: bool) -> str:
+    """Why a board's Ethos-U cannot run the file as Vela compiled it, or "": Vela put nothing on the NPU (a float
+    model stays on the CPU), or the operators it left to the CPU would run under TFLM, which refuses the file."""
+    if not vela.get("ok"):
+        return vela.get("message") or "Vela failed"
+    if not vela.get("npu_ops"):
+        return "Vela put no operator on the NPU (float operators stay on the CPU)"
+    if vela.get("cpu_ops") and not runs_under_tflm:
+        names = ", ".join(vela.get("cpu_op_names") or [])
+        return f"the {vela['cpu_ops']} operator(s) Vela leaves to the CPU ({names}) do not run under TFLite Micro"
+    return ""

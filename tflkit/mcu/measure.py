@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tflkit.errors import ModelFileError
 from tflkit.mcu.boards import Board
-from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB, Fit, fit, reserves_note
+from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB, Fit, fit, npu_problem, reserves_note
 from tflkit.mcu.tflm import TflmCheck, check
 from tflkit.mcu.vela import VelaResult, VelaTarget, compile_model
 
@@ -99,7 +99,11 @@ def _fits(result: McuResult, boards, vela: dict[str, VelaResult], sram_reserve_k
             fits.append(Fit(board.name, False, "tflm", None, board.sram_kb, None, board.flash_kb,
                             breaks=f"does not run under TFLite Micro: {result.reason}"))
         npu = vela.get(VelaTarget.parse(board.ethos_u).name) if board.ethos_u else None
-        if npu is not None and npu.ok:
+        problem = npu_problem(npu.to_dict(), result.runs) if npu is not None else ""
+        if npu is not None and problem:
+            fits.append(Fit(board.name, False, npu.target, None, board.sram_kb, None, board.flash_kb,
+                            breaks=problem))
+        elif npu is not None:
             ms = npu.inference_ms
             if ms is not None and board.npu_clock_mhz and npu.clock_mhz:
                 ms *= npu.clock_mhz / board.npu_clock_mhz  # the same cycles at the board's NPU clock
