@@ -86,6 +86,10 @@ CASES = {
     "inspect missing": (["inspect", "MISSING", "--json"], 2, 0),
     "android bench missing": (["android", "bench", "MISSING"], 2, None),
     "tune unknown model": (["tune", "--model", "nosuchnet", "--dataset", "shapes", "--out", "OUT"], 2, None),
+    "mcu": (["mcu", "GOOD", "--board", "nrf52840", "--json"], 0, 1),
+    "mcu one corrupt": (["mcu", "GOOD", "CORRUPT", "--board", "nrf52840", "--json"], 1, 1),
+    "mcu missing": (["mcu", "MISSING", "--json"], 2, 0),
+    "mcu unknown board": (["mcu", "GOOD", "--board", "nosuchboard", "--json"], 2, 0),
     "weights import missing": (["weights", "import", "MISSING", "--model", "test_resnet", "--out", "OUT/m.keras",
                                 "--json"], 2, 0),
 }

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("tflite_micro")
 pytest.importorskip("ethosu")
+pytestmark = pytest.mark.slow  # a real study (train, 2 conversions, TFLM, Vela): ~1 min; .ci/run runs it
 
 STUDY = """\
 name: tiny_mcu

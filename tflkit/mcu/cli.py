@@ -27,9 +27,9 @@ def register(subparsers) -> None:
                         f"{', '.join(ACCELERATORS)} (boards with an NPU add their own)")
     p.add_argument("--dataset", help="score top-1 under TFLM on this dataset's --split (slow: reference kernels)")
     p.add_argument("--data-dir", help="where the dataset's files are")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="with --dataset: the split to score (default: test)")
     p.add_argument("--limit", type=int, metavar="N", help="score a stratified subset of N images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset and the dataset's splits")
     p.add_argument("--sram-reserve-kb", type=float, default=SRAM_RESERVE_KB,
                    help=f"SRAM kept for the application, stack and TFLM outside the arena "
                         f"(default {SRAM_RESERVE_KB:g})")
