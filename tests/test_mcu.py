@@ -226,3 +226,18 @@ def test_an_npu_fit_needs_operators_on_the_npu_and_cpu_operators_tflm_runs():
     assert "do not run under TFLite Micro" in npu_problem(compiled, runs_under_tflm=False)
     assert "no operator on the NPU" in npu_problem({"ok": True, "npu_ops": 0, "cpu_ops": 5}, True)
     assert npu_problem({"ok": False, "message": "Vela failed: x"}, True) == "Vela failed: x"
+
+
+def test_list_boards_needs_no_file_and_a_damaged_file_is_one_line(models, tmp_path, capsys):
+    from tflkit.cli import main
+
+    assert main(["mcu", "--list-boards", "--json"]) == 0
+    assert {b["name"] for b in json.loads(capsys.readouterr().out)["results"]} >= {"nrf52840", "alif_e7_hp"}
+    damaged = tmp_path / "damaged.tflite"
+    damaged.write_bytes(b"xxxxTFL3" + b"\x7f" * 64)  # the identifier, then nonsense offsets
+    code = main(["mcu", str(damaged), str(models["conv"]), "--board", "nrf52840", "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 1 and [r["model"] for r in out["results"]] == ["conv.int8.tflite"]
+    assert len(out["errors"]) == 1 and "damaged.tflite" in out["errors"][0]["item"]
+    assert "Traceback" not in captured.err

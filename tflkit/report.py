@@ -188,7 +188,8 @@ def _cell(row: dict, key: str) -> str:
 
 def to_markdown(rows: list[dict]) -> str:
     trained = [r for r in rows if r.get("finetune_steps") is not None]
-    cols = [c for c in columns(rows) if c not in ("file", "model", "dataset", *FINETUNE_DETAIL)
+    per_board = [c for c in columns(rows) if c.startswith(("fits_", "vela_")) and c != "fits_on"]  # in JSON/CSV
+    cols = [c for c in columns(rows) if c not in ("file", "model", "dataset", *FINETUNE_DETAIL, *per_board)
             and (any(r.get(c) not in (None, "") for r in rows) or (c in FINETUNE_COLUMNS and trained))]
     header = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "macs": "MACs",
               "agreement": "agreement %", "finetune_fp32_top1": "fp32 fine-tuned alike top1 % (held-out)",

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
                     "or the smallest tensor arena that allocates and invokes, found by bisection and checked by "
                     "fresh runs at that size and a byte less. --dataset adds top-1 as TFLM's reference kernels "
                     "compute it and its agreement with LiteRT. --ethos-u compiles with Arm Vela.")
-    p.add_argument("model", nargs="+", help=".tflite files")
+    p.add_argument("model", nargs="*", help=".tflite files")
     p.add_argument("--board", nargs="+", metavar="B",
                    help=f"boards to fit (default: all built-in): {', '.join(BOARDS)}, or names from --boards-file")
     p.add_argument("--boards-file", help="YAML with your own boards (keys as `tflkit mcu --list-boards --json`)")
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 def cmd_mcu(args):
     from tflkit.cli import Reply, item_error, require_dir, require_files
-    from tflkit.errors import ModelFileError
+    from tflkit.errors import ModelFileError, UsageError
     from tflkit.mcu.boards import get_board, read_boards
     from tflkit.mcu.measure import measure
     from tflkit.mcu.tflm import require_tflm
@@ -58,6 +58,8 @@ def cmd_mcu(args):
                 print(f"{b['name']:<18} {b['core']}, {b['clock_mhz']:g} MHz, SRAM {b['sram_kb']:g} KB, flash "
                       f"{b['flash_kb']:g} KB{npu}  ({b['source']})")
         return Reply("mcu", boards)
+    if not args.model:
+        raise UsageError("give one or more .tflite files (or --list-boards)")
     boards = [get_board(name, extra) for name in (args.board or list({**BOARDS, **extra}))]
     targets = [VelaTarget.parse(spec) for spec in args.ethos_u]
     require_tflm()

@@ -45,7 +45,7 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
 
     log = log or (lambda *_: None)
     path = check_tflite_file(path)
-    tflm: TflmCheck = check(path, log=log)
+    tflm: TflmCheck = check(path)
     result = McuResult(model=path.name, file_bytes=path.stat().st_size, runs=tflm.runs, reason=tflm.reason,
                        arena_bytes=tflm.arena_bytes, arena_checked=tflm.arena_checked,
                        tflm_reported_bytes=tflm.reported_bytes, planned_arena_bytes=_planned(path),

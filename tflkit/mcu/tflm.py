@@ -129,20 +129,24 @@ class TflmCheck:
         return asdict(self)
 
 
-def check(path, log=None) -> TflmCheck:
-    """Run `path` under TFLM: refused (and why), or the exact arena. A file that is not there is a UsageError."""
+def check(path) -> TflmCheck:
+    """Run `path` under TFLM: refused (and why), or the exact arena. A file that is not there is a UsageError; one
+    that is not a readable TFLite model (LiteRT cannot load it either) is a ModelFileError."""
+    from tflkit.runtime import load_interpreter
+
     require_tflm()
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"model file not found: {path}")
-    log = log or (lambda *_: None)
     start = time.perf_counter()
-    result = TflmCheck(model=path.name, runs=False, notes=io_notes(path))
+    result = TflmCheck(model=path.name, runs=False)
     customs = custom_ops(path)
     if VELA_OP in customs:
         result.reason = ("compiled by Vela for an Ethos-U NPU (custom operator ethos-u): it runs with the Ethos-U "
                          "driver; measure the .tflite it was compiled from")
         return result
+    load_interpreter(path, xnnpack=False)  # a damaged file: one line from LiteRT's loader, not a TFLM guess
+    result.notes = io_notes(path)
     first = attempt(path, MAX_ARENA, invoke=True)
     result.tries = 1
     if not first.ok:

@@ -51,6 +51,10 @@ def main(argv=None) -> int:
     except (RuntimeError, ValueError) as exc:
         _result({"ok": False, "error": str(exc).strip()})
         return 0
+    except Exception as exc:  # noqa: BLE001  (the Python side reading a damaged flatbuffer: struct.error, ...)
+        _result({"ok": False, "error": f"not a model TFLite Micro can read ({type(exc).__name__}: "
+                                       f"{str(exc).strip()[:160]})"})
+        return 0
     _result({"ok": True})
     return 0
 
