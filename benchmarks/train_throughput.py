@@ -1,16 +1,24 @@
-"""Training images/s of `tflkit.training.train` against plain Keras fitting the same model, side by side.
+"""Training images/s of `tflkit.training.train` against plain Keras fitting the same model, side by side, and what
+mixed bfloat16 and XLA change on this CPU.
 
-    python benchmarks/train_throughput.py [--data-dir DIR] [--entries mobilenetv3_small_100:64:cifar ...]
+    python benchmarks/train_throughput.py [--entries resnet18:224 mobilenetv3_small_100:64:standard ...]
+                                          [--variants bf16 xla] [--rounds 3] [--steps N]
 
-An entry is MODEL:SIZE:STEM, STEM `cifar` (small_input: no early downsampling, tflkit's default at 64 px and below)
-or `standard` (the ImageNet stem, `create_model`'s default). For each entry and round, in one process:
-- tflkit: `train()` on a stratified subset of real CIFAR-10 (its pipeline, loss, metrics, schedule, checkpoint
-  and chance-warning callbacks, run directory), 2 epochs;
+An entry is MODEL:SIZE[:STEM], STEM `cifar` (small_input: no early downsampling) or `standard` (the ImageNet
+stem); without it, tflkit's own default (the CIFAR-style stem at 64 px and below). The default entries are every
+registry architecture at the study's sizes, 32, 64, 96 and 224 (ResNet-8, the MLPerf Tiny model, at its 32 only).
+For each entry and round, in one process and in flipping order:
+- tflkit: `train()` on a stratified subset of real CIFAR-10 (its pipeline, loss, metrics, schedule, checkpoint,
+  BatchNorm-statistics and chance-warning callbacks, run directory), 2 epochs of STEPS steps (default: by the
+  model's MACs, 4 to 24);
 - plain: `create_model` of the same model and stem, Adam, sparse categorical cross-entropy, `model.fit` on the
-  same images already in memory as numpy arrays, 2 epochs.
+  same images already in memory as numpy arrays, 2 epochs;
+- each variant: tflkit's `train()` again with `--precision mixed_bfloat16` (bf16) or `--jit-compile` (xla).
 Steady state is the median step time of the second epoch (the first holds tf.function tracing, reported apart as
-"first step"). Medians and min-max over rounds; the ratio is tflkit / plain images/s. Records the CPU and its
-features. Writes benchmarks/results/train_throughput.{md,json}.
+"first step"). Batch 64 up to 96 px, 32 at 224. Medians and min-max over rounds; the ratio is tflkit / plain
+images/s, a variant's speed-up is its images/s / tflkit float32's in the same round. Records the CPU and its
+features. Writes OUT.{md,json} (default benchmarks/results/train_throughput), each entry's row the moment it is
+measured.
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ARCHITECTURES = ("mobilenetv3_small_100", "resnet18", "squeezenet1_1", "efficientnetv2_s", "shufflenetv2_x1_0")
+SIZES = (32, 64, 96, 224)
+DEFAULT_ENTRIES = [f"{m}:{s}" for m in ARCHITECTURES for s in SIZES] + ["resnet8:32"]
+VARIANTS = {"bf16": {"precision": "mixed_bfloat16"}, "xla": {"jit_compile": True}}
 
 
 def _timer(keras):
@@ -47,13 +59,111 @@ def _timer(keras):
     return StepTimer()
 
 
+def auto_steps(macs_per_image: int, batch: int) -> int:
+    """Steps an epoch: about 2e11 multiply-adds of training (forward and backward, ~3x the forward pass) per epoch,
+    4 to 24 steps: a cheap model gets enough steps for a steady median, a heavy one stays affordable. Only the
+    sample size of this benchmark; nothing in tflkit depends on it."""
+    return max(4, min(24, round(2e11 / (3 * macs_per_image * batch))))
+
+
+def _spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(entry: str, args, source, split_of) -> dict:
+    import keras
+
+    from tflkit.data.pipeline import load_images
+    from tflkit.models import create_model
+    from tflkit.models.summary import keras_macs
+    from tflkit.training import TrainConfig, train
+
+    model_name, size, *stem = entry.split(":")
+    size = int(size)
+    small = (stem[0] == "cifar") if stem else size <= 64
+    batch = 64 if size <= 96 else 32
+    steps = args.steps or auto_steps(keras_macs(create_model(model_name, num_classes=source.num_classes,
+                                                             input_size=size, small_input=small)), batch)
+    keras.backend.clear_session()
+    limit = steps * batch
+    split = split_of(limit)
+    x, y = load_images(split, size), split.labels
+
+    def tflkit_side(rnd, **settings):
+        with tempfile.TemporaryDirectory() as tmp:
+            timer = _timer(keras)
+            config = TrainConfig.for_model(model_name, dataset="cifar10", image_size=size, small_input=small,
+                                           epochs=2, batch_size=batch, train_limit=limit, seed=rnd,
+                                           bn_stats_batches=1, **settings)
+            train(config, Path(tmp) / "run", verbose=0, source=source, callbacks=[timer], log=lambda m: None)
+        keras.backend.clear_session()
+        return timer.summary(batch)
+
+    def plain_side(rnd):
+        keras.utils.set_random_seed(rnd)
+        model = create_model(model_name, num_classes=source.num_classes, input_size=size, small_input=small)
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        timer = _timer(keras)
+        model.fit(x, y, batch_size=batch, epochs=2, shuffle=True, verbose=0, callbacks=[timer])
+        keras.backend.clear_session()
+        return timer.summary(batch)
+
+    sides = {"tflkit": [], "plain": [], **{v: [] for v in args.variants}}
+    for rnd in range(args.rounds):
+        order = ["tflkit", "plain", *args.variants]
+        for side in (order if rnd % 2 == 0 else order[::-1]):  # flipping order: no side always runs first
+            if side == "plain":
+                sides[side].append(plain_side(rnd))
+            else:
+                sides[side].append(tflkit_side(rnd, **VARIANTS.get(side, {})))
+    row = {"entry": entry, "model": model_name, "image_size": size, "stem": "cifar" if small else "standard",
+           "batch_size": batch, "steps_per_epoch": steps}
+    for side, runs in sides.items():
+        row[side] = {"images_per_s": _spread([r["images_per_s"] for r in runs]),
+                     "first_step_s_median": statistics.median(r["first_step_s"] for r in runs)}
+    base = [r["images_per_s"] for r in sides["tflkit"]]
+    row["ratio"] = _spread([a / b["images_per_s"] for a, b in zip(base, sides["plain"])])
+    for variant in args.variants:
+        row[f"{variant}_speedup"] = _spread([r["images_per_s"] / a for r, a in zip(sides[variant], base)])
+    return row
+
+
+def write(out: str, meta: dict, rows: list, variants: list) -> None:
+    from tflkit.fileio import atomic_write_text
+
+    atomic_write_text(Path(out + ".json"), json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+
+    def cell(s, digits=1):
+        return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+    head = ["model", "size", "stem", "batch", "steps", "tflkit img/s", "plain img/s", "ratio tflkit/plain",
+            *[f"{v} speed-up" for v in variants], "first step tflkit / plain"]
+    lines = [f"# Training throughput: tflkit train vs plain Keras ({meta['date']})", "",
+             f"CPU: {meta['cpu']}, {meta['cores']} cores, features {' '.join(meta['cpu_features']) or 'none'}; "
+             f"oneDNN {meta['onednn']}; steps an epoch: {meta['steps']} (auto: by MACs, in the table), 2 epochs, "
+             f"{meta['rounds']} rounds, real "
+             f"CIFAR-10 images. Command: `{meta['command']}`. Medians (min-max over rounds).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['image_size']} | {r['stem']} | {r['batch_size']} | {r['steps_per_epoch']} | "
+                     f"{cell(r['tflkit']['images_per_s'])} | {cell(r['plain']['images_per_s'])} | "
+                     f"{cell(r['ratio'], 2)} | "
+                     + "".join(f"{cell(r[f'{v}_speedup'], 2)} | " for v in variants)
+                     + f"{r['tflkit']['first_step_s_median']:.1f} s / {r['plain']['first_step_s_median']:.1f} s |")
+    if rows:
+        ratios = [r["ratio"]["median"] for r in rows]
+        lines += ["", f"Ratio medians: lowest {min(ratios):.2f}, highest {max(ratios):.2f}; "
+                      f"{sum(x >= 0.9 for x in ratios)} of {len(ratios)} entries at 0.9 or above."]
+    atomic_write_text(Path(out + ".md"), "\n".join(lines) + "\n")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="~/.cache/tflkit-data/cifar-10-batches-py")
-    p.add_argument("--entries", nargs="+", default=["mobilenetv3_small_100:64:cifar",
-                                                    "mobilenetv3_small_100:64:standard"])
-    p.add_argument("--train-limit", type=int, default=640)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--entries", nargs="+", default=DEFAULT_ENTRIES)
+    p.add_argument("--variants", nargs="*", default=[], choices=sorted(VARIANTS))
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps an epoch (the second epoch's median is measured; default: by the model's MACs)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default=str(RESULTS / "train_throughput"))
     args = p.parse_args(argv)
@@ -61,68 +171,25 @@ def main(argv=None):
     from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
-    import keras
-
     from tflkit.data import load_dataset
-    from tflkit.data.pipeline import load_images
     from tflkit.machine import cpu_features, cpu_name
-    from tflkit.models import create_model
-    from tflkit.training import TrainConfig, train, train_subset
+    from tflkit.training import train_subset
 
-    source = load_dataset("cifar10", data_dir=os.path.expanduser(args.data_dir), seed=0)
-    split = train_subset(source.split("train"), args.train_limit, 0)
+    # a 64-image validation split: validation runs between epochs, outside the timed steps, and only costs wall time
+    source = load_dataset("cifar10:val=64", data_dir=os.path.expanduser(args.data_dir), seed=0)
+    command = "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"cpu": cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), "steps": args.steps or "auto",
+            "rounds": args.rounds, "date": time.strftime("%Y-%m-%d"), "command": command.strip()}
     rows = []
     for entry in args.entries:
-        model_name, size, stem = entry.split(":")
-        size, small = int(size), stem == "cifar"
-        x, y = load_images(split, size), split.labels
-        sides = {"tflkit": [], "plain": []}
-        for rnd in range(args.rounds):
-            with tempfile.TemporaryDirectory() as tmp:
-                timer = _timer(keras)
-                config = TrainConfig(model=model_name, dataset="cifar10", data_dir=os.path.expanduser(args.data_dir),
-                                     image_size=size, small_input=small, epochs=2, batch_size=args.batch_size,
-                                     train_limit=args.train_limit, seed=rnd)
-                train(config, Path(tmp) / "run", verbose=0, source=source, callbacks=[timer], log=lambda m: None)
-                sides["tflkit"].append(timer.summary(args.batch_size))
-            keras.utils.set_random_seed(rnd)
-            model = create_model(model_name, num_classes=source.num_classes, input_size=size, small_input=small)
-            model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-            timer = _timer(keras)
-            model.fit(x, y, batch_size=args.batch_size, epochs=2, shuffle=True, verbose=0, callbacks=[timer])
-            sides["plain"].append(timer.summary(args.batch_size))
-            keras.backend.clear_session()
-        row = {"model": model_name, "image_size": size, "stem": stem}
-        for side, runs in sides.items():
-            ips = [r["images_per_s"] for r in runs]
-            row[side] = {"images_per_s_median": statistics.median(ips), "images_per_s_min": min(ips),
-                         "images_per_s_max": max(ips),
-                         "first_step_s_median": statistics.median(r["first_step_s"] for r in runs)}
-        ratios = [a["images_per_s"] / b["images_per_s"] for a, b in zip(sides["tflkit"], sides["plain"])]
-        row["ratio_median"], row["ratio_min"], row["ratio_max"] = statistics.median(ratios), min(ratios), max(ratios)
+        started = time.perf_counter()
+        row = measure(entry, args, source, lambda n: train_subset(source.split("train"), n, 0))
+        row["wall_s"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-
-    meta = {"cpu": cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
-            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), "batch_size": args.batch_size,
-            "train_limit": args.train_limit, "rounds": args.rounds, "date": time.strftime("%Y-%m-%d")}
-    Path(args.out + ".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    lines = [f"# Training throughput: tflkit train vs plain Keras ({meta['date']})", "",
-             f"CPU: {meta['cpu']}, {meta['cores']} cores, features {' '.join(meta['cpu_features']) or 'none'}; "
-             f"batch {args.batch_size}, {args.train_limit} CIFAR-10 images, {args.rounds} rounds, oneDNN "
-             f"{meta['onednn']}. Command: `python benchmarks/train_throughput.py "
-             f"--entries {' '.join(args.entries)}`", "",
-             "| model | size | stem | tflkit img/s (min-max) | plain img/s (min-max) | ratio median (min-max) "
-             "| first step tflkit / plain |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        t, q = r["tflkit"], r["plain"]
-        lines.append(f"| {r['model']} | {r['image_size']} | {r['stem']} | {t['images_per_s_median']:.1f} "
-                     f"({t['images_per_s_min']:.1f}-{t['images_per_s_max']:.1f}) | {q['images_per_s_median']:.1f} "
-                     f"({q['images_per_s_min']:.1f}-{q['images_per_s_max']:.1f}) | {r['ratio_median']:.2f} "
-                     f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | {t['first_step_s_median']:.1f} s / "
-                     f"{q['first_step_s_median']:.1f} s |")
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        write(args.out, meta, rows, args.variants)
+    print(Path(args.out + ".md").read_text())
     return 0
 
 

@@ -53,3 +53,24 @@ def test_a_run_compiles_the_plain_keras_step_and_states_its_cost(tmp_path, shape
         return float(note.rsplit(": ", 1)[1].split(" M MACs")[0].replace(",", ""))
 
     assert macs(cifar_note) > 4 * macs(standard_note)  # two stride-2 stages kept at full resolution
+
+
+def test_mixed_bfloat16_and_xla_are_chosen_recorded_and_saved_as_float32(tmp_path, shapes):
+    """The two speed switches: a bf16 run computes in bf16 (float32 variables), says so in config.yaml, and saves
+    a float32 model.keras (what conversion reads); XLA compiles the step when asked."""
+    import yaml
+
+    probe = Probe()
+    config = TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=32, bn_momentum=0.9,
+                         precision="mixed_bfloat16", jit_compile=True)
+    train(config, tmp_path / "bf16", verbose=0, source=shapes, callbacks=[probe], log=lambda m: None)
+    assert probe.seen["jit_compile"] is True
+    assert keras.config.dtype_policy().name == "float32"  # the process-wide policy is restored
+    saved = yaml.safe_load((tmp_path / "bf16" / "config.yaml").read_text())
+    assert saved["precision"] == "mixed_bfloat16" and saved["jit_compile"] is True
+    trained = keras.models.load_model(RunFiles(tmp_path / "bf16").last)
+    assert {layer.dtype_policy.name for layer in trained.layers if layer.weights} == {"mixed_bfloat16"}
+    model = keras.models.load_model(tmp_path / "bf16" / "model.keras")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    for a, b in zip(model.get_weights(), trained.get_weights()):  # best == last after one epoch
+        assert (a == b).all()

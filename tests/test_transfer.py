@@ -67,3 +67,13 @@ def test_squeezenet_imagenet_weights_port(tmp_path):
     # Caffe preprocessing: RGB mean subtracted, no scaling, in the model's normalization layer
     kernel, bias = model.get_layer("normalize").get_weights()
     assert np.allclose(kernel, 1) and np.allclose(bias, [-123.68, -116.779, -103.939])
+
+
+def test_weights_that_cannot_be_had_leave_no_run_directory(tmp_path, tiny_shapes):
+    """An offline `--pretrained imagenet` (or a missing file) fails before anything is written: no run directory
+    holding only config.yaml that a later command would take for a run."""
+    for spec in ("imagenet", str(tmp_path / "missing.h5")):
+        with pytest.raises(UsageError):
+            train(TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=64, pretrained=spec),
+                  tmp_path / "run", verbose=0, source=tiny_shapes)
+        assert not (tmp_path / "run").exists()

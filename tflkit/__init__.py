@@ -5,3 +5,15 @@ so the CLI's --help, the host runtime and the Android side start fast and run on
 """
 
 __version__ = "0.1.0"
+
+# The Python API (tflkit.api), loaded on first use: `import tflkit` stays light, and the package root (which the
+# bottom modules import for __version__) depends on nothing above them.
+API = ("train", "Run", "Study", "pick", "inspect")
+
+
+def __getattr__(name):
+    if name in API:
+        import importlib
+
+        return getattr(importlib.import_module("tflkit.api"), name)
+    raise AttributeError(f"module 'tflkit' has no attribute {name!r}")

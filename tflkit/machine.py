@@ -53,6 +53,7 @@ def version(dist: str) -> str | None:
 def machine() -> dict:
     """CPU, features, cores, platform, Python, the versions that decide a result and the kernel switches set."""
     return {
+        "host": platform.node(),
         "cpu": cpu_name(),
         "cpu_features": " ".join(cpu_features()),
         "cores": os.cpu_count(),

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,6 +45,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCHEDULES = ("constant", "step", "cosine")
 AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix", "paper")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 
@@ -94,6 +96,11 @@ class TrainConfig:
     strict: bool = _setting(False, "image folders: stop at the first unreadable image (default: skip it, counted)")
     deterministic: bool = _setting(False, "bit-identical weights from run to run on one machine: TensorFlow op "
                                           "determinism and one inter-op thread (slower; see the README)")
+    precision: str = _setting("float32", "compute precision: mixed_bfloat16 computes in bf16 with float32 weights "
+                                         "(faster only on some CPUs and models: see benchmarks/train_throughput.py); "
+                                         "the saved model.keras is float32 either way", PRECISIONS)
+    jit_compile: bool = _setting(False, "XLA-compile the train step (Keras' own default on a CPU is off; see "
+                                        "benchmarks/train_throughput.py for what it costs)")
 
     # What --resume may change: more epochs continue the run; anything else would silently mix two settings.
     RESUMABLE = ("epochs",)
@@ -134,7 +141,8 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
-        for key, choices in (("lr_schedule", SCHEDULES), ("augment", AUGMENT_PRESETS), ("strategy", STRATEGIES)):
+        for key, choices in (("lr_schedule", SCHEDULES), ("augment", AUGMENT_PRESETS), ("strategy", STRATEGIES),
+                             ("precision", PRECISIONS)):
             if getattr(self, key) not in choices:
                 raise unknown_choice(key.replace("_", " "), getattr(self, key), choices)
         for key in ("epochs", "batch_size"):
@@ -359,10 +367,48 @@ def compile_for_training(model, config: TrainConfig, num_classes: int, keras, lr
         if num_classes > 5:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=_optimizer(config, keras, lr), loss=loss, metrics=metrics)
+    model.compile(optimizer=_optimizer(config, keras, lr), loss=loss, metrics=metrics,
+                  jit_compile=config.jit_compile)
     # Creating the slot variables now, not inside the first traced step, spares tf.function a second trace of the
     # whole train step: 12 of the first step's 25 s for MobileNetV3-Small 0.5 on 2 cores.
     model.optimizer.build(model.trainable_variables)
+
+
+@contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy for the layers built inside, restored after (it is process-wide state)."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def float32_logits(model):
+    """The model with its logits cast to float32 (a weightless layer at the end): the loss, top-k metrics and the
+    softmax want float32, as Keras' mixed-precision guide advises for the output layer."""
+    import keras
+
+    outputs = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def float32_copy(path, config: TrainConfig, num_classes: int):
+    """The model saved at `path` (trained under mixed precision: float32 variables, bf16 compute) rebuilt with
+    float32 layers and the same weights, so conversion and evaluation see a plain float32 graph."""
+    import keras
+
+    from tflkit.models import create_model
+
+    trained = keras.models.load_model(path, compile=False)
+    with dtype_policy("float32"):
+        model = create_model(config.model, num_classes=num_classes, input_size=config.image_size,
+                             small_input=config.small_input)
+    model.set_weights(trained.get_weights())
+    return model
 
 
 def make_deterministic(log) -> None:
@@ -452,18 +498,24 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         else:
             if files.model.exists() and not resume:
                 raise UsageError(f"{run_dir} already holds a trained model; pass --resume or choose another --out")
-            model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
-                                 small_input=config.small_input)
+            with dtype_policy(config.precision):  # each layer keeps its policy (and last.keras records it)
+                model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
+                                     small_input=config.small_input)
+            if config.precision != "float32":
+                model = float32_logits(model)
             set_bn_momentum(model, config.bn_momentum)
             log(stem_note(config, model))
-    files.root.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, files.config)
-    record_environment(files, initial_epoch, config.deterministic)
+    pretrained = None
     if not resumed and config.pretrained not in ("none", ""):
         from tflkit.transfer import load_pretrained
 
-        report = load_pretrained(model, config.pretrained, config.model)
-        atomic_write_text(files.pretrained, json.dumps(report, indent=1) + "\n")
+        # before anything is written: weights that cannot be had (offline, a bad checksum) leave no run directory
+        pretrained = load_pretrained(model, config.pretrained, config.model)
+    files.root.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, files.config)
+    record_environment(files, initial_epoch, config.deterministic)
+    if pretrained is not None:
+        atomic_write_text(files.pretrained, json.dumps(pretrained, indent=1) + "\n")
 
     train_split = train_subset(source.split("train"), config.train_limit, config.seed)
     steps = max(1, len(train_split) // config.batch_size)
@@ -499,7 +551,10 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         initial_epoch = end
     final = files.best if files.best.is_file() else files.last
     with atomic_path(files.model) as tmp:
-        shutil.copyfile(final, tmp)
+        if config.precision == "float32":
+            shutil.copyfile(final, tmp)
+        else:
+            float32_copy(final, config, source.num_classes).save(tmp)
     from tflkit.models import count_params
     from tflkit.runrecords import record_model_info
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tflkit.errors import TflkitError, UsageError
 from tflkit.study.spec import cell_dir
-from tflkit.study.worker import PARENT, RECORD_FD, THREADS
+from tflkit.study.worker import NODE, PARENT, RECORD_FD, THREADS
 
 
 def worker_command(out_dir, cell_id: str, done: set[str]) -> list[str]:
@@ -25,15 +25,19 @@ def worker_command(out_dir, cell_id: str, done: set[str]) -> list[str]:
             "--done", ",".join(sorted(done))]
 
 
-def run_worker(out_dir, cell_id: str, done: set[str], threads: int | None, on_record) -> tuple[int, str]:
+def run_worker(out_dir, cell_id: str, done: set[str], threads: int | None, on_record,
+               node: str | None = None) -> tuple[int, str]:
     """Run one cell's worker to the end, calling `on_record` for each record as it arrives. Returns the exit
-    code and the last line of its error output. The worker's own output goes to cells/<id>/worker.log."""
+    code and the last line of its error output. The worker's own output goes to cells/<id>/worker.log. `node`:
+    the Ray node it runs on, recorded in every stage's provenance."""
     log_path = cell_dir(out_dir, cell_id) / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     env = {**os.environ, RECORD_FD: str(write_fd), PARENT: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
     if threads:
         env[THREADS] = str(threads)
+    if node:
+        env[NODE] = node
     with open(log_path, "a") as log_file:
         try:
             process = subprocess.Popen(worker_command(out_dir, cell_id, done), stdout=log_file,
@@ -87,10 +91,17 @@ def run_local(todo, out_dir, recorder, jobs: int, log) -> None:
             future.result()
 
 
-def run_ray(todo, out_dir, spec, recorder, address: str | None, log) -> None:
+# A cell whose Ray worker process or node is lost (the node died, was pre-empted or ran out of memory) runs again,
+# from the stages the driver has recorded as finished (its training from the last finished epoch), at most this many
+# more times; an error in tflkit's own code or a failed stage is a result and is not retried.
+RAY_RETRIES = 2
+
+
+def run_ray(todo, out_dir, spec, recorder, address: str | None, log, retries: int = RAY_RETRIES) -> None:
     try:
         import ray
         from ray.util.queue import Empty, Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     except ImportError:
         raise UsageError("--executor ray needs Ray: pip install 'tflkit[ray]'") from None
 
@@ -105,13 +116,18 @@ def run_ray(todo, out_dir, spec, recorder, address: str | None, log) -> None:
             raise TflkitError(f"cannot reach the Ray cluster {address or '(local)'}: {str(exc).splitlines()[0]}") \
                 from None
     try:
-        queue = Queue()
-        task = ray.remote(num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus)(_ray_cell)
-        refs = {}
-        for cell, done in todo:
-            log(f"ray      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else ""))
+        # The records' queue lives on the driver's node: a worker node that dies takes none of them with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+        task = ray.remote(num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus,
+                          max_retries=0)(_ray_cell)  # retried here, with the finished stages known now
+        refs, attempts = {}, {}
+
+        def submit(cell, done) -> None:
+            attempts[cell.id] = attempts.get(cell.id, 0) + 1
+            log(f"ray      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else "")
+                + (f"  (attempt {attempts[cell.id]})" if attempts[cell.id] > 1 else ""))
             refs[task.remote(str(out_dir), cell.id, sorted(done), queue)] = cell
-        pending = list(refs)
 
         def drain(block: bool):
             while True:
@@ -121,14 +137,30 @@ def run_ray(todo, out_dir, spec, recorder, address: str | None, log) -> None:
                     return
                 block = False
 
+        for cell, done in todo:
+            submit(cell, done)
+        pending = list(refs)
         while pending:
             finished, pending = ray.wait(pending, num_returns=1, timeout=0.5)
             drain(block=False)
             for ref in finished:
-                code, error = ray.get(ref)
+                cell = refs.pop(ref)
+                try:
+                    code, error = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # tflkit's own code raised inside the task
+                    code, error = -1, str(exc).strip().splitlines()[-1][:300]
+                except ray.exceptions.RayError as exc:  # the worker process or its node is gone
+                    drain(block=True)  # whatever it sent before it went
+                    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+                    if attempts[cell.id] <= retries:
+                        log(f"study    {cell.id}: lost its Ray worker ({reason}); running it again")
+                        submit(cell, recorder.finished(cell))
+                        pending = list(refs)
+                        continue
+                    code, error = -1, f"lost its Ray worker {attempts[cell.id]} times, last: {reason}"
                 drain(block=False)
                 if code != 0:
-                    recorder.worker_failed(refs[ref], f"worker exited with code {code}: {error}", spec.recipes)
+                    recorder.worker_failed(cell, f"worker exited with code {code}: {error}", spec.recipes)
         drain(block=False)
     finally:
         if started_here:
@@ -140,6 +172,7 @@ def _ray_cell(out_dir: str, cell_id: str, done: list[str], queue) -> tuple[int, 
     Its thread budget is the task's CPU share."""
     import ray
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    context = ray.get_runtime_context()
+    cpus = context.get_assigned_resources().get("CPU")
     threads = max(1, int(cpus)) if cpus else None
-    return run_worker(out_dir, cell_id, set(done), threads, queue.put)
+    return run_worker(out_dir, cell_id, set(done), threads, queue.put, node=context.get_node_id())

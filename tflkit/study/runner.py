@@ -275,6 +275,10 @@ class Recorder:
             else:
                 raise ValueError(f"unknown record kind {kind!r}")
 
+    def finished(self, cell: Cell) -> set[str]:
+        with self.lock:
+            return self.store.finished(cell.id)
+
     def worker_failed(self, cell: Cell, reason: str, recipes) -> None:
         """A worker that died (a crash, not a failed stage): its running stages become failed rows, and every
         file it did not get to is a row saying why."""

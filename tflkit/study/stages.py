@@ -68,7 +68,9 @@ def _one_line(exc) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, log=print) -> None:
+def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, log=print,
+             node: str | None = None) -> None:
+    """`node`: the Ray node running the cell, recorded with every stage beside the host."""
     from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
@@ -76,7 +78,7 @@ def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, l
 
     run_dir = cell_dir(out_dir, cell.id)
     entry = next(d for d in spec.datasets if d.key == cell.dataset)
-    base = {**environment(), "seed": cell.config["seed"], "cell": cell.id}
+    base = {**environment(), "seed": cell.config["seed"], "cell": cell.id, **({"ray_node": node} if node else {})}
     source = load_dataset(entry.spec, data_dir=entry.data_dir, seed=cell.config["seed"])
     base["dataset"] = {**dataset_checksum(source, Path(out_dir) / "datasets"), "data_dir": entry.data_dir}
 

@@ -18,6 +18,7 @@ from tflkit.process import die_with_parent
 RECORD_FD = "TFLKIT_STUDY_FD"
 THREADS = "TFLKIT_STUDY_THREADS"  # the cell's thread budget (--jobs N on C cores: C // N each)
 PARENT = "TFLKIT_STUDY_PARENT"
+NODE = "TFLKIT_STUDY_NODE"  # the Ray node a cell runs on (recorded in its stages' provenance)
 
 
 def _limit_threads() -> None:
@@ -59,8 +60,10 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     _limit_threads()
     try:
+        if os.environ.get(NODE):
+            print(f"worker   {cell.id} on Ray node {os.environ[NODE]}", flush=True)
         run_cell(spec, cell, args.out, set(filter(None, args.done.split(","))), emit,
-                 log=lambda line: print(line, flush=True))
+                 log=lambda line: print(line, flush=True), node=os.environ.get(NODE))
     except TflkitError as exc:  # before any stage: the dataset cannot be read, ...
         print(f"tflkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
