@@ -1,4 +1,4 @@
-"""Does `tflkit demo` land where the README says on this CPU: fp32 and int8 (static_wi8_ai8) test top-1 for seeds
+"""Does `tflkit demo` land where docs/pipeline.md says on this CPU: fp32 and int8 (static_wi8_ai8) test top-1 for seeds
 0, 1, 2, with TensorFlow's oneDNN kernels on and off (TF_ENABLE_ONEDNN_OPTS=0: other kernels, the nearest stand-in
 on one machine for another CPU's numerics), and each demo's wall time.
 

@@ -15,10 +15,10 @@ For each entry and round, in one process and in flipping order:
   same images already in memory as numpy arrays, 2 epochs;
 - each variant: tflkit's `train()` again with `--precision mixed_bfloat16` (bf16) or `--jit-compile` (xla).
 Steady state is the median step time of the second epoch (the first holds tf.function tracing, reported apart as
-"first step"). Batch 64 up to 96 px, 32 at 224. Medians and min-max over rounds; the ratio is tflkit / plain
-images/s, a variant's speed-up is its images/s / tflkit float32's in the same round. Records the CPU and its
-features. Writes OUT.{md,json} (default benchmarks/results/train_throughput), each entry's row the moment it is
-measured.
+"first step"). Batch 64 up to 96 px, 32 at 224 or past 1 G MACs an image. Medians and min-max over rounds; the
+ratio is tflkit / plain images/s, a variant's speed-up is its images/s / tflkit float32's in the same round.
+Records the CPU and its features. Writes OUT.{md,json} (default benchmarks/results/train_throughput), each entry's
+row the moment it is measured; `--resume` keeps the rows there and measures the other entries.
 """
 
 from __future__ import annotations
@@ -59,11 +59,16 @@ def _timer(keras):
     return StepTimer()
 
 
+def auto_batch(macs_per_image: int, size: int) -> int:
+    """64 images a step up to 96 px, 32 at 224 or past 1 G MACs an image (a heavy step is steady anyway)."""
+    return 64 if size <= 96 and macs_per_image < 1e9 else 32
+
+
 def auto_steps(macs_per_image: int, batch: int) -> int:
-    """Steps an epoch: about 2e11 multiply-adds of training (forward and backward, ~3x the forward pass) per epoch,
+    """Steps an epoch: about 6e10 multiply-adds of training (forward and backward, ~3x the forward pass) per epoch,
     4 to 24 steps: a cheap model gets enough steps for a steady median, a heavy one stays affordable. Only the
     sample size of this benchmark; nothing in tflkit depends on it."""
-    return max(4, min(24, round(2e11 / (3 * macs_per_image * batch))))
+    return max(4, min(24, round(6e10 / (3 * macs_per_image * batch))))
 
 
 def _spread(values):
@@ -81,10 +86,10 @@ def measure(entry: str, args, source, split_of) -> dict:
     model_name, size, *stem = entry.split(":")
     size = int(size)
     small = (stem[0] == "cifar") if stem else size <= 64
-    batch = 64 if size <= 96 else 32
-    steps = args.steps or auto_steps(keras_macs(create_model(model_name, num_classes=source.num_classes,
-                                                             input_size=size, small_input=small)), batch)
+    macs = keras_macs(create_model(model_name, num_classes=source.num_classes, input_size=size, small_input=small))
     keras.backend.clear_session()
+    batch = auto_batch(macs, size)
+    steps = args.steps or auto_steps(macs, batch)
     limit = steps * batch
     split = split_of(limit)
     x, y = load_images(split, size), split.labels
@@ -117,7 +122,7 @@ def measure(entry: str, args, source, split_of) -> dict:
             else:
                 sides[side].append(tflkit_side(rnd, **VARIANTS.get(side, {})))
     row = {"entry": entry, "model": model_name, "image_size": size, "stem": "cifar" if small else "standard",
-           "batch_size": batch, "steps_per_epoch": steps}
+           "batch_size": batch, "steps_per_epoch": steps, "macs_per_image": macs}
     for side, runs in sides.items():
         row[side] = {"images_per_s": _spread([r["images_per_s"] for r in runs]),
                      "first_step_s_median": statistics.median(r["first_step_s"] for r in runs)}
@@ -148,7 +153,8 @@ def write(out: str, meta: dict, rows: list, variants: list) -> None:
         lines.append(f"| {r['model']} | {r['image_size']} | {r['stem']} | {r['batch_size']} | {r['steps_per_epoch']} | "
                      f"{cell(r['tflkit']['images_per_s'])} | {cell(r['plain']['images_per_s'])} | "
                      f"{cell(r['ratio'], 2)} | "
-                     + "".join(f"{cell(r[f'{v}_speedup'], 2)} | " for v in variants)
+                     + "".join(f"{cell(r[f'{v}_speedup'], 2)} | " if f"{v}_speedup" in r else "- | "
+                               for v in variants)
                      + f"{r['tflkit']['first_step_s_median']:.1f} s / {r['plain']['first_step_s_median']:.1f} s |")
     if rows:
         ratios = [r["ratio"]["median"] for r in rows]
@@ -166,6 +172,7 @@ def main(argv=None):
                    help="steps an epoch (the second epoch's median is measured; default: by the model's MACs)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default=str(RESULTS / "train_throughput"))
+    p.add_argument("--resume", action="store_true", help="keep OUT.json's rows and measure only the other entries")
     args = p.parse_args(argv)
 
     from tflkit.tfenv import quiet_tensorflow
@@ -182,13 +189,19 @@ def main(argv=None):
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), "steps": args.steps or "auto",
             "rounds": args.rounds, "date": time.strftime("%Y-%m-%d"), "command": command.strip()}
     rows = []
+    if args.resume and Path(args.out + ".json").is_file():  # rows already measured are kept, not measured again
+        rows = json.loads(Path(args.out + ".json").read_text())["rows"]
+        meta["command"] += f"  (resumed; earlier rows: {', '.join(r['entry'] for r in rows)})"
+    variants = sorted({v for r in rows for v in VARIANTS if f"{v}_speedup" in r} | set(args.variants))
     for entry in args.entries:
+        if any(r["entry"] == entry for r in rows):
+            continue
         started = time.perf_counter()
         row = measure(entry, args, source, lambda n: train_subset(source.split("train"), n, 0))
         row["wall_s"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        write(args.out, meta, rows, args.variants)
+        write(args.out, meta, rows, variants)
     print(Path(args.out + ".md").read_text())
     return 0
 

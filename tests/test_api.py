@@ -1,7 +1,12 @@
-"""The Python API (tflkit.api, re-exported at `tflkit`): one run trained, converted, evaluated, benchmarked and
-reported through it, and a study run and picked from, on tiny shapes: what the README's Python example does."""
+"""The Python API (tflkit.api, re-exported at `tflkit`): the README's Python example run as written (with the
+test-sized model and fewer images), one run trained, converted, evaluated, benchmarked and reported through it, and
+a study run and picked from, on tiny shapes."""
 
 from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -19,22 +24,6 @@ training: {epochs: 1, batch_size: 32, lr: 3e-3, train_limit: 256}
 recipes: [fp32]
 host_bench: {threads: [1], runs: 5, warmup: 1}
 """
-
-
-def test_a_run_through_the_api(tmp_path):
-    run = tflkit.train("test_mobilenetv3", dataset="shapes", out=tmp_path / "m", epochs=1, batch_size=64,
-                       train_limit=512)
-    assert isinstance(run, tflkit.Run) and run.config.model == "test_mobilenetv3" and run.files.model.is_file()
-    exports = run.convert(["fp32", "dynamic_wi8_afp32"])
-    assert [e.status for e in exports] == ["ok", "ok"] and len(run.tflite_files) == 2
-    evals = run.evaluate()
-    assert {e.model for e in evals} == {"model.keras", *(p.name for p in run.tflite_files)}
-    assert all(0 <= e.top1 <= 1 for e in evals)
-    benches = run.bench(threads=[1], runs=5, warmup=1)
-    assert len(benches) == 2 and all(b.median_ms > 0 for b in benches)
-    assert "dynamic_wi8_afp32" in run.report() and (run.path / "report.csv").is_file()
-    info = tflkit.inspect(run.tflite_files[0])
-    assert info["macs"] > 0 and info["ops"]
 
 
 def test_a_study_through_the_api(tmp_path):
@@ -55,3 +44,29 @@ def test_a_directory_that_is_not_a_run_is_one_clear_error(tmp_path):
         tflkit.Run(tmp_path)
     with pytest.raises(AttributeError):
         tflkit.no_such_function  # noqa: B018
+
+
+def readme_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- api-example:begin -->\n```python\n(.*?)```\n<!-- api-example:end -->", text, re.S)
+    assert block, "README.md has no api-example block"
+    return block.group(1)
+
+
+def test_the_readme_python_example_runs(tmp_path, capsys):
+    code = readme_example()
+    assert "mobilenetv3_small_050" in code and "train_limit=2048" in code
+    code = code.replace("mobilenetv3_small_050", "test_mobilenetv3").replace("train_limit=2048", "train_limit=512")
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md (api-example)", "exec"), {})
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr().out
+    assert "model.keras top-1" in printed and "static_wi8_ai8" in printed and " ms" in printed
+    run = tflkit.Run(tmp_path / "runs" / "api")
+    assert run.config.model == "test_mobilenetv3" and (run.path / "report.csv").is_file()
+    assert [p.name.split(".")[-2] for p in run.tflite_files] == ["fp32", "static_wi8_ai8"]
+    info = tflkit.inspect(run.tflite_files[1])
+    assert info["macs"] > 0 and {d["dtype"] for d in info["inputs"]} == {"int8"}

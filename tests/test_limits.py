@@ -195,4 +195,4 @@ def test_a_labels_file_over_the_limit_is_refused(tmp_path, monkeypatch):
 def test_limits_are_listed_once_in_json():
     from tflkit.limits import ALL
 
-    json.dumps({limit.env: limit.default for limit in ALL})  # the README table is written from these
+    json.dumps({limit.env: limit.default for limit in ALL})  # docs/reliability.md's table is written from these

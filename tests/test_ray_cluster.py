@@ -4,7 +4,7 @@ nodes, each with its own raylet, object store and CPU, on loopback. A 4-cell stu
 through RAY_ADDRESS); one worker node is killed while its cell trains. The study must still finish: every cell, no
 stage that had finished before the kill run again, the killed cell resumed from its last finished epoch on a node
 that lives, and the same rows as the same study on one machine. Markers `cluster` and `slow`: `.ci/run` runs it. And the
-README's cluster file passes Ray's own launcher schema."""
+cluster file docs/cluster.md describes passes Ray's own launcher schema."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_a_study_survives_a_worker_node_killed_while_it_trains(cluster, study_fi
 
 
 def test_the_documented_cluster_file_is_valid_for_rays_launcher():
-    """deploy/ray-cluster.yaml (the README's recipe) passes the cluster launcher's own schema and defaults."""
+    """deploy/ray-cluster.yaml (docs/cluster.md's recipe) passes the cluster launcher's own schema and defaults."""
     from pathlib import Path
 
     import yaml

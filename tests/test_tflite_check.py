@@ -101,7 +101,7 @@ def test_one_child_per_file_per_command(monkeypatch):
 
 def test_the_cost_of_the_check(tmp_path):
     """What the child costs a file: measured here on the 2 KB seed and on a registry-size model when one is at
-    hand (printed; the README quotes the figures)."""
+    hand (printed; docs/reliability.md points here for the figures)."""
     from tflkit import tflite_check
 
     files = [SEED]

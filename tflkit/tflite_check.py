@@ -12,7 +12,7 @@ kernels did not is reported as XNNPACK's refusal, so the file still runs without
 
 One child per file per process: the outcome is remembered by path, size, modification time, inode and a hash of
 the first and last 64 KiB. Its cost (Python, numpy and LiteRT imported, the file loaded twice and run twice) is
-measured by tests/test_tflite_check.py and stated in the README's Reliability paragraph. The child's address space
+measured by tests/test_tflite_check.py, which docs/reliability.md points to. The child's address space
 is capped (tflkit.limits.TFLITE_CHECK_BYTES, 2 GiB, plus 4x the file's size; it needs about 180 MB for
 MobileNetV3-Small): a fuzzed file whose static shapes claimed 4.5 GB made XNNPACK allocate until the OOM killer
 came, and now fails in 0.2 s as XNNPACK's refusal. `TFLKIT_TFLITE_CHILD_CHECK=0` turns the check off (files are

@@ -95,7 +95,7 @@ class TrainConfig:
                                         "reads TF_CONFIG", STRATEGIES)
     strict: bool = _setting(False, "image folders: stop at the first unreadable image (default: skip it, counted)")
     deterministic: bool = _setting(False, "bit-identical weights from run to run on one machine: TensorFlow op "
-                                          "determinism and one inter-op thread (slower; see the README)")
+                                          "determinism and one inter-op thread (slower; see docs/training.md)")
     precision: str = _setting("float32", "compute precision: mixed_bfloat16 computes in bf16 with float32 weights "
                                          "(faster only on some CPUs and models: see benchmarks/train_throughput.py); "
                                          "the saved model.keras is float32 either way", PRECISIONS)
