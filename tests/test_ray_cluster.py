@@ -1,5 +1,5 @@
 """A real multi-node Ray cluster on this machine: Ray's own `ray.cluster_utils.Cluster` starts a head and two worker
-nodes, each with its own raylet, object store and CPU, on loopback. A 4-cell study runs on it through
+nodes, each with its own raylet, object store and CPU, on this machine. A 4-cell study runs on it through
 `tflkit study run --executor ray --ray-address auto` (a cluster started outside tflkit, found as a user's would be,
 through RAY_ADDRESS); one worker node is killed while its cell trains. The study must still finish: every cell, no
 stage that had finished before the kill run again, the killed cell resumed from its last finished epoch on a node
@@ -30,7 +30,7 @@ datasets:
 regimes:
   scratch: {}
 seeds: [0, 1]
-training: {epochs: 4, batch_size: 32, lr: 3e-3, train_limit: 512}
+training: {epochs: 5, batch_size: 32, lr: 3e-3, train_limit: 512}
 recipes: [fp32, dynamic_wi8_afp32]
 host_bench: {threads: [1], runs: 5, warmup: 1}
 resources: {num_cpus: 1}
@@ -50,10 +50,11 @@ def study_file(tmp_path_factory):
 def cluster(monkeypatch):
     for key, value in RAY_ENV.items():
         monkeypatch.setenv(key, value)
+    # The nodes take this machine's address, as Ray's own tests do: a driver joining through RAY_ADDRESS resolves
+    # 127.0.0.1 to it, and GCS bound to loopback alone would not answer there.
     cluster = cluster_utils.Cluster(initialize_head=True, connect=False,
-                                    head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
-                                                    "include_dashboard": False})
-    workers = [cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1") for _ in range(2)]
+                                    head_node_args={"num_cpus": 1, "include_dashboard": False})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     yield cluster, workers
     cluster.shutdown()
@@ -90,18 +91,18 @@ def test_a_study_survives_a_worker_node_killed_while_it_trains(cluster, study_fi
     worker_ids = {node.node_id: node for node in workers}
     out = tmp_path / "ray"
     driver = subprocess.Popen([sys.executable, "-m", "tflkit", "study", "run", str(study_file), "--out", str(out),
-                               "--executor", "ray", "--ray-address", "auto", "--json"],
+                               "--executor", "ray", "--ray-address", "auto"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, **RAY_ENV, "RAY_ADDRESS": cluster.address})
     victim = None
     deadline = time.monotonic() + 600
     while victim is None and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.2)
         stages = finished_at(out) if (out / "study.db").is_file() else {}
         for cell_id in sorted({c for c, _ in stages}):
             node = cell_node(out, cell_id)
             training = stages.get((cell_id, "train"), ("", None))[0] == "running"
-            if node in worker_ids and training and 1 <= epochs_done(out, cell_id) < 4:
+            if node in worker_ids and training and 1 <= epochs_done(out, cell_id) < 5:
                 victim = (cell_id, node, epochs_done(out, cell_id))
                 before = {k: v for k, v in finished_at(out).items() if v[0] != "running"}
                 cluster.remove_node(worker_ids[node], allow_graceful=False)
@@ -110,9 +111,9 @@ def test_a_study_survives_a_worker_node_killed_while_it_trains(cluster, study_fi
                                                                                    if driver.poll() is not None else "")
     stdout, stderr = driver.communicate(timeout=900)
     assert driver.returncode == 0, stdout[-2000:] + stderr[-3000:]
-    assert json.loads(stdout)["ok"]
+    assert "28 stages ok, 0 failed" in stdout, stdout[-2000:]
     cell_id, dead_node, epoch_at_kill = victim
-    assert f"{cell_id}: lost its Ray worker" in stderr + stdout
+    assert f"{cell_id}: lost its Ray worker" in stdout, stdout[-3000:]
 
     after = finished_at(out)
     assert len(after) == 4 * 7 and all(status == "ok" for status, _ in after.values())
@@ -125,7 +126,7 @@ def test_a_study_survives_a_worker_node_killed_while_it_trains(cluster, study_fi
     sessions = json.loads((run / "environment.json").read_text())
     assert len(sessions) == 2 and sessions[0]["from_epoch"] == 0 and sessions[1]["from_epoch"] >= epoch_at_kill
     assert cell_node(out, cell_id) != dead_node
-    assert len(json.loads((run / "history.json").read_text())["loss"]) == 4
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 5
 
     # Every stage says where it ran: the cells spread over more than one node.
     from tflkit.study.store import open_store
@@ -137,7 +138,8 @@ def test_a_study_survives_a_worker_node_killed_while_it_trains(cluster, study_fi
     local = tmp_path / "local"
     done = tflkit("study", "run", study_file, "--out", local, "--jobs", "2", "--json", timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert rows(out) == rows(local) and len(rows(out)) == 4 * 2
+    assert rows(out) == rows(local)
+    assert len(rows(out)) == 2 * 2  # 2 models x 2 recipes: a cell's two seeds merge into one row (mean, sd)
 
 
 def test_the_documented_cluster_file_is_valid_for_rays_launcher():
