@@ -226,3 +226,19 @@ def test_cells_needs_remeasure_and_a_matching_pattern(study_file, tmp_path):
     assert not (tmp_path / "b").exists()  # refused before anything is written
     assert done.returncode == 2
     assert "--cells 'zzz*' matches no cell of this study; cells: test_resnet.shapes.scratch" in done.stderr
+
+
+def test_an_unreachable_ray_cluster_is_one_line_within_seconds(study_file, tmp_path):
+    """ray.init alone retries an address that does not answer for minutes; tflkit says so at once."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    done = tflkit("study", "run", study_file, "--out", tmp_path / "out", "--executor", "ray", "--ray-address",
+                  f"127.0.0.1:{port}", timeout=60)
+    assert done.returncode == 1 and time.monotonic() - start < 30
+    errors = [line for line in done.stderr.splitlines() if line.startswith("tflkit: error:")]
+    assert len(errors) == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in errors[0], done.stderr

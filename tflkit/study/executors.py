@@ -107,6 +107,7 @@ def run_ray(todo, out_dir, spec, recorder, address: str | None, log, retries: in
 
     started_here = not ray.is_initialized()
     if started_here:
+        _check_reachable(address)
         try:
             if address:
                 ray.init(address=address, log_to_driver=False)
@@ -165,6 +166,26 @@ def run_ray(todo, out_dir, spec, recorder, address: str | None, log, retries: in
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """One line within seconds when the cluster's address does not answer: ray.init itself retries an unreachable
+    GCS for minutes (measured: still retrying after 200 s). `auto` means RAY_ADDRESS when set, else Ray's own
+    lookup of a cluster started on this machine (which fails fast by itself)."""
+    import socket
+
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not HOST:PORT: Ray's own error follows
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise TflkitError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is `ray start` "
+                          f"running there, and is the port open?)") from None
 
 
 def _ray_cell(out_dir: str, cell_id: str, done: list[str], queue) -> tuple[int, str]:
