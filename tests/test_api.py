@@ -26,6 +26,7 @@ host_bench: {threads: [1], runs: 5, warmup: 1}
 """
 
 
+@pytest.mark.slow  # the study machinery itself is tested in tests/test_study_run.py
 def test_a_study_through_the_api(tmp_path):
     path = tmp_path / "api.yaml"
     path.write_text(TINY)

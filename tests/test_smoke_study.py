@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "smoke.yaml"
 
 
@@ -17,6 +19,7 @@ def _tflkit(*args):
                           timeout=900)
 
 
+@pytest.mark.slow  # about 1.5 min on 2 cores: .ci/run runs it beside the default suite
 def test_the_smoke_study_learns_and_pick_finds_candidates(tmp_path):
     out = tmp_path / "smoke"
     run = _tflkit("study", "run", STUDY, "--out", out)
