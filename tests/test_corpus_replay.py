@@ -10,11 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 TFLITES = sorted((CORPUS / "tflite").glob("*.tflite"))
+# from tests/test_fuzz_weights_data.py: weights files, CIFAR batches (`<case>__<the file it replaces>`), images
+WEIGHTS = sorted((CORPUS / "pth").glob("*.pth")) + sorted((CORPUS / "h5").glob("*.h5"))
+CIFAR = sorted((CORPUS / "cifar").glob("*__*"))
+IMAGES = sorted((CORPUS / "images").glob("*"))
 
 
 def tflkit(*args, env=None):
@@ -68,7 +73,7 @@ def test_the_other_readers_replay_the_corpus():
             "        elif p.endswith('.txt'): read_labels(p)\n"
             "        else: parse_log(read_log_text(p))\n"
             "    except TflkitError as e: print('tflkit: error:', e, file=sys.stderr)\n")
-    files = sorted(p for p in CORPUS.glob("*/*") if p.suffix != ".tflite")
+    files = sorted(p for p in CORPUS.glob("*/*") if p.parent.name not in ("tflite", "pth", "h5", "cifar", "images"))
     done = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
@@ -82,3 +87,105 @@ def test_a_space_file_with_a_number_for_a_field_name():
 
     with pytest.raises(UsageError):
         load_space(CORPUS / "yaml" / "space_int_key.yaml", "test_mobilenetv3")
+
+
+# Each (name, argv) through tflkit.cli.main in one process, TensorFlow imported once (a `tflkit weights import` is
+# 8 s, most of it the import): what each printed on stderr between its markers, and its exit code.
+RUN_EACH = ("import json, sys, traceback\nfrom tflkit.cli import main\n"
+            "for name, argv in json.loads(sys.argv[1]):\n"
+            "    print('@@ begin', name, file=sys.stderr, flush=True)\n"
+            "    try:\n"
+            "        code = main(argv)\n"
+            "    except BaseException:\n"
+            "        traceback.print_exc()\n"
+            "        code = 'traceback'\n"
+            "    sys.stderr.flush()\n"
+            "    print('@@ end', name, code, file=sys.stderr, flush=True)\n")
+
+
+def cli_each(runs) -> dict[str, tuple[str, list[str]]]:
+    done = subprocess.run([sys.executable, "-c", RUN_EACH, json.dumps([(n, list(map(str, a))) for n, a in runs])],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]  # a signal or an exit mid-loop: a crash
+    results, name, lines = {}, None, []
+    for line in done.stderr.splitlines():
+        if line.startswith("@@ begin "):
+            name, lines = line[len("@@ begin "):], []
+        elif line.startswith("@@ end "):
+            results[name] = (line.rsplit(" ", 1)[1], lines)
+            name = None
+        elif name is not None:
+            lines.append(line)
+    assert len(results) == len(runs), done.stderr[-3000:]
+    return results
+
+
+def one_error_line(code: str, lines: list[str], names: str) -> str:
+    errors = [line for line in lines if line.startswith("tflkit: error:")]
+    assert code == "1" and len(errors) == 1 and names in errors[0], (code, lines)
+    assert not any("Traceback" in line for line in lines), lines
+    return errors[0]
+
+
+def test_weights_import_refuses_the_corpus(tmp_path):
+    """Every .pth and .h5 the fuzzer (or the reading that followed it) found a traceback, a multi-line error, an
+    unbounded allocation or a silent success with: one line naming the file, exit 1, nothing written."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("h5py")
+    runs = [(p.name, ["weights", "import", p, "--model", "test_resnet" if p.suffix == ".pth" else "test_squeezenet",
+                      "--out", tmp_path / f"{p.name}.keras"]) for p in WEIGHTS]
+    for path, (code, lines) in zip(WEIGHTS, cli_each(runs).values()):
+        one_error_line(code, lines, path.name)
+        assert not (tmp_path / f"{path.name}.keras").exists()
+
+
+def test_a_pth_cannot_change_how_later_files_decode(tmp_path):
+    """storage_type_build.pth BUILDs on torch.FloatStorage; the stand-in was shared, so every later file this process
+    read decoded its float32 tensors as int8."""
+    from test_weights_pth import write_pth
+
+    from tflkit.errors import ModelFileError
+    from tflkit.weights.pth import load_state_dict
+
+    with pytest.raises(ModelFileError, match="storage_type_build.pth"):
+        load_state_dict(CORPUS / "pth" / "storage_type_build.pth")
+    write_pth(tmp_path / "good.pth", {"fc.bias": np.arange(3, dtype=np.float32) + 0.5})
+    bias = load_state_dict(tmp_path / "good.pth")["fc.bias"]
+    assert bias.dtype == np.float32 and bias.tolist() == [0.5, 1.5, 2.5]
+
+
+READABLE_CIFAR = {"dtype_flags_51__data_batch_1", "reconstruct_shape_2e40__data_batch_1"}  # plain arrays once rebuilt
+
+
+def test_data_replays_the_cifar_corpus(tmp_path):
+    """Each batch file put in place of the one it names in a tiny CIFAR-10 layout, read by `tflkit data cifar10`:
+    refused in one line naming the file (two read: what numpy's reconstructors trusted is ignored now)."""
+    from test_fuzz_weights_data import write_cifar
+
+    runs = []
+    for path in CIFAR:
+        root = tmp_path / path.name
+        (write_cifar(root, "cifar10") / path.name.split("__")[1]).write_bytes(path.read_bytes())
+        runs.append((path.name, ["data", "cifar10", "--data-dir", root]))
+    for path, (code, lines) in zip(CIFAR, cli_each(runs).values()):
+        if path.name in READABLE_CIFAR:
+            assert code == "0" and not any("Traceback" in line for line in lines), lines
+        else:
+            one_error_line(code, lines, path.name.split("__")[1])
+
+
+def test_data_check_replays_the_image_corpus(tmp_path):
+    """Each image first in train/ of a folder dataset (the one the native size is probed from), beside one good PNG:
+    `tflkit data folder:... --check` names it unreadable; no traceback."""
+    from PIL import Image
+
+    runs = []
+    for path in IMAGES:
+        root = tmp_path / path.stem
+        (root / "train" / "a").mkdir(parents=True)
+        (root / "train" / "b").mkdir()
+        (root / "train" / "a" / path.name).write_bytes(path.read_bytes())
+        Image.new("RGB", (8, 8)).save(root / "train" / "b" / "ok.png")
+        runs.append((path.name, ["data", f"folder:{root}", "--check"]))
+    for path, (code, lines) in zip(IMAGES, cli_each(runs).values()):
+        assert code == "1" and not any("Traceback" in line for line in lines), (path.name, code, lines)

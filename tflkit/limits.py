@@ -71,6 +71,9 @@ LABELS_BYTES = Limit("TFLKIT_MAX_LABELS_BYTES", 64 << 20, "the size of a labels 
 # torch.save stores its members uncompressed (ratio 1); a deflated member that expands more than this is a bomb.
 PTH_MEMBER_BYTES = Limit("TFLKIT_MAX_PTH_MEMBER_BYTES", 4 << 30, "one member of a .pth file read into memory")
 ZIP_RATIO = Limit("TFLKIT_MAX_ZIP_RATIO", 100, "the compression ratio of a member of a .pth zip", "x")
+# One weight array of an .h5 / .weights.h5, from its declared shape before it is read: HDF5 fills a dataset the file
+# never stored with zeros, so a few KB can declare terabytes. As large as a .pth member may be.
+H5_DATASET_BYTES = Limit("TFLKIT_MAX_H5_DATASET_BYTES", 4 << 30, "one dataset of an HDF5 weights file read into memory")
 
 # The address space of the child that loads a .tflite first (tflkit.tflite_check): this plus 4x the file's size. A
 # mutant whose static output shape claims 1.1 billion floats made XNNPACK take 4.5 GB, until the OOM killer came.
@@ -78,4 +81,4 @@ TFLITE_CHECK_BYTES = Limit("TFLKIT_MAX_TFLITE_CHECK_BYTES", 2 << 30,
                            "the memory a .tflite may take to load (plus 4x its size)")
 
 ALL = (TFLITE_BYTES, TFLITE_CHECK_BYTES, IMAGE_PIXELS, YAML_BYTES, YAML_ALIASES, YAML_NODES, LABELS_BYTES,
-       PTH_MEMBER_BYTES, ZIP_RATIO)
+       PTH_MEMBER_BYTES, ZIP_RATIO, H5_DATASET_BYTES)

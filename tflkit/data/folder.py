@@ -73,6 +73,8 @@ def _probe_size(paths: list[str]) -> int:
             with Image.open(path) as image:
                 image.load()
                 return max(image.size)
-        except (OSError, UnidentifiedImageError, SyntaxError):
+        # ValueError: Pillow's "tile cannot extend outside image", a GIF whose frame lies outside its 1 x 1 screen
+        # (a traceback in `tflkit train folder:...`, found by tests/test_fuzz_weights_data.py)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
             continue
     raise DatasetError(f"{paths[0]}: not a readable image (nor any of the first {min(50, len(paths))} in train/)")

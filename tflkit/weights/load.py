@@ -15,34 +15,107 @@ The Caffe prototxt's mean (104.006, 116.669, 122.679 BGR) differs from this one 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
+from tflkit.data.safe_pickle import shown
 from tflkit.errors import ModelFileError
+from tflkit.limits import H5_DATASET_BYTES
 from tflkit.models.squeezenet import CAFFE
 
 
+@contextlib.contextmanager
 def _open_h5(path):
+    """The HDF5 file at `path`, open for reading. libhdf5 reports a damaged file (a flipped byte in a B-tree, an
+    object header, a heap) as OSError, RuntimeError or KeyError from whichever access reaches it first, not only
+    from opening (found by tests/test_fuzz_weights_data.py): any of them, while the file is being read, is one line
+    naming it."""
     import h5py
 
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
-        raise ModelFileError(f"{path}: not a readable HDF5 weights file ({exc})") from None
+        raise ModelFileError(f"{path}: not a readable HDF5 weights file ({shown(exc, 200)})") from None
+    try:
+        with f:
+            yield f
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 weights file ({type(exc).__name__}: "
+                             f"{shown(exc, 200)})") from None
+
+
+def _group(obj, where: str):
+    import h5py
+
+    if not isinstance(obj, h5py.Group):
+        raise ModelFileError(f"{where}: a {type(obj).__name__}, not a group of weights")
+    return obj
+
+
+def _child(group, name: str, where: str):
+    """group[name], or one line naming what is missing (a name the file lists but does not hold)."""
+    try:
+        return group[name]
+    except KeyError:
+        raise ModelFileError(f"{where}: no {shown(name)!r} in {shown(group.name)}") from None
+
+
+def _array(obj, where: str) -> np.ndarray:
+    """A weight array from an HDF5 dataset, checked before a byte of it is read: a dataset (not a group), of
+    numbers, within tflkit.limits.H5_DATASET_BYTES, and, unless compressed, stored in the file (a 4 KB file can
+    declare a 4 TiB dataset that HDF5 fills with zeros on read)."""
+    import h5py
+
+    if not isinstance(obj, h5py.Dataset):
+        raise ModelFileError(f"{where}: a {type(obj).__name__}, not a weights dataset")
+    if obj.shape is None or obj.dtype.kind not in "biuf":
+        raise ModelFileError(f"{where}: a dataset of {obj.dtype} {obj.shape}, not an array of numbers")
+    nbytes = int(np.prod(obj.shape, dtype=object)) * obj.dtype.itemsize
+    H5_DATASET_BYTES.check(nbytes, f"{where} (dataset {shown(obj.name)})", ModelFileError)
+    if obj.id.get_create_plist().get_nfilters() == 0 and obj.id.get_storage_size() < nbytes:
+        raise ModelFileError(f"{where}: dataset {shown(obj.name)} declares {nbytes:,} bytes and the file holds "
+                             f"{obj.id.get_storage_size():,} of them")
+    return np.asarray(obj[()])
+
+
+def _names(value, where: str) -> list[str]:
+    """A list-of-names attribute (layer_names, weight_names): a 1-d array of bytes or str (an empty one may have any
+    dtype: Keras 2 writes a layer without weights as float64 [])."""
+    if value is None:
+        return []
+    array = np.asarray(value)
+    if array.size == 0:
+        return []
+    if array.ndim != 1 or array.dtype.kind not in "SUO":
+        raise ModelFileError(f"{where}: a list of names expected, found {array.dtype} of shape {array.shape}")
+    return [_text(v, where) for v in array]
+
+
+def _text(value, where: str) -> str:
+    if isinstance(value, (bytes, np.bytes_)):
+        try:
+            return bytes(value).decode()
+        except UnicodeDecodeError:
+            raise ModelFileError(f"{where}: a name that is not UTF-8 ({shown(bytes(value))})") from None
+    if isinstance(value, str):
+        return value
+    raise ModelFileError(f"{where}: a name expected, found a {type(value).__name__}")
 
 
 def is_keras1_squeezenet(path) -> bool:
     with _open_h5(path) as f:
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("layer_names", [])]
+        names = _names(f.attrs.get("layer_names"), f"{path}: layer_names")
     return "fire2/squeeze1x1" in names
 
 
 def _kernel_and_bias(group, where: str):
     import h5py
 
-    arrays = []
-    group.visititems(lambda _, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    found = []
+    group.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+    arrays = [_array(obj, f"{where}/{name}") for name, obj in found]
     kernels = [a for a in arrays if a.ndim == 4]
     biases = [a for a in arrays if a.ndim == 1]
     if len(kernels) != 1 or len(biases) != 1:
@@ -52,16 +125,18 @@ def _kernel_and_bias(group, where: str):
 
 def port_squeezenet_keras1(model, path) -> list[str]:
     """Load the Keras-1 SqueezeNet file into a tflkit squeezenet1_1; returns the names of the layers loaded."""
+    import h5py
+
     from tflkit.models.layers import NORMALIZE_LAYER
 
     loaded = []
     with _open_h5(path) as f:
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["layer_names"]]
+        names = _names(f.attrs.get("layer_names"), f"{path}: layer_names")
         for name in names:
             group = f
             for part in name.split("/"):
-                group = group.get(part) if group is not None else None
-            if group is None or not len(group):
+                group = group.get(part) if isinstance(group, h5py.Group) and part else None
+            if group is None or not len(_group(group, f"{path}:{name}")):
                 continue  # input, relu, pool, concat, dropout: no weights
             kernel, bias = _kernel_and_bias(group, f"{path}:{name}")
             target = name.replace("/", "_")
@@ -77,6 +152,8 @@ def port_squeezenet_keras1(model, path) -> list[str]:
                                      f"{target} needs {expected}")
             layer.set_weights([kernel, bias])
             loaded.append(target)
+    if not loaded:  # returned [] (a success, with the Caffe normalization set) when every layer group was missing
+        raise ModelFileError(f"{path}: lists SqueezeNet layers (fire2/squeeze1x1, ...) but holds none's weights")
     norm = model.get_layer(NORMALIZE_LAYER)
     std = np.array(CAFFE.std, np.float32)
     norm.set_weights([(1.0 / std).reshape(1, 1, 3, 1), -np.array(CAFFE.mean, np.float32) / std])
@@ -107,13 +184,13 @@ def weights_from_keras2_h5(path) -> dict[str, list[np.ndarray]]:
     """A Keras 2 `save_weights` .h5: top-level group per layer, with a `weight_names` attribute giving the order."""
     out = {}
     with _open_h5(path) as f:
-        root = f["model_weights"] if "model_weights" in f else f
-        for name in root.attrs.get("layer_names", []):
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            group = root[name]
-            order = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
+        root = _group(f["model_weights"], f"{path}: model_weights") if "model_weights" in f else f
+        for name in _names(root.attrs.get("layer_names"), f"{path}: layer_names"):
+            where = f"{path}:{name}"
+            group = _group(_child(root, name, where), where)
+            order = _names(group.attrs.get("weight_names"), f"{where}: weight_names")
             if order:
-                out[name] = [group[w][()] for w in order]
+                out[name] = [_array(_child(group, w, where), f"{where}/{w}") for w in order]
     return out
 
 
@@ -142,17 +219,20 @@ def weights_from_keras3_h5(path, model=None) -> dict[str, list[np.ndarray]]:
     with _open_h5(path) as f:
         if "layers" not in f:
             raise ModelFileError(f"{path}: no layers/ group; not a Keras 3 .weights.h5 file")
-        groups = set(f["layers"])
-        for key, group in f["layers"].items():
-            vars_ = group.get("vars")
+        layers = _group(f["layers"], f"{path}: layers")
+        groups = set(layers)
+        for key, group in layers.items():
+            where = f"{path}:layers/{key}"
+            vars_ = _group(group, where).get("vars")
             if vars_ is None:
                 continue
+            vars_ = _group(vars_, f"{where}/vars")
             name = vars_.attrs.get("name")
-            arrays = [vars_[str(i)][()] for i in range(len(vars_))]
+            arrays = [_array(_child(vars_, str(i), f"{where}/vars"), f"{where}/vars/{i}") for i in range(len(vars_))]
             if name is None:
                 unnamed[key] = arrays
             elif arrays:
-                out[name.decode() if isinstance(name, bytes) else str(name)] = arrays
+                out[_text(name, f"{where}/vars: name")] = arrays
     if not unnamed:
         return out
     where = f"{path}: layer groups carry no layer names (written by an older Keras 3)"

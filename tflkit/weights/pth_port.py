@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.data.safe_pickle import shown
 from tflkit.errors import ModelFileError
 
 _BN_FIELDS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -179,16 +180,26 @@ def _namer(model, state: dict):
     raise ModelFileError(f"no torchvision port for {model.name} (family {family})")
 
 
-def _keras_array(field: str, array: np.ndarray, layer) -> tuple[str, np.ndarray]:
+def _keras_array(field: str, array: np.ndarray, layer, where: str) -> tuple[str, np.ndarray]:
+    # A file may give any field and any shape: each is checked before it is transposed (a BatchNorm field that is
+    # not one was a KeyError, a 1-d "kernel" a ValueError from transpose; found by tests/test_fuzz_weights_data.py)
     kind = type(layer).__name__
     if kind == "BatchNormalization":
+        if field not in _BN_FIELDS:
+            raise ModelFileError(f"{where}: {layer.name} is a BatchNormalization, which has no tensor {field!r} "
+                                 f"({', '.join(_BN_FIELDS)})")
         return _BN_FIELDS[field], array
     if field == "bias":
         return "bias", array
     if kind == "Dense":
+        if array.ndim < 2:
+            raise ModelFileError(f"{where}: {layer.name}.{field} has shape {list(array.shape)}; a Dense kernel has 2")
         return "kernel", array.T if array.ndim == 2 else array.reshape(array.shape[0], -1).T
+    channels = layer.weights[0].shape[2] if kind == "DepthwiseConv2D" else 1
+    if array.ndim != 4 or array.shape[0] * array.shape[1] % channels:
+        raise ModelFileError(f"{where}: {layer.name}.{field} has shape {list(array.shape)}; not a {kind} kernel "
+                             f"(out, in, kh, kw)")
     if kind == "DepthwiseConv2D":  # (C*M, 1, kh, kw) -> (kh, kw, C, M)
-        channels = layer.weights[0].shape[2]
         return layer.weights[0].path.split("/")[-1], array.reshape(channels, -1, *array.shape[2:]).transpose(2, 3, 0, 1)
     return "kernel", array.transpose(2, 3, 1, 0)  # (out, in/groups, kh, kw) -> (kh, kw, in/groups, out)
 
@@ -203,7 +214,7 @@ def port_state_dict(model, state: dict[str, np.ndarray], where: str = "state dic
             continue
         layer_name = namer(module, field)
         if layer_name is None:
-            raise ModelFileError(f"{where}: tensor {key} {list(array.shape)} has no counterpart in {model.name}")
+            raise ModelFileError(f"{where}: tensor {shown(key)} {list(array.shape)} has no counterpart in {model.name}")
         per_layer.setdefault(layer_name, {})[field] = np.asarray(array, np.float32)
 
     plans, skipped = [], []
@@ -213,7 +224,7 @@ def port_state_dict(model, state: dict[str, np.ndarray], where: str = "state dic
         except ValueError:
             raise ModelFileError(f"{where}: {model.name} has no layer {layer_name} for "
                                  f"{', '.join(sorted(fields))}") from None
-        converted = dict(_keras_array(f, a, layer) for f, a in fields.items())
+        converted = dict(_keras_array(f, a, layer, where) for f, a in fields.items())
         targets = {w.path.split("/")[-1]: tuple(w.shape) for w in layer.weights}
         if set(converted) != set(targets):
             raise ModelFileError(f"{where}: {layer_name} needs {sorted(targets)}, the file gives {sorted(converted)}")
