@@ -135,6 +135,12 @@ def cell_dir(out_dir, cell_id: str) -> Path:
 _FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
 
 
+def _train_defaults() -> dict:
+    from tflkit.training import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+
+
 def config_fingerprint(config: dict) -> str:
     """A hash of the settings that shape the cell's training. Settings with no effect on it (fine-tuning ones
     without pretrained weights or fine-tuning epochs) are left out, so that a TrainConfig setting added later does
@@ -148,6 +154,10 @@ def config_fingerprint(config: dict) -> str:
         inert = ()
     for key in inert:
         effective.pop(key, None)
+    # A setting at its default counts as absent: a TrainConfig field added later (with the behaviour that was
+    # there before as its default) leaves every recorded cell's fingerprint as it was.
+    defaults = _train_defaults()
+    effective = {k: v for k, v in effective.items() if k not in defaults or v != defaults[k]}
     return hashlib.sha256(json.dumps(effective, sort_keys=True).encode()).hexdigest()[:16]
 
 
