@@ -17,9 +17,9 @@ from android_bench.install import ensure_benchmark_model
 from android_bench.parser import parse_log, read_log_text
 from android_bench.runner import DELEGATE_FLAGS, bench, select_devices
 from android_bench.table import format_op_profile, format_table
-from tflkit.benchresult import BenchResult, load_results, save_results
-from tflkit.errors import DeviceError, TflkitError, UsageError
-from tflkit.runrecords import run_dir_of
+from tflkit.core.benchresult import BenchResult, load_results, save_results
+from tflkit.core.errors import DeviceError, TflkitError, UsageError
+from tflkit.core.runrecords import run_dir_of
 
 BINARY_ENV = "TFLKIT_BENCHMARK_MODEL"  # a default for --binary, so a lab machine sets it once
 
@@ -203,7 +203,7 @@ def run_parse(args) -> int:
     errors += [{"item": r.raw_log, "message": f"{r.status}: {r.message}"} for r in results if not r.ok]
     status = 1 if errors else 0
     if args.json:
-        # The CLI's envelope (tflkit.cli): one error per log that is not text or records a failed run.
+        # The CLI's envelope (tflkit.cli.main): one error per log that is not text or records a failed run.
         envelope = {"command": "android parse", "ok": status == 0, "results": [r.to_dict() for r in results],
                     "errors": errors}
         print(json.dumps(envelope, indent=2))

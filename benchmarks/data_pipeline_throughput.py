@@ -34,18 +34,18 @@ def main(argv=None):
     p.add_argument("--with-augment", action="store_true", help="also time the pipeline with basic augmentation")
     args = p.parse_args(argv)
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
     import tensorflow as tf
 
+    from tflkit.core.fileio import atomic_write_text
     from tflkit.data import load_dataset
     from tflkit.data.augment import make_augment
     from tflkit.data.pipeline import make_dataset
-    from tflkit.fileio import atomic_write_text
     from tflkit.models import create_model
-    from tflkit.training import TrainConfig, compile_for_training
+    from tflkit.training.loop import TrainConfig, compile_for_training
 
     source = load_dataset("cifar10", data_dir=args.data_dir)
     split = source.split("train")

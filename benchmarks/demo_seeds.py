@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
-from tflkit.machine import machine
+from tflkit.core.fileio import atomic_write_text
+from tflkit.core.machine import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TFLKIT = [sys.executable, "-m", "tflkit"]

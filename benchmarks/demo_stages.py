@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
-from tflkit.machine import cpu_name
-from tflkit.pipeline import DemoSettings, StageTimer, demo
+from tflkit.core.fileio import atomic_write_text
+from tflkit.core.machine import cpu_name
+from tflkit.pipeline.demo import DemoSettings, StageTimer, demo
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demo_stages.md"
 

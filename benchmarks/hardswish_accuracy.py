@@ -9,8 +9,8 @@ tflkit/models/layers.py's (relu6(x + 3) * x) / 6. Both split spellings keep int8
 files are converted from the one-HARD_SWISH float graph (converters.convert.float_graph). Each is converted
 from its own SavedModel with the same
 calibration images the run's export uses (its train split, its seed, 200 as the export) and evaluated on the whole
-test split by `tflkit eval`'s code (tflkit.evaluation.evaluate). A run is a `tflkit train`/demo/study run directory
-of a model with hard-swish (MobileNetV3).
+test split by `tflkit eval`'s code (tflkit.training.evaluation.evaluate). A run is a `tflkit train`/demo/study run
+directory of a model with hard-swish (MobileNetV3).
 
 Writes benchmarks/results/hardswish_accuracy.md and .json.
 """
@@ -71,10 +71,10 @@ def measure_run(run_dir: Path, recipes, calib_samples: int, limit, data_dir, log
     from converters.convert import convert_saved_model, export_saved_model
     from tflkit.data import load_dataset
     from tflkit.data.pipeline import load_images
-    from tflkit.evaluation import evaluate, load_keras_model
-    from tflkit.runtime import delegation_of, load_interpreter
-    from tflkit.tflite_inspect import op_counts
-    from tflkit.training import load_run_config
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.runtime import delegation_of, load_interpreter
+    from tflkit.training.evaluation import evaluate, load_keras_model
+    from tflkit.training.loop import load_run_config
 
     config = load_run_config(run_dir)
     source = load_dataset(config.dataset, data_dir=data_dir or config.data_dir, seed=config.seed)
@@ -143,8 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", help="where the datasets are (default: each run's own)")
     parser.add_argument("--out", type=Path, default=RESULTS / "hardswish_accuracy")
     args = parser.parse_args(argv)
-    from tflkit.fileio import atomic_write_text
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.fileio import atomic_write_text
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     rows = [measure_run(run.resolve(), args.recipes.split(","), args.calib_samples, args.limit, args.data_dir,

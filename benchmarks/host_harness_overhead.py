@@ -2,7 +2,7 @@
 
     python benchmarks/host_harness_overhead.py MODEL.tflite [--rounds 15] [--runs 200] [--threads 1]
 
-Each round times `--runs` invokes with a bare loop and `--runs` with the harness (`tflkit.hostbench.time_invokes`,
+Each round times `--runs` invokes with a bare loop and `--runs` with the harness (`tflkit.bench.host.time_invokes`,
 reduced by `summarize_ms` exactly as `tflkit bench` reports), on one interpreter with the same random inputs. The
 order alternates from round to round (bare first in even rounds, harness first in odd ones), so drift, load and any
 advantage of going second hit both alike. Prints and writes the per-round medians, the median and spread of each
@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
-from tflkit.hostbench import BenchSettings, random_inputs, summarize_ms, time_invokes
-from tflkit.machine import cpu_name
-from tflkit.runtime import load_interpreter, resolve_runtime
+from tflkit.bench.host import BenchSettings, random_inputs, summarize_ms, time_invokes
+from tflkit.core.fileio import atomic_write_text
+from tflkit.core.machine import cpu_name
+from tflkit.tflite.runtime import load_interpreter, resolve_runtime
 
 RESULTS = Path(__file__).resolve().parent / "results" / "host_harness_overhead"
 GOAL = 0.02

@@ -10,7 +10,7 @@ model rebuilt with the old single `Activation("hard_swish")` ("before", the conv
 carrying the same weights; the float outputs of the two are compared (max abs logit difference). Both are
 converted (fp32, static_wi8_ai8 calibrated on random pixels: enough for structure and speed, meaningless for
 accuracy; BatchNorm statistics are first set from a batch of those pixels, see `set_batchnorm_statistics`), their
-XNNPACK partitions counted (tflkit.runtime.delegation_of), and every file is timed in a fresh
+XNNPACK partitions counted (tflkit.tflite.runtime.delegation_of), and every file is timed in a fresh
 process that imports only the runtime: one interpreter per (file, threads), invoked in turn, round after round,
 so that all of them see the same machine load; median and the 10th-90th percentile spread. static_wi8_ai16 of
 mobilenetv3_small_100 is converted and run once. Float files carry HARD_SWISH again after conversion
@@ -42,7 +42,7 @@ THREADS = (1, 2)
 
 
 
-DEMO = "demo"  # the demo's model, as tflkit.pipeline.DemoSettings builds it on the shapes dataset
+DEMO = "demo"  # the demo's model, as tflkit.pipeline.demo.DemoSettings builds it on the shapes dataset
 DEMO_BUILD = {"name": "mobilenetv3_small_050", "num_classes": 5, "input_size": 32, "small_input": True}
 
 
@@ -99,8 +99,8 @@ def convert(model, recipe, rep, workdir: Path, stem: str):
 
 
 def structure(path: Path) -> dict:
-    from tflkit.runtime import delegation_of, load_interpreter
-    from tflkit.tflite_inspect import op_counts
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.runtime import delegation_of, load_interpreter
 
     d = delegation_of(load_interpreter(path, threads=1))
     return {"partitions": d.partitions, "delegated_nodes": d.delegated_nodes, "total_nodes": d.total_nodes,
@@ -110,8 +110,8 @@ def structure(path: Path) -> dict:
 
 def time_files(paths: list[str], rounds: int, per_round: int, warmup: int) -> dict:
     """Child process (imports the runtime only): every (file, threads) interpreter invoked in turn."""
-    from tflkit.hostbench import random_inputs
-    from tflkit.runtime import load_interpreter
+    from tflkit.bench.host import random_inputs
+    from tflkit.tflite.runtime import load_interpreter
 
     runners = []
     for path in paths:
@@ -188,8 +188,8 @@ def measure(name: str, args, workdir: Path) -> dict:
 
 
 def _runs_once(path) -> bool:
-    from tflkit.hostbench import random_inputs
-    from tflkit.runtime import load_interpreter
+    from tflkit.bench.host import random_inputs
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, threads=1)
     for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):
@@ -321,14 +321,14 @@ def main(argv=None) -> int:
         print(json.dumps(time_files(args.time_files, args.rounds, args.per_round, args.warmup)))
         return 0
     if args.render:
-        from tflkit.fileio import atomic_write_text
+        from tflkit.core.fileio import atomic_write_text
 
         saved = json.loads(args.out.with_suffix(".json").read_text())
         atomic_write_text(args.out.with_suffix(".md"), markdown(saved["rows"], saved["conditions"],
                                                                 saved["command"].strip()))
         return 0
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     tf = quiet_tensorflow()
     from tflkit.models import get_spec, list_models
@@ -345,7 +345,7 @@ def main(argv=None) -> int:
             q = rows[-1].get("after_static_wi8_ai8") or {}
             print(f"{name:<24} {time.perf_counter() - start:6.1f}s  partitions {q.get('partitions')}  "
                   f"int8/fp32 t1 {_ratio(rows[-1], 'after', 1)}", flush=True)
-    from tflkit.machine import cpu_name
+    from tflkit.core.machine import cpu_name
 
     size = f"{args.size}x{args.size}" if args.size else "each model's reference size"
     conditions = {"input": size, "classes": args.num_classes, "threads": "1 and 2",
@@ -353,7 +353,7 @@ def main(argv=None) -> int:
                   "cores": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     command = "python benchmarks/int8_delegation.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    from tflkit.fileio import atomic_write_text
+    from tflkit.core.fileio import atomic_write_text
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out.with_suffix(".json"),

@@ -4,7 +4,7 @@
     python benchmarks/precision_accuracy.py [--entries resnet18:32 efficientnetv2_s:224] [--epochs 2]
                                             [--train-limit 5000] [--seeds 0]
 
-For each entry MODEL:SIZE (tflkit's default stem for the size) and seed: `tflkit.training.train` in float32 and in
+For each entry MODEL:SIZE (tflkit's default stem for the size) and seed: `tflkit.training.loop.train` in float32 and in
 mixed_bfloat16 on the same stratified CIFAR-10 subset, then model.keras (float32 either way) evaluated on the
 whole 10,000-image test split. Reports both top-1 with their 95% intervals, the difference's interval (equal when
 it includes 0), and each run's training wall time. Writes benchmarks/results/precision_accuracy.{md,json}.
@@ -34,15 +34,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS / "precision_accuracy"))
     args = p.parse_args(argv)
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
+    from tflkit.core.fileio import atomic_write_text
+    from tflkit.core.machine import cpu_features, cpu_name
+    from tflkit.core.uncertainty import difference_interval, top1_variance, wilson_interval
     from tflkit.data import load_dataset
-    from tflkit.evaluation import evaluate
-    from tflkit.fileio import atomic_write_text
-    from tflkit.machine import cpu_features, cpu_name
-    from tflkit.training import TrainConfig, train
-    from tflkit.uncertainty import difference_interval, top1_variance, wilson_interval
+    from tflkit.training.evaluation import evaluate
+    from tflkit.training.loop import TrainConfig, train
 
     # 1,000 validation images carved from train (BatchNorm statistics, best epoch), the test split for the verdict
     source = load_dataset("cifar10:val=1000", data_dir=os.path.expanduser(args.data_dir), seed=0)

@@ -42,8 +42,8 @@ def main() -> int:
     parser.add_argument("--study", default=str(ROOT / "benchmarks" / "studies" / "smoke.yaml"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from tflkit.fileio import atomic_write_text
-    from tflkit.machine import cpu_features, cpu_name
+    from tflkit.core.fileio import atomic_write_text
+    from tflkit.core.machine import cpu_features, cpu_name
 
     cores = os.cpu_count() or 1
     rounds = []

@@ -5,9 +5,9 @@
 Per round, in alternating order, both in fresh processes:
   study:  `tflkit study run STUDY --out NEW_DIR` (driver, one worker process per cell, study.db, provenance with
           dataset and file checksums, one fresh benchmark process per .tflite)
-  direct: one `python -c` per cell calling tflkit.training.train, converters.export.export_run,
-          tflkit.evaluation.evaluate on every file and tflkit.pipeline.bench_run(fresh_process=True): the work
-          without the machinery
+  direct: one `python -c` per cell calling tflkit.training.loop.train, converters.export.export_run,
+          tflkit.training.evaluation.evaluate on every file and tflkit.pipeline.demo.bench_run(fresh_process=True):
+          the work without the machinery
 The overhead is study / direct - 1 per round (paired), reported as the median and range over rounds, with the
 medians of both walls. Writes benchmarks/results/study_overhead.{md,json}.
 """
@@ -29,16 +29,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 DIRECT = """
 import sys
-from tflkit.tfenv import quiet_tensorflow
+from tflkit.core.tfenv import quiet_tensorflow
 quiet_tensorflow()
 from tflkit.study.spec import load_study, build_cells
-from tflkit.config import from_dict
-from tflkit.training import TrainConfig, train
+from tflkit.core.config import from_dict
+from tflkit.training.loop import TrainConfig, train
 from tflkit.data import load_dataset
 from converters.export import export_run
-from tflkit.evaluation import evaluate
-from tflkit.hostbench import BenchSettings
-from tflkit.pipeline import bench_run, run_artifacts
+from tflkit.training.evaluation import evaluate
+from tflkit.bench.host import BenchSettings
+from tflkit.pipeline.demo import bench_run, run_artifacts
 
 spec = load_study(sys.argv[1])
 cell = [c for c in build_cells(spec) if c.id == sys.argv[3]][0]

@@ -8,7 +8,7 @@ well it learned). Then, per round:
   validation against the Keras model on held-out images, model card) into a fresh copy of the run, against the
   floor: `tf.lite.TFLiteConverter.from_keras_model` on the loaded model, fp32 and int8 with the same number of
   calibration images, nothing else;
-- eval: `tflkit.evaluation.evaluate` of each file on the 10,000-image test split (JPEG decode, resize,
+- eval: `tflkit.training.evaluation.evaluate` of each file on the 10,000-image test split (JPEG decode, resize,
   preprocessing, the interpreter) against the floor: the same interpreter over the same images already decoded,
   resized and preprocessed in memory;
 - bench_host: `bench_run(..., fresh_process=True)` (a new process, as in a study, each file timed at 1 thread)
@@ -59,7 +59,7 @@ def floor_convert(model, calib_images) -> float:
 
 
 def floor_eval(path, pixels_of) -> float:
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.model import TFLiteClassifier
 
     classifier = TFLiteClassifier(path)
     pixels = pixels_of(path)
@@ -75,21 +75,21 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS / "study_stages"))
     args = p.parse_args(argv)
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
     from converters.export import export_run
+    from tflkit.bench.host import BenchSettings
+    from tflkit.core.fileio import atomic_write_text
+    from tflkit.core.machine import cpu_features, cpu_name
     from tflkit.data import load_dataset
     from tflkit.data.pipeline import load_images
     from tflkit.data.preprocess import for_model
-    from tflkit.evaluation import evaluate
-    from tflkit.fileio import atomic_write_text
-    from tflkit.hostbench import BenchSettings
-    from tflkit.machine import cpu_features, cpu_name
-    from tflkit.pipeline import bench_run, run_artifacts
-    from tflkit.training import TrainConfig, train
+    from tflkit.pipeline.demo import bench_run, run_artifacts
+    from tflkit.training.evaluation import evaluate
+    from tflkit.training.loop import TrainConfig, train
 
     source = load_dataset("cifar10", data_dir=os.path.expanduser(args.data_dir), seed=0)
     test = source.split("test")

@@ -74,7 +74,7 @@ def tflite_outputs(path, images, xnnpack=True) -> dict:
     (`MobilenetV3/Logits/SpatialSqueeze`), with their (scale, zero_point). Under XNNPACK the logits tensor is the
     output of the last delegated partition (the uint8 SOFTMAX runs on the built-in kernel), so it is read as it
     was written; on the reference kernels every tensor is kept (experimental_preserve_all_tensors)."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, threads=1, xnnpack=xnnpack, preserve_all_tensors=not xnnpack)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -166,7 +166,7 @@ def tie_aware_top1(q: np.ndarray, truth: np.ndarray) -> dict:
 def activation_ranges(path, model) -> dict:
     """Keras layer name -> (lo, hi, step) of the .tflite's uint8 tensor at that layer's output, by TF-slim's tensor
     names (`expanded_conv_3/project/add_fold` is the output of `expanded_conv_3_project_bn`, ...)."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     names = {layer.name for layer in model.layers}
     kinds = (("/add_fold", "bn"), ("/Relu", "bn"), ("/hard_swish/mul_1", "hard_swish"), ("/add", "add"),
@@ -210,7 +210,7 @@ def kernel_divergence(path, images) -> list[dict]:
     """XNNPACK against the reference kernels, tensor by tensor along the depth, on `images`: at each block output the
     XNNPACK run writes (a partition's output or a non-delegated op's; the rest stay inside the delegate), the mean
     absolute difference in steps of that tensor and the share of values that differ."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     runs = {"x": load_interpreter(path, xnnpack=True, preserve_all_tensors=True), "plain": load_interpreter(path),
             "r": load_interpreter(path, xnnpack=False, preserve_all_tensors=True)}
@@ -244,7 +244,7 @@ def logit_distance(a: np.ndarray, b: np.ndarray, step: float) -> dict:
 def layer_local(path, model, image) -> list[dict]:
     import keras
 
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False, preserve_all_tensors=True)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
@@ -304,7 +304,7 @@ def op_local(path, model, images) -> list[dict]:
     fixed-point multiplier's error). A wrong weight, bias, layout or activation shows as many steps."""
     import keras
 
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False, preserve_all_tensors=True)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
@@ -541,7 +541,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tflite_import_agreement"))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tflkit.fileio import atomic_write_text
+    from tflkit.core.fileio import atomic_write_text
     from tflkit.weights.tflite import model_from_tflite
 
     run_start = time.time()

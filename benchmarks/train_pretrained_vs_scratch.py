@@ -42,7 +42,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from tflkit.data import load_dataset
-    from tflkit.training import TrainConfig, train
+    from tflkit.training.loop import TrainConfig, train
 
     source = load_dataset("cifar10", data_dir=args.data_dir)
     epochs = args.head_epochs + args.finetune_epochs

@@ -1,4 +1,4 @@
-"""Training images/s of `tflkit.training.train` against plain Keras fitting the same model, side by side, and what
+"""Training images/s of `tflkit.training.loop.train` against plain Keras fitting the same model, side by side, and what
 mixed bfloat16 and XLA change on this CPU.
 
     python benchmarks/train_throughput.py [--entries resnet18:224 mobilenetv3_small_100:64:standard ...]
@@ -81,7 +81,7 @@ def measure(entry: str, args, source, split_of) -> dict:
     from tflkit.data.pipeline import load_images
     from tflkit.models import create_model
     from tflkit.models.summary import keras_macs
-    from tflkit.training import TrainConfig, train
+    from tflkit.training.loop import TrainConfig, train
 
     model_name, size, *stem = entry.split(":")
     size = int(size)
@@ -134,7 +134,7 @@ def measure(entry: str, args, source, split_of) -> dict:
 
 
 def write(out: str, meta: dict, rows: list, variants: list) -> None:
-    from tflkit.fileio import atomic_write_text
+    from tflkit.core.fileio import atomic_write_text
 
     atomic_write_text(Path(out + ".json"), json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
@@ -175,12 +175,12 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="keep OUT.json's rows and measure only the other entries")
     args = p.parse_args(argv)
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
+    from tflkit.core.machine import cpu_features, cpu_name
     from tflkit.data import load_dataset
-    from tflkit.machine import cpu_features, cpu_name
-    from tflkit.training import train_subset
+    from tflkit.training.loop import train_subset
 
     # a 64-image validation split: validation runs between epochs, outside the timed steps, and only costs wall time
     source = load_dataset("cifar10:val=64", data_dir=os.path.expanduser(args.data_dir), seed=0)

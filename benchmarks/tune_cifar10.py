@@ -149,12 +149,12 @@ def train_convert_eval(name: str, train_args: list, args, out: Path) -> dict:
     _wait_quiet()
     start = time.perf_counter()
     from tflkit.data import load_dataset
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     source = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     evals = [evaluate(path, source, split="test").to_dict() for path in (run / "model.keras", tflite)]
     timing["eval_s"] = round(time.perf_counter() - start, 1)
-    from tflkit.training import load_run_config
+    from tflkit.training.loop import load_run_config
 
     config = load_run_config(run)
     return {"run": str(run), "config": {k: v for k, v in config.__dict__.items()},
@@ -332,7 +332,7 @@ def _trial_rows(trials: list[dict]) -> list[str]:
 
 
 def write_results(r: dict) -> None:
-    from tflkit.fileio import atomic_write_text
+    from tflkit.core.fileio import atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / "tune_cifar10.json", json.dumps(r, indent=1, default=str) + "\n")
@@ -421,7 +421,7 @@ no weight decay, no label smoothing, no augmentation), which the search also ran
   (`tune_cifar10.best.yaml` beside this file is that best.yaml).
 - Default retrain: `{_seed_s(default[0].get('train_command', '') if default else '')}`.
 - Each retrain: `{first.get('convert_command', 'tflkit convert RUN --recipe ' + RECIPE)}`, then the Keras model and
-  the .tflite scored on the test split (the benchmark calls tflkit.evaluation.evaluate, as
+  the .tflite scored on the test split (the benchmark calls tflkit.training.evaluation.evaluate, as
   `{first.get('eval_command', 'tflkit eval ... --split test')}` does).
 - Driver: `{r['command']}` (resumable: a rerun skips finished steps).
 

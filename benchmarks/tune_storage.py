@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
-from tflkit.machine import machine, version
+from tflkit.core.fileio import atomic_write_text
+from tflkit.core.machine import machine, version
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -10,7 +10,7 @@ import numpy as np
 
 from converters.calibration import representative_dataset
 from converters.recipes import Recipe, get_recipe
-from tflkit.errors import TflkitError
+from tflkit.core.errors import TflkitError
 
 
 class ConversionError(TflkitError):

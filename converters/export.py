@@ -35,8 +35,8 @@ from converters.isolated import ConverterPool, IsolatedConverter
 from converters.qat import FineTuneSettings
 from converters.recipes import DEFAULT_RECIPES, resolve_recipes
 from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES
-from tflkit.errors import ModelFileError
-from tflkit.fileio import atomic_write_bytes, atomic_write_text
+from tflkit.core.errors import ModelFileError
+from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
 
 MAX_CONVERT_WORKERS = 2  # conversions in flight at once (each its own process); the demo machine has 2 cores
 
@@ -52,7 +52,7 @@ class HeldOut:
     logits: np.ndarray | None
 
     def top1(self, logits: np.ndarray) -> float:
-        from tflkit.evaluation import topk_accuracy
+        from tflkit.training.evaluation import topk_accuracy
 
         return topk_accuracy(logits, self.labels, 1)
 
@@ -129,7 +129,7 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     fine_tune = fine_tune or FineTuneSettings()
     out_dir = tflite_dir(run_dir)
     record_path = out_dir / "exports.json"
-    from tflkit.training import RunFiles, load_run_config
+    from tflkit.training.loop import RunFiles, load_run_config
 
     config = load_run_config(run_dir)
     recorded = {row["recipe"]: row for row in load_export_record(run_dir)}
@@ -142,14 +142,14 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     if not todo:
         return [done[r.name] for r in recipes]
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     from converters.model_card import model_normalization
     from tflkit.data import load_dataset
     from tflkit.data.pipeline import load_images
-    from tflkit.evaluation import load_keras_model
     from tflkit.models import get_spec
+    from tflkit.training.evaluation import load_keras_model
 
     files = RunFiles(Path(run_dir))
     model = load_keras_model(files.model)
@@ -259,7 +259,7 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
     from dataclasses import replace
 
     from converters.twin import save_for_conversion
-    from tflkit.training import train_subset
+    from tflkit.training.loop import train_subset
 
     train = train_subset(source.split("train"), config.train_limit, config.seed)
     source = replace(source, splits={**source.splits, "train": train})
@@ -343,8 +343,8 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
                            normalization, log):
     from converters.model_card import build_card, write_card
     from converters.validate import validate
-    from tflkit.runrecords import load_model_info
-    from tflkit.tflite_inspect import gzip_size, weight_sparsity
+    from tflkit.core.runrecords import load_model_info
+    from tflkit.tflite.inspect import gzip_size, weight_sparsity
 
     path = Path(result.path)
     try:
@@ -362,7 +362,7 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
                     f"float model's top-1 (worst layer {result.validation['worst_layer'] or 'unknown'}): check this "
                     f"file's test top-1 before deploying it")
             if result.fine_tune and "heldout_images" in result.fine_tune:  # on the images its references scored on
-                from tflkit.tflite_model import TFLiteClassifier
+                from tflkit.tflite.model import TFLiteClassifier
 
                 top1 = held.top1(TFLiteClassifier(path).predict(held.images))
                 result.fine_tune = {**result.fine_tune, "heldout_top1": round(top1, 4)}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.fileio import atomic_write_text
+from tflkit.core.fileio import atomic_write_text
 
 CARD_SUFFIX = ".card.json"
 
@@ -40,7 +40,7 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
                dataset: str = "") -> dict:
     """`normalization`: model_normalization() of the Keras model at keras_path (read once per run by the caller)."""
     from tflkit.models import get_spec
-    from tflkit.tflite_inspect import io_details
+    from tflkit.tflite.inspect import io_details
 
     spec = get_spec(model)
     io = io_details(tflite_path)
@@ -88,7 +88,7 @@ def model_normalization(keras_model, spec) -> dict:
 
 
 def _arena_bytes(tflite_path) -> int:
-    from tflkit.tflite_arena import arena_bytes
+    from tflkit.tflite.arena import arena_bytes
 
     return arena_bytes(tflite_path)
 

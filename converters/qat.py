@@ -34,7 +34,7 @@ class FineTuneSettings:
         the run's budget made a small run's QAT file train several times longer than its float model did."""
         if self.steps is not None:
             if self.steps < 1:
-                from tflkit.errors import UsageError
+                from tflkit.core.errors import UsageError
 
                 raise UsageError(f"fine-tune steps must be at least 1, got {self.steps}")
             return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tflkit.errors import unknown_choice
+from tflkit.core.errors import unknown_choice
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from tflkit.errors import TflkitError
+from tflkit.core.errors import TflkitError
 
 
 class TfmotError(TflkitError):

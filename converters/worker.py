@@ -11,14 +11,14 @@ import sys
 
 
 def main() -> int:
-    from tflkit.process import die_with_parent
+    from tflkit.core.process import die_with_parent
 
     die_with_parent()  # a conversion nobody will read (its driver was killed) only takes the CPU from the rerun
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     import numpy as np
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()  # TensorFlow's C++ start-up lines, once per worker, would interleave with the demo's log
 

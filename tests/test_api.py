@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tflkit
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 TINY = """\
 name: api

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from doubles.fake_phone import fake_phone  # noqa: F401  (fixture)
 
-from tflkit.cli import build_parser, main
-from tflkit.config import save_yaml
-from tflkit.training import TrainConfig
+from tflkit.cli.main import build_parser, main
+from tflkit.core.config import save_yaml
+from tflkit.training.loop import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """GOOD: a float .tflite for 32x32 RGB and 10 classes (the shapes dataset's); CORRUPT: zeros named .tflite;
     RUN: a run directory with only its config.yaml; DEMO: a demo directory of another model; GARBAGE: a log."""
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     tf = quiet_tensorflow()
     import keras

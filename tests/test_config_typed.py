@@ -9,11 +9,11 @@ import dataclasses
 import pytest
 import yaml
 
-from tflkit.cli import main
-from tflkit.config import add_flags, coerce, flag_values, from_dict, load_yaml, save_yaml
-from tflkit.errors import UsageError
-from tflkit.pipeline import DemoSettings
-from tflkit.training import AUGMENT_PRESETS, TrainConfig
+from tflkit.cli.main import main
+from tflkit.core.config import add_flags, coerce, flag_values, from_dict, load_yaml, save_yaml
+from tflkit.core.errors import UsageError
+from tflkit.pipeline.demo import DemoSettings
+from tflkit.training.loop import AUGMENT_PRESETS, TrainConfig
 
 
 def write_yaml(path, text):

@@ -64,8 +64,8 @@ def test_eval_replays_the_corpus(tmp_path):
 
 def test_the_other_readers_replay_the_corpus():
     """Non-.tflite finds (YAML, labels, logs), each through the reader the CLI uses for it."""
-    code = ("import sys\nfrom tflkit.errors import TflkitError\n"
-            "from tflkit.config import read_yaml\nfrom tflkit.data.preprocess import read_labels\n"
+    code = ("import sys\nfrom tflkit.core.errors import TflkitError\n"
+            "from tflkit.core.config import read_yaml\nfrom tflkit.data.preprocess import read_labels\n"
             "from android_bench.parser import parse_log, read_log_text\n"
             "for p in sys.argv[1:]:\n"
             "    try:\n"
@@ -82,16 +82,16 @@ def test_the_other_readers_replay_the_corpus():
 def test_a_space_file_with_a_number_for_a_field_name():
     """Found by the YAML fuzzer: tflkit/tune/space.py joined a non-string key into its message (TypeError)."""
     pytest.importorskip("tensorflow")
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
     from tflkit.tune.space import load_space
 
     with pytest.raises(UsageError):
         load_space(CORPUS / "yaml" / "space_int_key.yaml", "test_mobilenetv3")
 
 
-# Each (name, argv) through tflkit.cli.main in one process, TensorFlow imported once (a `tflkit weights import` is
+# Each (name, argv) through tflkit.cli.main.main in one process, TensorFlow imported once (a `tflkit weights import` is
 # 8 s, most of it the import): what each printed on stderr between its markers, and its exit code.
-RUN_EACH = ("import json, sys, traceback\nfrom tflkit.cli import main\n"
+RUN_EACH = ("import json, sys, traceback\nfrom tflkit.cli.main import main\n"
             "for name, argv in json.loads(sys.argv[1]):\n"
             "    print('@@ begin', name, file=sys.stderr, flush=True)\n"
             "    try:\n"
@@ -144,7 +144,7 @@ def test_a_pth_cannot_change_how_later_files_decode(tmp_path):
     read decoded its float32 tensors as int8."""
     from test_weights_pth import write_pth
 
-    from tflkit.errors import ModelFileError
+    from tflkit.core.errors import ModelFileError
     from tflkit.weights.pth import load_state_dict
 
     with pytest.raises(ModelFileError, match="storage_type_build.pth"):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tflkit.core.errors import DatasetError, UsageError
 from tflkit.data import load_dataset
 from tflkit.data.safe_pickle import safe_load
 from tflkit.data.splits import holdout_indices
-from tflkit.errors import DatasetError, UsageError
 
 
 class _RunsCode:
@@ -147,7 +147,7 @@ def test_bad_specs_are_usage_errors():
 
 
 def test_data_command_prints_json(capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     assert main(["data", "shapes", "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope

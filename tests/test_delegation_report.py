@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tflkit.benchresult import load_results
-from tflkit.cli import main
+from tflkit.cli.main import main
+from tflkit.core.benchresult import load_results
 
 
 def test_report_has_partitions_and_arena_for_every_recipe(tiny_run, capsys):

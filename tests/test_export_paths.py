@@ -6,7 +6,7 @@ import json
 import shutil
 
 from converters.export import load_export_record
-from tflkit.pipeline import run_artifacts
+from tflkit.pipeline.demo import run_artifacts
 
 
 def test_a_moved_run_names_its_own_files(tmp_path):

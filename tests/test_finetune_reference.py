@@ -42,7 +42,7 @@ def _recording_fine_tunes(monkeypatch):
 def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
     from converters.export import export_run, load_export_record
     from converters.qat import FineTuneSettings
-    from tflkit.report import write_report
+    from tflkit.pipeline.report import write_report
 
     source = make_run(tmp_path / "run", "test_resnet", source=small_shapes())
     calls = _recording_fine_tunes(monkeypatch)
@@ -117,7 +117,7 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
 
 
 def test_report_shows_the_drop_against_fp32_fine_tuned_alike_and_dash_when_unknown(tiny_run, tmp_path):
-    from tflkit.report import write_report
+    from tflkit.pipeline.report import write_report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("bench", "report.*", "checkpoints"))

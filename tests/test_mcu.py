@@ -123,7 +123,7 @@ def test_vela_figures_and_files_beside_the_source(models, tmp_path, spec):
 
 
 def test_a_vela_target_outside_its_list_is_a_usage_error():
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
     from tflkit.mcu.vela import VelaTarget
 
     with pytest.raises(UsageError, match="ethos-u55-128"):
@@ -152,7 +152,7 @@ def test_builtin_boards_carry_a_source_for_their_figures():
 
 
 def test_a_users_boards_file(tmp_path):
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
     from tflkit.mcu.boards import read_boards
 
     good = tmp_path / "boards.yaml"
@@ -169,7 +169,7 @@ def test_a_users_boards_file(tmp_path):
 
 
 def test_tflkit_mcu_measures_the_others_when_one_file_is_refused(models, tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     files = [shutil.copy(models[k], tmp_path / Path(models[k]).name) for k in ("conv", "hybrid")]
     code = main(["mcu", *map(str, files), "--board", "nrf52840", "stm32f746g_disco", "--json"])
@@ -184,7 +184,7 @@ def test_tflkit_mcu_measures_the_others_when_one_file_is_refused(models, tmp_pat
 def test_without_the_extra_the_command_says_how_to_install_it(models, monkeypatch, capsys):
     import importlib.util
 
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -195,11 +195,11 @@ def test_without_the_extra_the_command_says_how_to_install_it(models, monkeypatc
 
 
 def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run, tiny_shapes, tmp_path):
-    from tflkit.evaluation import evaluate
-    from tflkit.mcu.cli import format_result
+    from tflkit.cli.mcu import format_result
+    from tflkit.core.runrecords import record_mcu
     from tflkit.mcu.measure import measure
-    from tflkit.report import build_rows
-    from tflkit.runrecords import record_mcu
+    from tflkit.pipeline.report import build_rows
+    from tflkit.training.evaluation import evaluate
 
     run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     int8 = next((run / "tflite").glob("*.static_wi8_ai8.tflite"))
@@ -229,7 +229,7 @@ def test_an_npu_fit_needs_operators_on_the_npu_and_cpu_operators_tflm_runs():
 
 
 def test_list_boards_needs_no_file_and_a_damaged_file_is_one_line(models, tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     assert main(["mcu", "--list-boards", "--json"]) == 0
     assert {b["name"] for b in json.loads(capsys.readouterr().out)["results"]} >= {"nrf52840", "alif_e7_hp"}

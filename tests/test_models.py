@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tf_keras
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.models import count_params, create_model, get_spec, list_models
 
 REFERENCE_MODELS = [

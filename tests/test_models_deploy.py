@@ -13,7 +13,7 @@ import pytest
 
 from converters.convert import convert_saved_model, export_saved_model
 from tflkit.models import create_model, get_spec, list_models
-from tflkit.runtime import load_interpreter
+from tflkit.tflite.runtime import load_interpreter
 
 TEST_MODELS = list_models("test_*", include_test=True)
 INTEGER_TYPES = {np.dtype("int8"), np.dtype("int32")}  # int32: biases and shape operands

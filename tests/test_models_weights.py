@@ -89,7 +89,7 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
 
 
 # Keras 3 `save_weights("x.weights.h5")` files, through the paths a user reaches them by: `--pretrained PATH`
-# (tflkit.transfer.load_pretrained) and tflkit.weights.load.load_weights_file.
+# (tflkit.training.transfer.load_pretrained) and tflkit.weights.load.load_weights_file.
 
 def _randomized(name, num_classes, seed):
     """A tiny registry model whose every weight (BatchNorm statistics too) is seeded noise, so a port that
@@ -113,7 +113,7 @@ def _assert_same_weights(a, b, names):
 
 
 def test_keras3_weights_file_ports_every_tensor(tmp_path):
-    from tflkit.transfer import load_pretrained
+    from tflkit.training.transfer import load_pretrained
     from tflkit.weights.load import copy_matching_weights, weights_from_keras3_h5
 
     source = _randomized("test_mobilenetv3", 10, seed=0)
@@ -139,7 +139,7 @@ def test_keras3_weights_file_ports_every_tensor(tmp_path):
 def test_keras3_weights_file_other_head_ports_backbone_skips_classifier(tmp_path):
     import keras
 
-    from tflkit.transfer import load_pretrained
+    from tflkit.training.transfer import load_pretrained
 
     source = _randomized("test_mobilenetv3", 10, seed=0)
     path = tmp_path / "src.weights.h5"
@@ -163,7 +163,7 @@ def test_keras3_weights_file_other_head_ports_backbone_skips_classifier(tmp_path
 def test_keras3_weights_file_matching_no_layer_is_one_clear_line(tmp_path):
     import keras
 
-    from tflkit.errors import ModelFileError
+    from tflkit.core.errors import ModelFileError
     from tflkit.weights.load import load_weights_file
 
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="unrelated_dense")])
@@ -182,7 +182,7 @@ def test_keras3_weights_file_without_layer_names_maps_by_structure(tmp_path):
     structure is the file's."""
     import h5py
 
-    from tflkit.errors import ModelFileError
+    from tflkit.core.errors import ModelFileError
     from tflkit.weights.load import load_weights_file
 
     source = _randomized("test_mobilenetv3", 10, seed=0)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from converters.export import load_export_record
-from tflkit.evaluation import evaluate, load_keras_model
-from tflkit.tflite_inspect import float_ops, io_details
-from tflkit.tflite_model import TFLiteClassifier
-from tflkit.training import RunFiles
+from tflkit.tflite.inspect import float_ops, io_details
+from tflkit.tflite.model import TFLiteClassifier
+from tflkit.training.evaluation import evaluate, load_keras_model
+from tflkit.training.loop import RunFiles
 
 
 def _artifact(run_dir, recipe):
@@ -62,9 +62,9 @@ def test_int8_model_agrees_with_float_on_test_split(tiny_run, tiny_shapes):
 
 
 def test_report_has_one_row_per_recipe_with_measured_numbers(tiny_run, tiny_shapes):
-    from tflkit.hostbench import BenchSettings
-    from tflkit.pipeline import bench_run, evaluate_run
-    from tflkit.report import write_report
+    from tflkit.bench.host import BenchSettings
+    from tflkit.pipeline.demo import bench_run, evaluate_run
+    from tflkit.pipeline.report import write_report
 
     evaluate_run(tiny_run, source=tiny_shapes, log=lambda *_: None)
     bench_run(tiny_run, threads=(1,), settings=BenchSettings(runs=5, warmup=1), log=lambda *_: None)

@@ -73,9 +73,9 @@ def test_broken_calibration_is_caught_by_validation(trained):
 
 def test_int8_input_scaling_camera_pixels_give_float_top1(trained):
     from tflkit.data.pipeline import load_images
-    from tflkit.evaluation import load_keras_model
-    from tflkit.runtime import load_interpreter
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.model import TFLiteClassifier
+    from tflkit.tflite.runtime import load_interpreter
+    from tflkit.training.evaluation import load_keras_model
 
     run, source = trained
     result = _export(run, source, ["static_wi8_ai8"])[0]

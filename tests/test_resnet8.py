@@ -213,9 +213,9 @@ def test_converts_to_the_reference_graph(tmp_path):
     SOFTMAX, less our normalization's DEPTHWISE_CONV_2D). XNNPACK has no int8 AVERAGE_POOL_2D: that one op runs on
     the built-in kernel (2 partitions), as it does in the reference's own int8 file."""
     from converters.convert import convert_model
-    from tflkit.runtime import delegation_of, load_interpreter
-    from tflkit.tflite_inspect import op_counts
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.model import TFLiteClassifier
+    from tflkit.tflite.runtime import delegation_of, load_interpreter
 
     images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
     keras.utils.set_random_seed(0)
@@ -239,7 +239,7 @@ def test_converts_to_the_reference_graph(tmp_path):
 
 
 def test_train_defaults_are_the_mlperf_tiny_recipe():
-    from tflkit.training import TrainConfig, _schedule
+    from tflkit.training.loop import TrainConfig, _schedule
 
     config = TrainConfig.for_model("resnet8")
     assert (config.optimizer, config.lr, config.batch_size) == ("adam", 1e-3, 32)

@@ -22,7 +22,7 @@ def model_and_source(tmp_path_factory):
 
 
 def test_limit_scores_a_stratified_subset(model_and_source):
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     path, source = model_and_source
     result = evaluate(path, source, limit=100)
@@ -33,7 +33,7 @@ def test_limit_scores_a_stratified_subset(model_and_source):
 
 
 def test_progress_lines_on_a_long_evaluation(model_and_source, monkeypatch):
-    import tflkit.evaluation as evaluation
+    import tflkit.training.evaluation as evaluation
 
     path, source = model_and_source
     monkeypatch.setattr(evaluation, "PROGRESS_SECONDS", 0.0)  # a line after every batch of 256
@@ -44,7 +44,7 @@ def test_progress_lines_on_a_long_evaluation(model_and_source, monkeypatch):
 
 
 def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
     from tflkit.data.shapes import load_shapes  # noqa: F401  (the CLI loads the embedded dataset itself)
     from tflkit.models import create_model
 
@@ -61,7 +61,7 @@ def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
 def test_tied_scores_rank_by_class_index_as_argmax_does():
     import numpy as np
 
-    from tflkit.evaluation import topk_accuracy
+    from tflkit.training.evaluation import topk_accuracy
 
     logits = np.array([[3, 7, 7, 7, -128]] * 4, dtype=np.int8)  # a quantized output with a three-way tie
     assert topk_accuracy(logits, np.array([1, 1, 1, 1]), 1) == 1.0  # argmax's choice: the lowest index

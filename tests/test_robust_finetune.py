@@ -29,8 +29,8 @@ def test_default_fine_tune_is_one_epoch_of_the_runs_own_subset():
 @pytest.mark.slow  # 1.5-5 min on the shared 2-core machine: tfmot twin, QAT graph, SavedModel, conversion
 def test_qat_fine_tunes_on_the_train_limit_subset_and_says_so(tmp_path):
     from converters.export import export_run, load_export_record
-    from tflkit.report import write_report
-    from tflkit.training import TrainConfig, train
+    from tflkit.pipeline.report import write_report
+    from tflkit.training.loop import TrainConfig, train
 
     source = small_shapes()  # 512 training images; the run uses 128 of them
     run = tmp_path / "run"

@@ -31,7 +31,7 @@ def _write_tree(root, per_class=(8, 4), corrupt: bool = True, empty_class: str |
 
 
 def test_data_check_lists_the_corrupt_file(tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     root = _write_tree(tmp_path / "imgs")
     code = main(["data", f"folder:{root}", "--check"])
@@ -42,7 +42,7 @@ def test_data_check_lists_the_corrupt_file(tmp_path, capsys):
 
 
 def test_data_check_is_clean_on_a_good_tree(tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     root = _write_tree(tmp_path / "imgs", corrupt=False)
     assert main(["data", f"folder:{root}", "--check"]) == 0
@@ -50,9 +50,9 @@ def test_data_check_is_clean_on_a_good_tree(tmp_path, capsys):
 
 
 def test_empty_class_folder_is_an_error_naming_it(tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
+    from tflkit.core.errors import DatasetError
     from tflkit.data import load_dataset
-    from tflkit.errors import DatasetError
 
     root = _write_tree(tmp_path / "imgs", corrupt=False, empty_class="star")
     with pytest.raises(DatasetError, match=r"train/star: empty class folder"):
@@ -62,9 +62,9 @@ def test_empty_class_folder_is_an_error_naming_it(tmp_path, capsys):
 
 
 def test_train_skips_the_unreadable_image_with_a_count_or_stops_naming_it(tmp_path):
+    from tflkit.core.errors import DatasetError
     from tflkit.data import load_dataset
-    from tflkit.errors import DatasetError
-    from tflkit.training import TrainConfig, train
+    from tflkit.training.loop import TrainConfig, train
 
     root = _write_tree(tmp_path / "imgs")
     config = TrainConfig(model="test_mobilenetv3", dataset=f"folder:{root}", epochs=1, batch_size=8, lr=1e-3)
@@ -79,10 +79,10 @@ def test_train_skips_the_unreadable_image_with_a_count_or_stops_naming_it(tmp_pa
 
 
 def test_eval_skips_unreadable_test_images(tmp_path):
+    from tflkit.core.errors import DatasetError
     from tflkit.data import load_dataset
-    from tflkit.errors import DatasetError
-    from tflkit.evaluation import evaluate
     from tflkit.models import create_model
+    from tflkit.training.evaluation import evaluate
 
     root = _write_tree(tmp_path / "imgs", corrupt=False)
     (root / "test" / "circle" / "circle_01.jpg").write_bytes(b"truncated")

@@ -16,7 +16,7 @@ def _upto(history, epochs):
 
 
 def test_chance_warning_names_the_cause_after_two_epochs():
-    from tflkit.training import TrainConfig, chance_warning
+    from tflkit.training.loop import TrainConfig, chance_warning
 
     moving = TrainConfig(model="m", bn_stats_batches=0)
     # epoch 1: training at chance too; epochs 2-3: training above chance and rising, validation at chance
@@ -33,10 +33,10 @@ def test_chance_warning_names_the_cause_after_two_epochs():
 
 def test_the_training_callback_logs_it_once():
     pytest.importorskip("keras")
-    from tflkit.training import _ChanceWarning
+    from tflkit.training.loop import _ChanceWarning
 
     lines = []
-    from tflkit.training import TrainConfig
+    from tflkit.training.loop import TrainConfig
 
     callback = _ChanceWarning(10, TrainConfig(model="m", bn_momentum=0.99, bn_stats_batches=0), lines.append)
     for epoch, (val, top1) in enumerate(zip(STUCK["val_top1"], STUCK["top1"])):
@@ -46,7 +46,7 @@ def test_the_training_callback_logs_it_once():
 
 def test_only_moving_average_runs_get_the_small_run_momentum():
     from tflkit.data.shapes import load_shapes
-    from tflkit.training import TrainConfig, _resolve
+    from tflkit.training.loop import TrainConfig, _resolve
 
     demo_sized = load_shapes(seed=0, sizes={"train": 6000, "val": 8, "test": 8})  # the demo's 93 steps an epoch
     kw = dict(model="mobilenetv3_small_100", batch_size=64, bn_stats_batches=0)
@@ -60,9 +60,9 @@ def test_only_moving_average_runs_get_the_small_run_momentum():
 
 
 def test_architecture_training_defaults_sit_under_every_explicit_setting(tmp_path):
-    from tflkit.cli import build_parser, train_config_from_args
+    from tflkit.cli.main import build_parser, train_config_from_args
     from tflkit.study.spec import build_cells, load_study
-    from tflkit.training import TrainConfig
+    from tflkit.training.loop import TrainConfig
 
     squeezenet = TrainConfig.for_model("squeezenet1_1")
     assert squeezenet.lr == 5e-4 and squeezenet.warmup_epochs == 0.5

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.study.spec import EXAMPLE, build_cells, load_study
 
 GOOD = """\

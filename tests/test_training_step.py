@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from tflkit.training import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, _Validate, train
+from tflkit.training.loop import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, _Validate, train
 
 BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 

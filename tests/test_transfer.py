@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflkit.errors import UsageError
-from tflkit.training import TrainConfig, train
+from tflkit.core.errors import UsageError
+from tflkit.training.loop import TrainConfig, train
 
 SQUEEZENET_H5 = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "weights" / "squeezenet"
                  / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -47,7 +47,7 @@ def test_run_to_run_transfer_freezes_then_finetunes(tmp_path, tiny_shapes):
 
 
 def test_imagenet_without_port_names_pretrained_path():
-    from tflkit.transfer import imagenet_weights_path
+    from tflkit.training.transfer import imagenet_weights_path
 
     with pytest.raises(UsageError, match="--pretrained PATH"):
         imagenet_weights_path("test_mobilenetv3")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgres  # .ci/run also runs the slow ones: `-m "postg
 
 from postgres_server import postgres_server, postgres_url  # noqa: E402, F401
 
-from tflkit.errors import TflkitError  # noqa: E402
+from tflkit.core.errors import TflkitError  # noqa: E402
 from tflkit.tune import TuneSettings, search  # noqa: E402
 from tflkit.tune.search import engine_url, fail_dead_trials, open_study  # noqa: E402
 
@@ -58,7 +58,7 @@ def test_without_a_postgresql_driver_tune_says_which_extra_to_install(monkeypatc
         engine_url("postgresql://me@db.lan/tune")
     assert engine_url("sqlite:///x.db") == "sqlite:///x.db"
 
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     code = main(["tune", "--model", "test_mobilenetv3", "--dataset", "shapes", "--out", str(tmp_path / "tune"),
                  "--storage", "postgresql://me@127.0.0.1:1/tune"])

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from tflkit.config import load_yaml  # noqa: E402
-from tflkit.training import TrainConfig  # noqa: E402
+from tflkit.core.config import load_yaml  # noqa: E402
+from tflkit.training.loop import TrainConfig  # noqa: E402
 from tflkit.tune import Objective, TuneSettings, run_search  # noqa: E402
 from tflkit.tune.search import count_states  # noqa: E402
 
@@ -72,7 +72,7 @@ def test_keras_objective_writes_results_a_user_acts_on(searched):
 
 @pytest.mark.slow
 def test_rerun_finds_the_search_done_and_other_settings_are_refused(searched, tiny_shapes):
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
 
     settings, _ = searched
     assert count_states(run_search(settings, log=lambda *_: None, source=tiny_shapes)) == {"COMPLETE": 3}
@@ -86,7 +86,7 @@ def test_more_trials_continue_the_search_and_best_yaml_trains(searched, tiny_sha
     more = run_search(replace(settings, trials=4), log=lambda *_: None, source=tiny_shapes)
     assert count_states(more) == {"COMPLETE": 4}
 
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     assert main(["train", "--config", str(Path(settings.out) / "best.yaml"), "--out", str(tmp_path / "retrain")]) == 0
     assert (tmp_path / "retrain" / "model.keras").is_file()
@@ -119,7 +119,7 @@ def test_epoch_callback_reports_and_the_median_pruner_stops_a_weak_trial(tmp_pat
     trial after its first epoch, and training ends there (one epoch in its history, not two)."""
     import optuna
 
-    from tflkit.training import train
+    from tflkit.training.loop import train
     from tflkit.tune.search import _pruning_callback
 
     study = optuna.create_study(direction="maximize",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tflkit.errors import UsageError
-from tflkit.training import TrainConfig
+from tflkit.core.errors import UsageError
+from tflkit.training.loop import TrainConfig
 from tflkit.tune.space import default_space, load_space, parse_space
 
 
@@ -70,7 +70,7 @@ def test_space_checked_against_the_base_config():
 
 
 def test_cli_bad_space_file_exits_2_with_one_line(tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     space = _write(tmp_path, "lr: {low: 0.01, high: 0.001}\n")
     code = main(["tune", "--model", "test_mobilenetv3", "--dataset", "shapes", "--trials", "2",
@@ -82,7 +82,7 @@ def test_cli_bad_space_file_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_cli_budget_without_a_recipe_objective_exits_2(tmp_path, capsys):
-    from tflkit.cli import main
+    from tflkit.cli.main import main
 
     code = main(["tune", "--model", "test_mobilenetv3", "--dataset", "shapes", "--out", str(tmp_path / "o"),
                  "--max-size-mb", "1"])
@@ -96,7 +96,7 @@ def test_best_yaml_of_a_trial_run_on_another_machine_is_rebuilt_from_the_setting
     """With a shared --storage the best trial's run directory may be elsewhere: best.yaml comes from the search's
     settings, the space's fixed keys and the trial's parameters, and `tflkit train --config` takes it."""
     optuna = pytest.importorskip("optuna")
-    from tflkit.config import load_yaml
+    from tflkit.core.config import load_yaml
     from tflkit.tune.report import write_best_yaml
     from tflkit.tune.search import TuneSettings
 

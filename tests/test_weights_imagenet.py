@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from test_weights_pth import _randomized, torchvision_state, write_pth
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.models import create_model, get_spec, list_models
 from tflkit.models.pretrained import IMAGENET_SOURCES, WeightSource
-from tflkit.transfer import CACHE_ENV, load_pretrained, verify_source_file
+from tflkit.training.transfer import CACHE_ENV, load_pretrained, verify_source_file
 
 NO_PUBLISHED_WEIGHTS = {"mobilenetv3_small_050", "mobilenetv3_small_075", "resnet8"}  # resnet8: CIFAR-10
 

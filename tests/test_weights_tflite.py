@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
 from tflkit.models import count_params, create_model
 from tflkit.weights.tflite import import_tflite_weights, model_from_tflite
 
@@ -129,8 +129,8 @@ def test_tf_slim_file_imports_with_its_own_head_and_input_contract():
 def test_weights_import_command_and_pretrained_tflite_for_training(tmp_path):
     import keras
 
-    from tflkit.cli import main
-    from tflkit.transfer import load_pretrained
+    from tflkit.cli.main import main
+    from tflkit.training.transfer import load_pretrained
 
     out = tmp_path / "m.keras"
     assert main(["weights", "import", str(TF_SLIM), "--model", "mobilenetv3_small_100_tf", "--out", str(out)]) == 0

@@ -2,6 +2,6 @@
 
 import sys
 
-from tflkit.cli import main
+from tflkit.cli.main import main
 
 sys.exit(main())

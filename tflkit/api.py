@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 
 class Run:
     """A run directory as `train` wrote it, and the steps that work on it: convert, evaluate, bench, report."""
 
     def __init__(self, path):
-        from tflkit.training import RunFiles
+        from tflkit.training.loop import RunFiles
 
         self.path = Path(path)
         self.files = RunFiles(self.path)
@@ -41,13 +41,13 @@ class Run:
     @property
     def config(self):
         """The run's resolved TrainConfig (as saved in config.yaml)."""
-        from tflkit.training import load_run_config
+        from tflkit.training.loop import load_run_config
 
         return load_run_config(self.path)
 
     @property
     def tflite_files(self) -> list[Path]:
-        from tflkit.pipeline import run_artifacts
+        from tflkit.pipeline.demo import run_artifacts
 
         return run_artifacts(self.path)
 
@@ -60,22 +60,22 @@ class Run:
 
     def evaluate(self, include_keras: bool = True, *, log=None) -> list:
         """Top-1/top-5 of model.keras (unless `include_keras` is False) and every .tflite on the test split."""
-        from tflkit.pipeline import evaluate_run
+        from tflkit.pipeline.demo import evaluate_run
 
         return evaluate_run(self.path, include_keras=include_keras, log=log or _quiet)
 
     def bench(self, threads=(1,), *, runs: int = 50, warmup: int = 5, fresh_process: bool = True, log=None) -> list:
         """Host latency of every .tflite with LiteRT at each thread count (in a fresh process, as benchmark_model
         runs, unless `fresh_process` is False)."""
-        from tflkit.hostbench import BenchSettings
-        from tflkit.pipeline import bench_run
+        from tflkit.bench.host import BenchSettings
+        from tflkit.pipeline.demo import bench_run
 
         return bench_run(self.path, threads=tuple(threads), settings=BenchSettings(runs=runs, warmup=warmup),
                          log=log or _quiet, fresh_process=fresh_process)
 
     def report(self) -> str:
         """Write report.md/.csv/.json for the run; returns the markdown."""
-        from tflkit.report import write_report
+        from tflkit.pipeline.report import write_report
 
         return write_report(self.path)[1]
 
@@ -85,7 +85,7 @@ def train(model: str, dataset: str = "shapes", out=None, *, resume: bool = False
     """Train `model` (a registry name, `tflkit models`) on `dataset` into `out` (default runs/<model>) and return
     its Run. `settings`: TrainConfig's fields (epochs, batch_size, lr, image_size, data_dir, pretrained, ...), over
     the architecture's training defaults. `resume`: continue the run in `out` from its last finished epoch."""
-    from tflkit import training
+    from tflkit.training import loop as training
 
     out = Path(out or Path("runs") / model)
     config = training.TrainConfig.for_model(model, dataset=dataset, **settings)
@@ -138,7 +138,7 @@ def pick(study_dir, **constraints) -> dict:
 def inspect(path, layers: bool = False) -> dict:
     """What `tflkit inspect` shows of a .tflite: ops and dtypes, I/O quantization, size, MACs, parameters,
     XNNPACK partitions, planned arena (`layers`: MACs per node)."""
-    from converters.cli import describe
+    from tflkit.tflite.describe import describe
 
     return describe(path, layers=layers)
 

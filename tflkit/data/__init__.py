@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tflkit.core.errors import DatasetError, UsageError, unknown_choice
 from tflkit.data.source import DatasetSource, Split  # noqa: F401
-from tflkit.errors import DatasetError, UsageError, unknown_choice
 
 
 def _shapes(data_dir=None, seed=0, **_):

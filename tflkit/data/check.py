@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflkit.errors import DatasetError
+from tflkit.core.errors import DatasetError
 
 SHOWN = 3  # file names shown in a one-line summary
 
@@ -37,8 +37,8 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     import json
     import os
 
-    from tflkit.fileio import atomic_write_text, cache_dir
-    from tflkit.limits import IMAGE_PIXELS
+    from tflkit.core.fileio import atomic_write_text, cache_dir
+    from tflkit.core.limits import IMAGE_PIXELS
 
     listing = hashlib.sha256(f"max_pixels={IMAGE_PIXELS.value()}\n".encode())  # a raised limit: screened again
     for path in paths:
@@ -63,12 +63,12 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
 
 def image_header_problem(path) -> str | None:
     """Why the image file at `path` must not be decoded, read from its header alone (Pillow opens lazily): more
-    pixels than tflkit.limits.IMAGE_PIXELS (a decompression bomb: a few KB of PNG claiming 50,000 x 50,000 pixels
+    pixels than tflkit.core.limits.IMAGE_PIXELS (a decompression bomb: a few KB of PNG claiming 50,000 x 50,000 pixels
     would decode to 7.5 GB). None when the header is within the limit or is not one Pillow reads (the decoder then
     names the file)."""
     from PIL import Image, UnidentifiedImageError
 
-    from tflkit.limits import IMAGE_PIXELS
+    from tflkit.core.limits import IMAGE_PIXELS
 
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # Pillow's own check: ours, stated, instead
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import DatasetError
 from tflkit.data.safe_pickle import safe_load
-from tflkit.errors import DatasetError
 
 CIFAR10_PY = "cifar-10-batches-py"
 CIFAR10_BIN = "cifar-10-batches-bin"

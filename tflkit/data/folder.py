@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import DatasetError
 from tflkit.data.source import Split
-from tflkit.errors import DatasetError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tflkit.core.tfenv import quiet_tensorflow
 from tflkit.data.source import Split
-from tflkit.tfenv import quiet_tensorflow
 
 tf = quiet_tensorflow()
 

@@ -47,7 +47,7 @@ class DatasetSource:
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
-            from tflkit.errors import DatasetError
+            from tflkit.core.errors import DatasetError
 
             raise DatasetError(f"dataset {self.name!r} has no {name!r} split (it has {', '.join(self.splits)})")
         return self.splits[name]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tflkit.config import from_dict, read_yaml
-from tflkit.errors import UsageError, unknown_choice
+from tflkit.core.config import from_dict, read_yaml
+from tflkit.core.errors import UsageError, unknown_choice
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core.errors import ModelFileError, UsageError
 
 MAX_ARENA = 256 * 1024 * 1024  # the largest arena tried: far above any MCU's SRAM; untouched pages cost nothing
 ARENA_ALIGNMENT = 16  # declare it `alignas(16) uint8_t tensor_arena[N]`: the alignment this search ran with
@@ -132,7 +132,7 @@ class TflmCheck:
 def check(path) -> TflmCheck:
     """Run `path` under TFLM: refused (and why), or the exact arena. A file that is not there is a UsageError; one
     that is not a readable TFLite model (LiteRT cannot load it either) is a ModelFileError."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     require_tflm()
     path = Path(path)
@@ -215,7 +215,7 @@ def custom_ops(path) -> list[str]:
 
 def io_notes(path) -> list[str]:
     """What a user deploying this file to an MCU should know about its tensors' types."""
-    from tflkit.tflite_inspect import float_ops, op_counts
+    from tflkit.tflite.inspect import float_ops, op_counts
 
     try:
         ops, computing_in_float = op_counts(path), float_ops(path)
@@ -231,10 +231,10 @@ def io_notes(path) -> list[str]:
 
 class TFLMClassifier:
     """A .tflite run by TFLM (in child processes, CHUNK images each) behind predict(float pixels) -> float logits,
-    as tflkit.tflite_model.TFLiteClassifier is for LiteRT."""
+    as tflkit.tflite.model.TFLiteClassifier is for LiteRT."""
 
     def __init__(self, path, arena_bytes: int | None = None):
-        from tflkit.runtime import load_interpreter  # the quantization parameters, read the same way as LiteRT's
+        from tflkit.tflite.runtime import load_interpreter  # the quantization parameters, read the same way as LiteRT's
 
         require_tflm()
         self.path = Path(path)
@@ -248,7 +248,7 @@ class TFLMClassifier:
         return int(self.input["shape"][1])
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        from tflkit.tflite_model import dequantize, quantize
+        from tflkit.tflite.model import dequantize, quantize
 
         outputs = []
         with tempfile.TemporaryDirectory(prefix="tflkit-tflm-") as tmp:

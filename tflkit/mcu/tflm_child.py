@@ -1,6 +1,6 @@
 """`python -m tflkit.mcu.tflm_child FILE --arena N [--invoke | --search LO | --inputs X.npy --outputs Y.npy]`.
 
-The child side of tflkit.mcu.tflm (argv in, JSON lines out behind a marker, as tflkit.memprobe): TFLM is native
+The child side of tflkit.mcu.tflm (argv in, JSON lines out behind a marker, as tflkit.bench.memprobe): TFLM is native
 code that can crash the process on a too-small arena or a malformed file, so the parent never loads it itself.
 - plain: construct the interpreter with an N-byte arena (construction allocates every tensor: TFLM allocates
   nothing later); with --invoke, run it once on zeros.
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--outputs")
     p.add_argument("--allocations", action="store_true", help="print TFLM's own allocation report")
     args = p.parse_args(argv)
-    from tflkit.process import die_with_parent
+    from tflkit.core.process import die_with_parent
 
     die_with_parent()
     if args.search is not None:

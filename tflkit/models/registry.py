@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tflkit.errors import unknown_choice
+from tflkit.core.errors import unknown_choice
 
 # Every model takes raw 0..255 RGB pixels and normalizes as its first layer, so a deployed .tflite eats camera
 # pixels directly. These are the ImageNet statistics in that 0..255 scale.
@@ -47,7 +47,7 @@ class ModelSpec:
     reference_macs: int | None = None
     small_input_note: str = ""  # what --small-input changes, for the docs and `tflkit models`
     # Training settings this architecture needs to learn in a short run (as timm keeps a per-model config): laid
-    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.training.TrainConfig.for_model).
+    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.training.loop.TrainConfig.for_model).
     train_defaults: dict = field(default_factory=dict)
     test_variant: bool = False  # tiny shapes for fast tests, not a real architecture
 
@@ -119,7 +119,7 @@ def create_model(
         import keras as keras_module
     input_size = input_size or spec.default_input_size
     if input_size < 32:
-        from tflkit.errors import UsageError
+        from tflkit.core.errors import UsageError
 
         raise UsageError(f"input size {input_size} is too small; models take 32x32 and up")
     return spec.builder(

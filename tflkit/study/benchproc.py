@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
 
-    from tflkit.hostbench import BenchSettings, bench_models, open_input_data
+    from tflkit.bench.host import BenchSettings, bench_models, open_input_data
 
     settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds)
     images = open_input_data(args.input_data, data_dir=args.data_dir)

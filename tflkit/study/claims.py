@@ -12,7 +12,7 @@ undetermined, naming the missing one. A model whose fp32 top-1 is at chance (tfl
 learn at the study's budget: its accuracy is treated as not measured (its latency and size still count), so an
 accuracy claim that needs it is undetermined, not decided by a training failure.
 
-Accuracy is compared with its uncertainty (tflkit.uncertainty): one model is more accurate than another only when
+Accuracy is compared with its uncertainty (tflkit.core.uncertainty): one model is more accurate than another only when
 the 95% interval of their top-1 difference (binomial on the test split, plus the seeds' spread where a cell has
 several) excludes zero and the model it puts below had stopped improving (a model still climbing could overtake).
 Anything less makes the comparison, and a claim that needs it, undetermined with the reason. Latency and size are
@@ -21,7 +21,7 @@ compared as measured (medians of many runs; sizes exact).
 
 from __future__ import annotations
 
-from tflkit.uncertainty import Measured, compare, difference_interval
+from tflkit.core.uncertainty import Measured, compare, difference_interval
 
 EFFICIENTNET = ("efficientnetv2_s",)
 MOBILENET = ("mobilenetv3_small_100", "mobilenetv3_small_100_tf")

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tflkit.errors import TflkitError, UsageError
+from tflkit.core.errors import TflkitError, UsageError
 from tflkit.study.spec import cell_dir
 from tflkit.study.worker import NODE, PARENT, RECORD_FD, THREADS
 

@@ -8,7 +8,7 @@ a reason to exclude, never a pass; a row whose status is not `ok` is excluded wi
 
 from __future__ import annotations
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.study.rows import latency_key
 
 MB = 1e6  # sizes in MB (10^6 bytes), as file managers and the study's report show them

@@ -5,7 +5,7 @@ thread count it was benchmarked at, each phone and delegate at each thread count
 study with `mcu:`. Each is tflkit.study.pick.pick at the study's default constraints (none; for a board, that the
 file fits it), so the report and `tflkit pick` never disagree: the most accurate feasible file, the fastest among
 equals. Its reason is one sentence: how many files were feasible and how far below the next model is, inside or
-outside the 95% interval of the difference (tflkit.uncertainty).
+outside the 95% interval of the difference (tflkit.core.uncertainty).
 
 A study in which no file learned (every measured top-1 at chance, tflkit.study.rows.at_chance) recommends nothing:
 `recommend` says so instead, and the report draws no Pareto front through noise.
@@ -13,8 +13,8 @@ A study in which no file learned (every measured top-1 at chance, tflkit.study.r
 
 from __future__ import annotations
 
+from tflkit.core.uncertainty import difference_interval, top1_variance
 from tflkit.study.pick import pick
-from tflkit.uncertainty import difference_interval, top1_variance
 
 STATS = ("_median_ms_t", "_mean_ms_t")
 

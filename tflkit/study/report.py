@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.fileio import atomic_write_text
+from tflkit.core.errors import UsageError
+from tflkit.core.fileio import atomic_write_text
 from tflkit.study.claims import check_claims
 from tflkit.study.recommend import recommend
 from tflkit.study.rows import columns, study_rows

@@ -10,9 +10,9 @@ Columns:
     (`mean_ms` where the phone's tool printed no median), `<phone>_<delegate>_peak_memory_mb`
   eval_images, classes (of the test split the top-1 was measured on), at_chance (True when that top-1 cannot be
     told from guessing among `classes`: see at_chance; None when the class count is not known)
-  top1_lo, top1_hi (its 95% interval on those images: tflkit.uncertainty.wilson_interval)
+  top1_lo, top1_hi (its 95% interval on those images: tflkit.core.uncertainty.wilson_interval)
   convergence, last_gain, epochs (the cell's training: still improving / converged / early-stopped / unknown, the
-    points its last epoch added to the best validation top-1, epochs trained: tflkit.uncertainty.convergence)
+    points its last epoch added to the best validation top-1, epochs trained: tflkit.core.uncertainty.convergence)
   with a study's `mcu:` (tflkit.mcu): tflm (runs / refused: reason), tflm_arena_bytes (the smallest arena that
     allocates and invokes under TFLite Micro, I/O included), tflm_top1 and tflm_agreement (top-1 under TFLM on
     tflm_eval_images images, and its top-1 agreement with LiteRT), fits_on (the boards it fits, `board:npu` on an
@@ -31,10 +31,10 @@ import re
 import statistics
 from pathlib import Path
 
+from tflkit.core.uncertainty import convergence, mean_interval, wilson_interval
 from tflkit.mcu.columns import mcu_columns
 from tflkit.study.spec import cell_dir
 from tflkit.study.store import StudyStore
-from tflkit.uncertainty import convergence, mean_interval, wilson_interval
 
 IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
 FIGURES = ("top1", "top1_lo", "top1_hi", "top1_sd", "seeds", "top5", "top1_drop", "at_chance", "convergence",
@@ -116,7 +116,7 @@ WORST_FIRST = ("unknown", "still improving", None, "converged", "early-stopped")
 
 def merge_seeds(rows: list[dict], seeded: set[str]) -> list[dict]:
     """One row per (model, dataset, regime, recipe) from the rows of cells trained once per seed: the mean top-1
-    and its spread, the interval of the mean (tflkit.uncertainty.mean_interval), the least settled convergence, the
+    and its spread, the interval of the mean (tflkit.core.uncertainty.mean_interval), the least settled convergence, the
     median of the other figures; a seed's failure makes the row's status and message. Other rows pass unchanged."""
     groups: dict[tuple, list[dict]] = {}
     out = []

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.fileio import atomic_write_text
+from tflkit.core.errors import UsageError
+from tflkit.core.fileio import atomic_write_text
 from tflkit.study.spec import (
     Cell,
     StudySpec,

@@ -1,7 +1,7 @@
 """Nested frozen dataclasses from YAML mappings: types coerced by annotation, unknown keys and wrong types named.
 
 YAML reads `1e-3` as a string and `5` where a float is meant as an int; a study file is written by hand, so values
-are coerced by the field's annotation (scalars as tflkit.config coerces a flat config), and anything that does
+are coerced by the field's annotation (scalars as tflkit.core.config coerces a flat config), and anything that does
 not fit is one error naming its key path (`study.yaml: training.lr: expected a number, got 'fast'`).
 """
 
@@ -11,8 +11,8 @@ import dataclasses
 import types
 import typing
 
-from tflkit.config import coerce as coerce_scalar
-from tflkit.errors import UsageError
+from tflkit.core.config import coerce as coerce_scalar
+from tflkit.core.errors import UsageError
 
 _NONE = type(None)
 _SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

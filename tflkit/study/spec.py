@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.config import read_yaml
-from tflkit.errors import UsageError
+from tflkit.core.config import read_yaml
+from tflkit.core.errors import UsageError
 from tflkit.study.schema import build, to_plain
 
 # TrainConfig keys a study sets per cell itself (from the cell's model, dataset and regime)
@@ -136,7 +136,7 @@ _FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
 
 
 def _train_defaults() -> dict:
-    from tflkit.training import TrainConfig
+    from tflkit.training.loop import TrainConfig
 
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
@@ -275,7 +275,7 @@ def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
 def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
     """The grid, each cell with its TrainConfig checked: the architecture's training defaults < study training <
     regime < per-model overrides."""
-    from tflkit.training import TrainConfig
+    from tflkit.training.loop import TrainConfig
 
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UsageError(f"{where}: seeds: each seed once, got {list(spec.seeds)}")

@@ -2,7 +2,7 @@
 
 Every finished stage is sent to the driver as a record (`emit`) the moment it finishes; the driver writes it to
 study.db. Stages already finished (`done`) are skipped, so a cell killed midway resumes: training continues from
-its last finished epoch (tflkit.training's exact resume), conversions and measurements not recorded are redone.
+its last finished epoch (tflkit.training.loop's exact resume), conversions and measurements not recorded are redone.
 A failed stage is a record with its reason; later stages that need its output are not run, and the files they
 would have made are rows with the failed stage's status.
 
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from tflkit.errors import TflkitError
-from tflkit.machine import environment
+from tflkit.core.errors import TflkitError
+from tflkit.core.machine import environment
 from tflkit.study.provenance import dataset_checksum, sha256_file
 from tflkit.study.spec import Cell, StudySpec, cell_dir
 
@@ -71,7 +71,7 @@ def _one_line(exc) -> str:
 def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, log=print,
              node: str | None = None) -> None:
     """`node`: the Ray node running the cell, recorded with every stage beside the host."""
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     from tflkit.data import load_dataset
@@ -125,8 +125,8 @@ def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, l
 
 
 def _train(cell: Cell, run_dir: Path, source, log) -> dict:
-    from tflkit.config import from_dict
-    from tflkit.training import RunFiles, TrainConfig, train
+    from tflkit.core.config import from_dict
+    from tflkit.training.loop import RunFiles, TrainConfig, train
 
     config = from_dict(TrainConfig, cell.config, source=cell.id)
     files = RunFiles(run_dir)
@@ -142,7 +142,7 @@ def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
     """Convert `recipes` in one export (one SavedModel for all); each recipe is its own stage, recorded when its
     file is written and validated."""
     from converters.export import export_run
-    from tflkit.runrecords import load_model_info
+    from tflkit.core.runrecords import load_model_info
 
     params = load_model_info(run_dir).get("params")
     reported = set()
@@ -197,8 +197,8 @@ def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
 def _file_figures(path) -> dict:
     """Figures read from the .tflite itself: MACs, and the activation arena TFLite's planner lays out for it. A
     figure that cannot be read stays unknown (None), never 0."""
-    from tflkit.tflite_arena import arena_bytes
-    from tflkit.tflite_macs import count_macs
+    from tflkit.tflite.arena import arena_bytes
+    from tflkit.tflite.macs import count_macs
 
     figures = {}
     with contextlib.suppress(TflkitError, ValueError, RuntimeError):
@@ -216,7 +216,7 @@ def _converted_files(run_dir: Path) -> dict[str, Path]:
 
 
 def _evaluate(path, source, cell, recipe, emit, log, limit: int | None = None) -> dict:
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     start = time.perf_counter()
     result = evaluate(path, source, limit=limit)

@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from tflkit.errors import TflkitError
-from tflkit.process import die_with_parent
+from tflkit.core.errors import TflkitError
+from tflkit.core.process import die_with_parent
 
 RECORD_FD = "TFLKIT_STUDY_FD"
 THREADS = "TFLKIT_STUDY_THREADS"  # the cell's thread budget (--jobs N on C cores: C // N each)
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     def emit(record: dict) -> None:
         records.write(json.dumps(record) + "\n")
 
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     _limit_threads()

@@ -1,6 +1,6 @@
 """Hyperparameter and augmentation search on Optuna, scored on the Keras model or on a deployed .tflite.
 
-`run_search(TuneSettings(...))` is the API; `tflkit tune` (tflkit/tune/cli.py) is its command. Optuna is an
+`run_search(TuneSettings(...))` is the API; `tflkit tune` (tflkit/cli/tune.py) is its command. Optuna is an
 optional extra (`pip install 'tflkit[tune]'`); nothing here imports it until a search starts.
 """
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 KERAS = "keras"
 TRIAL_VALIDATE_SAMPLES = 32
@@ -92,7 +92,7 @@ def score_run(run_dir, history: dict, objective: Objective, source, log=print) -
     if objective.target == KERAS:
         return Score(value=keras_top1, keras_val_top1=keras_top1)
     from converters.export import export_run
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     seconds = {}
     start = time.perf_counter()
@@ -121,8 +121,8 @@ def score_run(run_dir, history: dict, objective: Objective, source, log=print) -
 
 def _host_median_ms(run_dir, tflite_path, objective: Objective, log) -> float:
     """One thread, in a fresh process (after training, TensorFlow's idle pools slow LiteRT in this one)."""
-    from tflkit.hostbench import BenchSettings
-    from tflkit.pipeline import bench_run
+    from tflkit.bench.host import BenchSettings
+    from tflkit.pipeline.demo import bench_run
 
     results = bench_run(run_dir, threads=(1,), settings=BenchSettings(runs=objective.bench_runs, warmup=5), log=log,
                         fresh_process=True)

@@ -21,7 +21,7 @@ import json
 import warnings
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_bytes, atomic_write_text
+from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
 
 MEASURES = ("keras_val_top1", "tflite_val_top1", "size_bytes", "median_ms", "train_s", "epochs_run")
 ATTRS = ("baseline", "infeasible_reason", "fail_reason", "retry_of", "run_dir")
@@ -69,8 +69,8 @@ def write_best_yaml(trial, settings, space, path) -> None:
     --storage the trial may have run on another machine: then it is rebuilt from the search's settings."""
     from dataclasses import replace
 
-    from tflkit.config import save_yaml
-    from tflkit.training import load_run_config
+    from tflkit.core.config import save_yaml
+    from tflkit.training.loop import load_run_config
 
     run_dir = Path(trial.user_attrs.get("run_dir", ""))
     if (run_dir / "config.yaml").is_file():

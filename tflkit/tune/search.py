@@ -41,8 +41,8 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tflkit.errors import TflkitError, UsageError
-from tflkit.training import TrainConfig
+from tflkit.core.errors import TflkitError, UsageError
+from tflkit.training.loop import TrainConfig
 from tflkit.tune.objective import Objective, TrialFailed, score_run
 from tflkit.tune.space import SearchSpace, default_space, load_space
 
@@ -455,7 +455,7 @@ def _surplus(study, trial, wanted: int) -> bool:
 
 def _run_trial(study, trial, settings: TuneSettings, space: SearchSpace, base: TrainConfig, source, log) -> str:
     optuna = _optuna()
-    from tflkit.training import train
+    from tflkit.training.loop import train
 
     run_dir = trial_dir(settings.out, trial.number)
     trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})

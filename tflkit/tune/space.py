@@ -15,8 +15,8 @@ import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.training import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
+from tflkit.core.errors import UsageError
+from tflkit.training.loop import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
 
 # What each searchable key is, so a space file is checked before any trial trains.
 FLOAT_KEYS = ("lr", "weight_decay", "label_smoothing", "warmup_epochs", "finetune_lr", "bn_momentum", "step_gamma")
@@ -150,7 +150,7 @@ def default_space(model: str, pretrained: bool = False) -> SearchSpace:
 
 def load_space(path, model: str, pretrained: bool = False) -> SearchSpace:
     """The default space for `model` with the file's entries laid over it."""
-    from tflkit.config import read_yaml
+    from tflkit.core.config import read_yaml
 
     path = Path(path)
     data = read_yaml(path, what="space file", expected="a mapping of TrainConfig keys to ranges")

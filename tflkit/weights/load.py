@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import ModelFileError
+from tflkit.core.limits import H5_DATASET_BYTES
 from tflkit.data.safe_pickle import shown
-from tflkit.errors import ModelFileError
-from tflkit.limits import H5_DATASET_BYTES
 from tflkit.models.squeezenet import CAFFE
 
 
@@ -64,7 +64,7 @@ def _child(group, name: str, where: str):
 
 def _array(obj, where: str) -> np.ndarray:
     """A weight array from an HDF5 dataset, checked before a byte of it is read: a dataset (not a group), of
-    numbers, within tflkit.limits.H5_DATASET_BYTES, and, unless compressed, stored in the file (a 4 KB file can
+    numbers, within tflkit.core.limits.H5_DATASET_BYTES, and, unless compressed, stored in the file (a 4 KB file can
     declare a 4 TiB dataset that HDF5 fills with zeros on read)."""
     import h5py
 

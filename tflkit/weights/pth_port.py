@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import ModelFileError
 from tflkit.data.safe_pickle import shown
-from tflkit.errors import ModelFileError
 
 _BN_FIELDS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 CLASSIFIER = "logits"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 KERAS_WEIGHT_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
@@ -70,7 +70,7 @@ def _dequantized(interpreter, detail: dict) -> np.ndarray:
 
 def read_tflite_weights(path) -> TFLiteWeightFile:
     """The weight ops of a .tflite's main graph, in execution order, dequantized to float32."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False)  # delegates may drop constant buffers
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
@@ -230,7 +230,7 @@ def model_from_tflite(path, model_name: str, input_size: int | None = None, log=
     The strides are not in the weights: the model is built with the standard stem, and again with the registry's
     small-input stem (a tflkit export of a 32x32 run) when the .tflite's feature maps say so."""
     from tflkit.models import create_model
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False)
     shape = interpreter.get_input_details()[0]["shape"]

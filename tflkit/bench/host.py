@@ -3,8 +3,8 @@
 Per model and thread count: interpreter init time, the first inference, then warm-up runs, then timed runs until
 both a minimum count and a minimum time are reached. Reports median, p5, p95, mean, std, min, max, count, the
 peak resident memory of the process across the run, and what XNNPACK took (partitions, delegated and total nodes,
-op types left on the built-in kernels). Per file, once: MACs, the planned activation arena (tflkit.tflite_arena)
-and the resident memory the model adds in a fresh runtime-only process (tflkit.memprobe).
+op types left on the built-in kernels). Per file, once: MACs, the planned activation arena (tflkit.tflite.arena)
+and the resident memory the model adds in a fresh runtime-only process (tflkit.bench.memprobe).
 
 Inputs are random (the default, like benchmark_model; no TensorFlow import) or images of a dataset's test split
 (`InputImages`), preprocessed exactly as `tflkit eval` feeds them and cycled through, one per invoke: resized by the
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.benchresult import BenchResult
-from tflkit.errors import DatasetError, TflkitError, UsageError, unknown_choice
-from tflkit.machine import cpu_name
-from tflkit.runtime import (
+from tflkit.core.benchresult import BenchResult
+from tflkit.core.errors import DatasetError, TflkitError, UsageError, unknown_choice
+from tflkit.core.machine import cpu_name
+from tflkit.tflite.runtime import (
     XnnpackRefusedError,
     check_tflite_file,
     delegation_of,
@@ -73,7 +73,7 @@ class InputImages:
     Per input size the images are resized and kept as float32 0..255 pixels by the same pipeline `tflkit eval` uses
     (`tflkit.data.pipeline.load_images`); per model they are normalized by the preprocessing eval would use for it
     (`preprocessing`, the flags, or else what `tflkit.data.preprocess.for_model` finds), and per input tensor
-    quantized with its own scale and zero point (`tflkit.tflite_model.quantize`): exactly what evaluation feeds the
+    quantized with its own scale and zero point (`tflkit.tflite.model.quantize`): exactly what evaluation feeds the
     interpreter.
     """
 
@@ -116,7 +116,7 @@ class InputImages:
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
             raise UsageError(f"input {detail['name']!r} of shape {shape} is not a square RGB image batch "
                              f"(N, S, S, 3); use random inputs")
-        from tflkit.tflite_model import quantize
+        from tflkit.tflite.model import quantize
 
         images = self.pixels(shape[1])
         if preprocessing is not None:
@@ -257,20 +257,20 @@ def _model_figures(path, settings: BenchSettings, with_macs: bool, with_memory: 
     """Per-file figures that do not depend on the thread count: MACs, planned arena, resident memory added."""
     figures = {}
     if with_macs:
-        from tflkit.tflite_macs import count_macs
+        from tflkit.tflite.macs import count_macs
 
         try:
             figures["macs"] = count_macs(path).macs
         except TflkitError:
             pass
-    from tflkit.tflite_arena import arena_bytes
+    from tflkit.tflite.arena import arena_bytes
 
     try:
         figures["arena_bytes"] = arena_bytes(path)
     except TflkitError:
         pass
     if with_memory:
-        from tflkit.memprobe import rss_delta_mb
+        from tflkit.bench.memprobe import rss_delta_mb
 
         figures["rss_delta_mb"] = rss_delta_mb(path, xnnpack=settings.xnnpack, runtime=settings.runtime)
     return figures
@@ -282,7 +282,7 @@ def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(),
 
     Inputs are random unless `images` (see `open_input_data`) is given. A model XNNPACK refuses is a row with
     status `xnnpack_failed` and XNNPACK's reason, followed by the built-in kernels' figures (delegate `cpu`).
-    `with_memory`: `rss_delta_mb` measured once per file in a fresh runtime-only process (tflkit.memprobe).
+    `with_memory`: `rss_delta_mb` measured once per file in a fresh runtime-only process (tflkit.bench.memprobe).
     """
     from dataclasses import replace
 

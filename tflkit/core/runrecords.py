@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tflkit.benchresult import BenchResult, load_results, save_results
-from tflkit.fileio import atomic_write_text
+from tflkit.core.benchresult import BenchResult, load_results, save_results
+from tflkit.core.fileio import atomic_write_text
 
 
 def run_dir_of(model_path) -> Path | None:

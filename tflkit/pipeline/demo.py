@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.errors import TflkitError
-from tflkit.hostbench import BenchSettings, bench_models
-from tflkit.runrecords import load_bench, record_eval, record_host_bench
+from tflkit.bench.host import BenchSettings, bench_models
+from tflkit.core.errors import TflkitError
+from tflkit.core.runrecords import load_bench, record_eval, record_host_bench
 
 
 def run_artifacts(run_dir) -> list[Path]:
@@ -26,10 +26,10 @@ def run_artifacts(run_dir) -> list[Path]:
 
 def evaluate_run(run_dir, source=None, include_keras: bool = True, log=print, only_missing: bool = False) -> list:
     """Evaluate the run's model and every artifact; `only_missing`: only files with no eval.json record yet."""
+    from tflkit.core.runrecords import load_evals
     from tflkit.data import load_dataset
-    from tflkit.evaluation import evaluate
-    from tflkit.runrecords import load_evals
-    from tflkit.training import RunFiles, load_run_config
+    from tflkit.training.evaluation import evaluate
+    from tflkit.training.loop import RunFiles, load_run_config
 
     config = load_run_config(run_dir)
     paths = ([RunFiles(Path(run_dir)).model] if include_keras else []) + run_artifacts(run_dir)
@@ -114,7 +114,7 @@ class DemoSettings:
     lr_schedule: str = "step"
     step_epochs: int = 4
     step_gamma: float = 0.3
-    bn_momentum: float | None = None  # moot: statistics are recomputed before each validation (tflkit.bn_stats)
+    bn_momentum: float | None = None  # moot: statistics are recomputed before each validation (training.bn_stats)
     recipes: tuple = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
     threads: tuple = (1, 2)
     runs: int = 100
@@ -129,8 +129,8 @@ def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: Sta
     """Train on the embedded shapes dataset, convert under every recipe, evaluate, benchmark, report."""
     from converters.export import export_run
     from tflkit.data import load_dataset
-    from tflkit.report import write_report
-    from tflkit.training import TrainConfig, train
+    from tflkit.pipeline.report import write_report
+    from tflkit.training.loop import TrainConfig, train
 
     timer = timer or StageTimer()
     out_dir = Path(out_dir)
@@ -148,8 +148,8 @@ def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: Sta
     if resume:  # only this demo's own run resumes: a larger --epochs trains more, other settings are refused
         from dataclasses import asdict
 
-        from tflkit.config import save_yaml
-        from tflkit.training import load_run_config
+        from tflkit.core.config import save_yaml
+        from tflkit.training.loop import load_run_config
 
         config = load_run_config(out_dir).resumed_with(asdict(config), out_dir, hint="--fresh starts over")
         save_yaml(config, out_dir / "config.yaml")  # train() resumes from it, with the applied --epochs

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def import_weights(path, model_name: str, input_size: int | None = None, num_cla
 
 
 def run_import(args) -> int:
-    from tflkit.fileio import atomic_path
+    from tflkit.core.fileio import atomic_path
 
     out = Path(args.out)
     if out.suffix != ".keras":

@@ -20,13 +20,13 @@ import hashlib
 import os
 from pathlib import Path
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core.errors import ModelFileError, UsageError
 
 CACHE_ENV = "TFLKIT_WEIGHTS_CACHE"  # where downloaded weights are kept (default ~/.cache/tflkit/weights)
 
 
 def weights_cache_dir() -> Path:
-    from tflkit.fileio import cache_dir
+    from tflkit.core.fileio import cache_dir
 
     return Path(os.environ[CACHE_ENV]).expanduser() if os.environ.get(CACHE_ENV) else cache_dir("weights")
 
@@ -80,7 +80,7 @@ def imagenet_weights_path(model_name: str, log=None) -> Path:
 
 
 def download_weights(source, model_name: str, log=None) -> Path:
-    from tflkit.download import fetch
+    from tflkit.core.download import fetch
 
     offline = (f"cannot download ImageNet weights for {model_name}; fetch {source.url} where a network exists and "
                f"pass --pretrained PATH")

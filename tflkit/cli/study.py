@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 
 def cmd_study_init(args) -> int:
-    from tflkit.fileio import atomic_write_text
+    from tflkit.core.fileio import atomic_write_text
     from tflkit.study.spec import EXAMPLE
 
     path = Path(args.path)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core.errors import ModelFileError, UsageError
 
 RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tf.lite")
 _MODULES = {
@@ -60,8 +60,8 @@ def interpreter_module(runtime: str | None = None):
 
 def check_tflite_file(path) -> Path:
     """A clear error for a missing, empty, oversized or non-TFLite file before the runtime prints a C++ traceback.
-    Reads 8 bytes and the file's size (tflkit.limits.TFLITE_BYTES), nothing more."""
-    from tflkit.limits import TFLITE_BYTES
+    Reads 8 bytes and the file's size (tflkit.core.limits.TFLITE_BYTES), nothing more."""
+    from tflkit.core.limits import TFLITE_BYTES
 
     path = Path(path)
     if not path.is_file():
@@ -79,7 +79,7 @@ def load_interpreter(path, threads: int | None = None, xnnpack: bool = True, run
     """An allocated interpreter for the .tflite at `path`, or ModelFileError (XnnpackRefusedError) in one line.
 
     `isolate` (default: on unless TFLKIT_TFLITE_CHILD_CHECK=0): load the file in a child process first
-    (tflkit.tflite_check, once per file per process), so a file that crashes LiteRT's C++ is a ModelFileError here,
+    (tflkit.tflite.check, once per file per process), so a file that crashes LiteRT's C++ is a ModelFileError here,
     not a dead process. Every tensor's, input's, output's and node's details are read once after allocation:
     LiteRT decodes tensor names as it hands them out, and a name that is not UTF-8 raised UnicodeDecodeError in the
     middle of whatever reader asked first.
@@ -109,9 +109,9 @@ def load_interpreter(path, threads: int | None = None, xnnpack: bool = True, run
 
 
 def preflight(path, xnnpack: bool = True, runtime: str | None = None) -> None:
-    """The child-process load of tflkit.tflite_check (unless TFLKIT_TFLITE_CHILD_CHECK=0), once per file: raises
+    """The child-process load of tflkit.tflite.check (unless TFLKIT_TFLITE_CHILD_CHECK=0), once per file: raises
     what loading `path` here would, without risking this process. A benchmark calls it before its clock starts."""
-    from tflkit import tflite_check
+    from tflkit.tflite import check as tflite_check
 
     if tflite_check.enabled():
         tflite_check.require_loadable(check_tflite_file(path), xnnpack=xnnpack, runtime=runtime)

@@ -11,7 +11,7 @@ Every subcommand follows one convention:
   `ok` is true exactly when the exit code is 0; `errors` has one entry per failed item, or the one error that
   stopped the command (item null). Progress and logs go to stderr meanwhile.
 - TensorFlow's and LiteRT's own log noise (CUDA probing, converter debug lines, delegate INFO lines) and library
-  warnings are kept off the terminal unless `--verbose` (tflkit.tfenv).
+  warnings are kept off the terminal unless `--verbose` (tflkit.core.tfenv).
 Heavy imports happen inside the subcommands, so `tflkit --help` starts instantly.
 """
 
@@ -30,7 +30,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.errors import ModelFileError, TflkitError, UsageError
+from tflkit.core.errors import ModelFileError, TflkitError, UsageError
 
 
 @dataclass
@@ -134,9 +134,9 @@ def cmd_data(args) -> Reply:
 def train_config_from_args(args):
     """The TrainConfig `tflkit train` asks for: a fresh run's from --config and the flags (flags win), or, with
     --resume, the run's saved config with the flags applied (more --epochs) or refused (anything else)."""
-    from tflkit.config import flag_values, read_yaml
+    from tflkit.core.config import flag_values, read_yaml
     from tflkit.models import get_spec
-    from tflkit.training import TrainConfig, load_run_config
+    from tflkit.training.loop import TrainConfig, load_run_config
 
     requested = flag_values(args, TrainConfig)
     if args.resume:
@@ -159,8 +159,8 @@ def progress_verbosity(as_json: bool) -> int:
 
 @replies
 def cmd_train(args) -> Reply:
-    from tflkit.config import save_yaml
-    from tflkit.training import RunFiles, train
+    from tflkit.core.config import save_yaml
+    from tflkit.training.loop import RunFiles, train
 
     require_dir(args.data_dir, "--data-dir")
     config = train_config_from_args(args)
@@ -191,9 +191,9 @@ def cmd_convert(args) -> Reply:
 
 @replies
 def cmd_eval(args) -> Reply:
+    from tflkit.core.runrecords import record_eval, run_dir_of
     from tflkit.data import load_dataset
-    from tflkit.evaluation import evaluate
-    from tflkit.runrecords import record_eval, run_dir_of
+    from tflkit.training.evaluation import evaluate
 
     require_dir(args.data_dir, "--data-dir")
     from tflkit.data.preprocess import from_flags
@@ -225,8 +225,8 @@ def cmd_eval(args) -> Reply:
 
 @replies
 def cmd_bench(args) -> Reply:
-    from tflkit.hostbench import BenchSettings, bench_models, open_input_data
-    from tflkit.runrecords import record_host_bench, run_dir_of
+    from tflkit.bench.host import BenchSettings, bench_models, open_input_data
+    from tflkit.core.runrecords import record_host_bench, run_dir_of
 
     require_files(args.model)  # a typo in a path: nothing to measure. A corrupt file is a failed row below.
     require_dir(args.data_dir, "--data-dir")
@@ -248,8 +248,8 @@ def cmd_bench(args) -> Reply:
 
 @replies
 def cmd_report(args) -> Reply:
-    from tflkit.pipeline import bench_run, evaluate_run
-    from tflkit.report import write_report
+    from tflkit.pipeline.demo import bench_run, evaluate_run
+    from tflkit.pipeline.report import write_report
 
     require_run_dir(args.run_dir)
     if args.measure:  # only what has no figures yet: files converted later, or by a run killed midway
@@ -264,9 +264,9 @@ def cmd_report(args) -> Reply:
 
 @replies
 def cmd_demo(args) -> Reply:
-    from tflkit.config import flag_values
+    from tflkit.core.config import flag_values
     from tflkit.models import get_spec
-    from tflkit.pipeline import DemoSettings, StageTimer, demo
+    from tflkit.pipeline.demo import DemoSettings, StageTimer, demo
 
     settings = dataclasses.replace(DemoSettings(), **flag_values(args, DemoSettings))
     out = Path(args.out)
@@ -288,11 +288,11 @@ def cmd_demo(args) -> Reply:
 def build_parser() -> argparse.ArgumentParser:
     from converters.calibration import DEFAULT_CALIB_SAMPLES
     from converters.recipes import DEFAULT_RECIPES, RECIPES
-    from tflkit.config import add_flags
+    from tflkit.core.config import add_flags
     from tflkit.models import list_models
-    from tflkit.pipeline import DemoSettings
-    from tflkit.runtime import RUNTIMES
-    from tflkit.training import TrainConfig
+    from tflkit.pipeline.demo import DemoSettings
+    from tflkit.tflite.runtime import RUNTIMES
+    from tflkit.training.loop import TrainConfig
 
     parser = OneLineErrorParser(prog="tflkit", description=__doc__.splitlines()[0], epilog=CONVENTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -408,22 +408,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)
 
-    from converters.cli import register as register_converters
+    from tflkit.cli.inspect import register as register_converters
 
     register_converters(sub)
     from android_bench.cli import register as register_android
 
     register_android(sub)
-    from tflkit.study.cli import register as register_study
+    from tflkit.cli.study import register as register_study
 
     register_study(sub)
-    from tflkit.tune.cli import register as register_tune
+    from tflkit.cli.tune import register as register_tune
 
     register_tune(sub)
-    from tflkit.mcu.cli import register as register_mcu
+    from tflkit.cli.mcu import register as register_mcu
 
     register_mcu(sub)
-    from tflkit.weights_cli import register as register_weights
+    from tflkit.cli.weights import register as register_weights
 
     register_weights(sub)
     _complete_leaves(parser)
@@ -505,8 +505,8 @@ def main(argv=None) -> int:
 def dispatch(args) -> int:
     """Run a parsed subcommand under the convention: TensorFlow's noise filtered (unless --verbose), a TflkitError
     as one line on stderr and its exit code, the JSON envelope under --json."""
-    from tflkit.tfenv import filtered_stderr, set_verbose
-    from tflkit.tfenv import verbose as verbose_env
+    from tflkit.core.tfenv import filtered_stderr, set_verbose
+    from tflkit.core.tfenv import verbose as verbose_env
 
     verbose = bool(getattr(args, "verbose", False)) or verbose_env()
     set_verbose(verbose)

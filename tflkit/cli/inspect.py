@@ -1,53 +1,20 @@
 """`tflkit inspect MODEL.tflite`: what is inside a .tflite (ops by type and dtype, I/O quantization, size, MACs,
 parameters and their stored dtypes, XNNPACK partitions, planned activation arena; `--layers`: MACs per node).
 
-Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over tflkit.tflite_inspect.
+Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over tflkit.tflite.describe.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
-
-
-def describe(path, layers: bool = False) -> dict:
-    from tflkit.runtime import check_tflite_file
-    from tflkit.tflite_arena import arena_bytes, builtin_arena_bytes
-    from tflkit.tflite_inspect import delegation, float_ops, gzip_size, io_details, op_table, parameters
-
-    path = check_tflite_file(path)
-    table = op_table(path)
-    ops = Counter((row["op"], ",".join(sorted(set(row["outputs"]))) or "-") for row in table)
-    try:
-        from tflkit.tflite_macs import count_macs
-
-        macs = count_macs(path).macs
-    except ImportError:  # the MAC counter is another module's; inspection still works without it
-        macs = None
-    io = io_details(path)
-    integer = any(d["dtype"] in ("int8", "uint8", "int16") for d in io["inputs"] + io["outputs"]) or not any(
-        "float" in row["outputs"][0] for row in table if row["op"] in ("CONV_2D", "FULLY_CONNECTED") and row["outputs"])
-    info = {
-        "file": path.name, "size_bytes": path.stat().st_size, "gzip_bytes": gzip_size(path), "macs": macs,
-        **parameters(path), "arena_bytes": arena_bytes(path), "builtin_arena_bytes": builtin_arena_bytes(path),
-        "delegation": delegation(path),
-        "ops": [{"op": op, "dtype": dtype, "count": n} for (op, dtype), n in sorted(ops.items())],
-        "tensor_dtypes": dict(Counter(t for row in table for t in row["outputs"])),
-        "float_ops_in_integer_model": float_ops(path) if integer else [],
-        **io,
-    }
-    if layers:
-        from tflkit.tflite_macs import layer_macs
-
-        info["layers"] = layer_macs(path)
-    return info
 
 
 def cmd_inspect(args) -> int:
     from pathlib import Path
 
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
+    from tflkit.tflite.describe import describe
 
     if not Path(args.model).is_file():  # a missing input is a usage error (exit 2); a corrupt file is exit 1
         raise UsageError(f"model file not found: {args.model}")

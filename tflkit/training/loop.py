@@ -37,9 +37,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tflkit.config import from_dict, save_yaml
-from tflkit.errors import UsageError, unknown_choice
-from tflkit.fileio import atomic_path, atomic_write_text
+from tflkit.core.config import from_dict, save_yaml
+from tflkit.core.errors import UsageError, unknown_choice
+from tflkit.core.fileio import atomic_path, atomic_write_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -74,7 +74,8 @@ class TrainConfig:
                                                "reference value; 0.9 below 50 steps an epoch when "
                                                "--bn-stats-batches is 0)")
     bn_stats_batches: int = _setting(16, "recompute BatchNorm statistics from N training batches before each "
-                                         "validation and saved model (tflkit.bn_stats; 0: the moving averages)")
+                                         "validation and saved model (tflkit.training.bn_stats; 0: the moving "
+                                         "averages)")
     seed: int = _setting(0, "seed of the data order, augmentation and initialization")
     lr_schedule: str = _setting("constant", "learning-rate schedule", SCHEDULES)
     warmup_epochs: float = _setting(0.0, "linear lr warm-up, in epochs (fractions allowed)")
@@ -110,7 +111,7 @@ class TrainConfig:
         """The config of a run of `model`: tflkit's defaults, then the architecture's training defaults
         (ModelSpec.train_defaults, e.g. SqueezeNet's lower lr and warm-up), then `settings`, which always win.
         What `tflkit train`, a study's cells, a search and the demo all build their runs with."""
-        from tflkit.config import from_dict
+        from tflkit.core.config import from_dict
         from tflkit.models import get_spec
 
         return from_dict(cls, {**get_spec(model).train_defaults, **settings, "model": model}, source=source)
@@ -119,7 +120,7 @@ class TrainConfig:
                      ) -> TrainConfig:
         """This saved run's config with the `requested` settings (None: not asked) applied for a resume: `epochs`
         is applied (more epochs continue the run), any other changed setting is refused with one line."""
-        from tflkit.config import changed_fields, flag_name
+        from tflkit.core.config import changed_fields, flag_name
 
         changed = changed_fields(self, requested)
         refused = [k for k in changed if k not in self.RESUMABLE]
@@ -216,7 +217,7 @@ class RunFiles:
 
 def record_environment(files: RunFiles, from_epoch: int, deterministic: bool) -> None:
     """Append this session's machine and versions to environment.json (kept whole: a session per entry)."""
-    from tflkit.machine import environment
+    from tflkit.core.machine import environment
 
     sessions = json.loads(files.environment.read_text()) if files.environment.is_file() else []
     sessions.append({"from_epoch": from_epoch, "deterministic": deterministic, **environment()})
@@ -329,7 +330,7 @@ class _ChanceWarning:
 def _schedule(config: TrainConfig, lr: float, epochs: int, steps: int):
     if config.lr_schedule == "constant" and not config.warmup_epochs:
         return lr
-    from tflkit.schedules import WarmupSchedule
+    from tflkit.training.schedules import WarmupSchedule
 
     return WarmupSchedule(config.lr_schedule, lr, total_steps=epochs * steps,
                           warmup_steps=int(round(config.warmup_epochs * steps)),
@@ -460,12 +461,12 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     callbacks (e.g. a test's hook that kills the process mid-epoch). `log`: where warnings and data notes go
     (default: stderr)."""
     log = log or _stderr
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
-    import tflkit.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
+    import tflkit.training.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
     from tflkit.data import load_dataset
     from tflkit.data.augment import make_augment
     from tflkit.data.pipeline import epoch_order, make_dataset
@@ -507,7 +508,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             log(stem_note(config, model))
     pretrained = None
     if not resumed and config.pretrained not in ("none", ""):
-        from tflkit.transfer import load_pretrained
+        from tflkit.training.transfer import load_pretrained
 
         # before anything is written: weights that cannot be had (offline, a bad checksum) leave no run directory
         pretrained = load_pretrained(model, config.pretrained, config.model)
@@ -555,8 +556,8 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             shutil.copyfile(final, tmp)
         else:
             float32_copy(final, config, source.num_classes).save(tmp)
+    from tflkit.core.runrecords import record_model_info
     from tflkit.models import count_params
-    from tflkit.runrecords import record_model_info
 
     record_model_info(files.root, {"params": count_params(model), "input_size": config.image_size,
                                    "num_classes": source.num_classes, "class_names": list(source.class_names),
@@ -599,14 +600,14 @@ def reseed_layers(model, seed: int, epoch: int) -> None:
 
 
 class _Validate:
-    """Keras callback, first of a run's: at each epoch's end, recompute the BatchNorm statistics (tflkit.bn_stats),
-    then validate, adding val_* to the epoch's logs (the ones the checkpoint, history and progress bar read). Keras'
-    own validation_data would run before any callback could touch the statistics."""
+    """Keras callback, first of a run's: at each epoch's end, recompute the BatchNorm statistics
+    (tflkit.training.bn_stats), then validate, adding val_* to the epoch's logs (the ones the checkpoint, history and
+    progress bar read). Keras' own validation_data would run before any callback could touch the statistics."""
 
     def __new__(cls, model, val_ds, stats_ds, stats_batches: int):
         import keras
 
-        from tflkit.bn_stats import BatchNormStats
+        from tflkit.training.bn_stats import BatchNormStats
 
         class Validate(keras.callbacks.Callback):
             def __init__(self):

@@ -43,7 +43,7 @@ class BenchResult:
     macs: int | None = None
     delegated_ops: int | None = None  # nodes the delegate took, when the log says
     cpu_ops: int | None = None  # nodes left on the CPU
-    # Host: what XNNPACK took (tflkit.runtime.delegation_of), like benchmark_model's "Replacing N out of M node(s)"
+    # Host: what XNNPACK took (tflkit.tflite.runtime.delegation_of), as benchmark_model's "Replacing N out of M node(s)"
     partitions: int | None = None  # delegate partitions (one DELEGATE node each); 1 = the whole graph in one run
     delegated_nodes: int | None = None
     total_nodes: int | None = None
@@ -68,7 +68,7 @@ class BenchResult:
 
 
 def save_results(results: list[BenchResult], path: str | Path) -> None:
-    from tflkit.fileio import atomic_write_text
+    from tflkit.core.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps([r.to_dict() for r in results], indent=2) + "\n")
 

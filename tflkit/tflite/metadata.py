@@ -124,8 +124,8 @@ def read_metadata(path) -> ModelMetadata | None:
     when a metadata buffer is there but is not a readable ModelMetadata flatbuffer."""
     from flatbuffers import number_types as n
 
-    from tflkit.errors import ModelFileError
-    from tflkit.limits import TFLITE_BYTES
+    from tflkit.core.errors import ModelFileError
+    from tflkit.core.limits import TFLITE_BYTES
 
     TFLITE_BYTES.check(Path(path).stat().st_size, path, ModelFileError)
     data = Path(path).read_bytes()
@@ -160,7 +160,7 @@ def read_metadata(path) -> ModelMetadata | None:
 
 def _packed_file(model_bytes: bytes, name: str) -> list[str] | None:
     """tflite-support packs associated files as a zip appended to the model."""
-    from tflkit.limits import LABELS_BYTES
+    from tflkit.core.limits import LABELS_BYTES
 
     try:
         with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:

@@ -23,9 +23,9 @@ import json
 import re
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
+from tflkit.core.fileio import atomic_write_text
+from tflkit.core.runrecords import load_bench, load_evals, load_mcu, load_model_info
 from tflkit.mcu.columns import mcu_columns
-from tflkit.runrecords import load_bench, load_evals, load_mcu, load_model_info
 
 BASE_COLUMNS = ["model", "dataset", "recipe", "status", "size_bytes", "size_ratio", "params", "macs", "top1",
                 "top1_drop", "top5", "agreement"]
@@ -44,7 +44,7 @@ def _target_prefix(result) -> str:
 
 
 def build_rows(run_dir) -> list[dict]:
-    from tflkit.training import load_run_config
+    from tflkit.training.loop import load_run_config
 
     config = load_run_config(run_dir)
     info = load_model_info(run_dir)
@@ -95,7 +95,7 @@ def build_rows(run_dir) -> list[dict]:
         if name in mcu:
             row.update(mcu_columns(mcu[name]))
         if export["status"] == "ok" and export["recipe"].startswith(("static_", "qat_", "prune")):
-            from tflkit.tflite_inspect import float_ops
+            from tflkit.tflite.inspect import float_ops
 
             row["float_ops"] = ",".join(float_ops(export["path"])) if Path(export["path"]).is_file() else ""
         if row["status"] == "ok":

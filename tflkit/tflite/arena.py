@@ -16,7 +16,7 @@ Two figures. `arena_bytes`: the model's own tensors, the activation memory any r
 LiteRT's built-in CONV_2D kernel allocates for the node it runs (every conv but a 1x1 at stride 1): with it, the plan
 equals the span LiteRT itself lays out for the built-in kernels, byte for byte on every registry test model
 (tests/test_arena.py). XNNPACK keeps a delegated partition's intermediates in its own workspace, outside this arena;
-its footprint shows in `rss_delta_mb` (tflkit.memprobe), not here. Other kernel scratch (MEAN's few bytes) and
+its footprint shows in `rss_delta_mb` (tflkit.bench.memprobe), not here. Other kernel scratch (MEAN's few bytes) and
 TFLite's in-place sharing (an ADD writing over its dead input) are not modelled: neither moved a high-water mark
 on the test models.
 """
@@ -174,7 +174,7 @@ def im2col_buffers(interpreter) -> list[Buffer]:
 def arena_plan(path, builtin_scratch: bool = False) -> ArenaPlan:
     """The planned arena of a .tflite file (first subgraph, batch as stored in the file); `builtin_scratch`: with
     the built-in CONV_2D kernels' im2col buffers, as LiteRT lays out its arena without a delegate."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False)
     buffers = model_buffers(interpreter)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core.errors import ModelFileError, UsageError
 
 KERAS_BATCH = 256
 
@@ -48,7 +48,7 @@ def load_keras_model(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    from tflkit.tfenv import quiet_tensorflow
+    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import zipfile
@@ -56,7 +56,7 @@ def load_keras_model(path):
     import keras
 
     import tflkit.models  # noqa: F401  (keeps load paths uniform)
-    import tflkit.schedules  # noqa: F401  (a model saved with a warm-up/cosine lr schedule names this class)
+    import tflkit.training.schedules  # noqa: F401  (a model saved with a warm-up/cosine lr schedule names this class)
 
     if not zipfile.is_zipfile(path):  # Keras' own message for this case says "File not found"
         raise ModelFileError(f"cannot load Keras model {path}: not a .keras file (not a zip archive)")
@@ -79,7 +79,7 @@ class Predictor:
             self._tflite = TFLMClassifier(self.path)
             self.image_size = self._tflite.image_size
         elif self.path.suffix == ".tflite":
-            from tflkit.tflite_model import TFLiteClassifier
+            from tflkit.tflite.model import TFLiteClassifier
 
             self._tflite = TFLiteClassifier(self.path, threads=threads)
             self.image_size = self._tflite.image_size
@@ -106,7 +106,7 @@ class Predictor:
 def output_shape_problem(path) -> str | None:
     """Why a .tflite is not a classifier eval can score (several outputs, or an output that is not one vector of
     class scores per image), else None."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     outputs = load_interpreter(path).get_output_details()
     shapes = [list(map(int, o["shape"])) for o in outputs]

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ ZIP_RATIO = Limit("TFLKIT_MAX_ZIP_RATIO", 100, "the compression ratio of a membe
 # never stored with zeros, so a few KB can declare terabytes. As large as a .pth member may be.
 H5_DATASET_BYTES = Limit("TFLKIT_MAX_H5_DATASET_BYTES", 4 << 30, "one dataset of an HDF5 weights file read into memory")
 
-# The address space of the child that loads a .tflite first (tflkit.tflite_check): this plus 4x the file's size. A
+# The address space of the child that loads a .tflite first (tflkit.tflite.check): this plus 4x the file's size. A
 # mutant whose static output shape claims 1.1 billion floats made XNNPACK take 4.5 GB, until the OOM killer came.
 TFLITE_CHECK_BYTES = Limit("TFLKIT_MAX_TFLITE_CHECK_BYTES", 2 << 30,
                            "the memory a .tflite may take to load (plus 4x its size)")

@@ -41,13 +41,13 @@ def register(subparsers) -> None:
 
 
 def cmd_mcu(args):
-    from tflkit.cli import Reply, item_error, require_dir, require_files
-    from tflkit.errors import ModelFileError, UsageError
+    from tflkit.cli.main import Reply, item_error, require_dir, require_files
+    from tflkit.core.errors import ModelFileError, UsageError
+    from tflkit.core.runrecords import record_mcu, run_dir_of
     from tflkit.mcu.boards import get_board, read_boards
     from tflkit.mcu.measure import measure
     from tflkit.mcu.tflm import require_tflm
     from tflkit.mcu.vela import VelaTarget, require_vela
-    from tflkit.runrecords import record_mcu, run_dir_of
 
     extra = read_boards(args.boards_file) if args.boards_file else {}
     if args.list_boards:
@@ -94,7 +94,7 @@ def cmd_mcu(args):
     return reply
 
 
-cmd_mcu.replies = True  # returns a tflkit.cli.Reply: the JSON envelope is printed by the CLI (tflkit.cli.replies)
+cmd_mcu.replies = True  # returns a tflkit.cli.main.Reply: the CLI prints the JSON envelope (tflkit.cli.main.replies)
 
 
 def format_result(r) -> str:

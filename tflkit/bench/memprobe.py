@@ -1,4 +1,4 @@
-"""`python -m tflkit.memprobe MODEL.tflite`: resident memory a model adds to a process that has only the runtime.
+"""`python -m tflkit.bench.memprobe MODEL.tflite`: resident memory a model adds to a process that has only the runtime.
 
 Run in a fresh process (`rss_delta_mb` starts one): the runtime and numpy are imported first, the resident size
 is read, then the model is loaded, its tensors allocated and it is invoked a few times, and the resident size is
@@ -25,8 +25,8 @@ def _status_kb(field: str) -> int:
 
 def probe(path, threads: int = 1, runs: int = 3, xnnpack: bool = True, runtime: str | None = None) -> dict:
     """In this process: resident MB before and after load + allocate + `runs` invokes (Linux /proc)."""
-    from tflkit.hostbench import random_inputs
-    from tflkit.runtime import interpreter_module, load_interpreter
+    from tflkit.bench.host import random_inputs
+    from tflkit.tflite.runtime import interpreter_module, load_interpreter
 
     interpreter_module(runtime)  # the runtime's import is the baseline, not the model's cost
     before = _status_kb("VmRSS")
@@ -46,7 +46,7 @@ def rss_delta_mb(path, threads: int = 1, xnnpack: bool = True, runtime: str | No
     """`probe` in a fresh interpreter process; None where /proc is missing (not Linux) or the child fails."""
     if not Path("/proc/self/status").exists():
         return None
-    cmd = [sys.executable, "-m", "tflkit.memprobe", str(path), "--threads", str(threads)]
+    cmd = [sys.executable, "-m", "tflkit.bench.memprobe", str(path), "--threads", str(threads)]
     if not xnnpack:
         cmd.append("--no-xnnpack")
     if runtime:
@@ -61,14 +61,14 @@ def rss_delta_mb(path, threads: int = 1, xnnpack: bool = True, runtime: str | No
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tflkit.memprobe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tflkit.bench.memprobe", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--runtime")
     args = parser.parse_args(argv)
-    from tflkit.errors import TflkitError
+    from tflkit.core.errors import TflkitError
 
     try:
         result = probe(args.model, args.threads, args.runs, not args.no_xnnpack, args.runtime)

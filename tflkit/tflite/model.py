@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from tflkit.runtime import load_interpreter_or_builtin
+from tflkit.tflite.runtime import load_interpreter_or_builtin
 
 _LOG = logging.getLogger(__name__)
 

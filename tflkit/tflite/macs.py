@@ -50,7 +50,7 @@ def count_macs(model_path) -> MacCount:
 def layer_macs(model_path) -> list[dict]:
     """One row per node in execution order: index, op, output name and shape, `macs` (multiply-accumulates for
     dense ops, element operations for the others) and `dense` (whether `macs` counts toward the model's MACs)."""
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter
 
     # Without XNNPACK: a delegate would replace the graph's nodes with one opaque node.
     interpreter = load_interpreter(model_path, xnnpack=False)

@@ -1,9 +1,9 @@
-"""`python -m tflkit.tflite_check MODEL.tflite`: load a .tflite in a throw-away process before tflkit's own does.
+"""`python -m tflkit.tflite.check MODEL.tflite`: load a .tflite in a throw-away process before tflkit's own does.
 
 A malformed flatbuffer can crash LiteRT's C++ (a segfault while the interpreter is built or its tensors are
 allocated, more often while it runs: of 3,000 random mutants of a 2 KB model, 4 crashed XNNPACK's load and 10 an
 invoke, none the built-in kernels' load), and a crash takes the whole process with it: a `tflkit bench a.tflite
-b.tflite` would lose every result, a study its worker. So `tflkit.runtime.load_interpreter` first loads each file
+b.tflite` would lose every result, a study its worker. So `tflkit.tflite.runtime.load_interpreter` first loads each file
 here, in a child process, stage by stage: the built-in kernels (build, allocate, read every tensor's, input's,
 output's and node's details), one invoke on zeros, then XNNPACK (build, allocate, one invoke). The child prints one
 JSON line per stage done; a child killed by a signal becomes one line, "the LiteRT interpreter crashed loading
@@ -13,7 +13,7 @@ kernels did not is reported as XNNPACK's refusal, so the file still runs without
 One child per file per process: the outcome is remembered by path, size, modification time, inode and a hash of
 the first and last 64 KiB. Its cost (Python, numpy and LiteRT imported, the file loaded twice and run twice) is
 measured by tests/test_tflite_check.py, which docs/reliability.md points to. The child's address space
-is capped (tflkit.limits.TFLITE_CHECK_BYTES, 2 GiB, plus 4x the file's size; it needs about 180 MB for
+is capped (tflkit.core.limits.TFLITE_CHECK_BYTES, 2 GiB, plus 4x the file's size; it needs about 180 MB for
 MobileNetV3-Small): a fuzzed file whose static shapes claimed 4.5 GB made XNNPACK allocate until the OOM killer
 came, and now fails in 0.2 s as XNNPACK's refusal. `TFLKIT_TFLITE_CHILD_CHECK=0` turns the check off (files are
 then loaded in the calling process only, as before). No TensorFlow import.
@@ -30,8 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tflkit.errors import ModelFileError
-from tflkit.limits import TFLITE_CHECK_BYTES
+from tflkit.core.errors import ModelFileError
+from tflkit.core.limits import TFLITE_CHECK_BYTES
 
 TIMEOUT_S = 120.0  # a 100 MB model loads and runs once in seconds; a child that takes this long is stuck
 # What the child does, in order; a crash is charged to the first stage without a line.
@@ -66,7 +66,7 @@ def _signal_name(number: int) -> str:
 
 
 def command(path: Path, runtime: str | None) -> list[str]:
-    return [sys.executable, "-m", "tflkit.tflite_check", str(path)] + (["--runtime", runtime] if runtime else [])
+    return [sys.executable, "-m", "tflkit.tflite.check", str(path)] + (["--runtime", runtime] if runtime else [])
 
 
 def checked(path, runtime: str | None = None, timeout_s: float = TIMEOUT_S) -> dict:
@@ -113,7 +113,7 @@ def checked(path, runtime: str | None = None, timeout_s: float = TIMEOUT_S) -> d
 
 
 def memory_cap(path) -> int:
-    """The child's address space limit: tflkit.limits.TFLITE_CHECK_BYTES plus 4x the file (the file mapped, the
+    """The child's address space limit: tflkit.core.limits.TFLITE_CHECK_BYTES plus 4x the file (the file mapped, the
     built-in kernels' arena, XNNPACK's packed weights). A file that wants more fails in the child, not the machine."""
     return TFLITE_CHECK_BYTES.value() + 4 * Path(path).stat().st_size
 
@@ -122,7 +122,7 @@ def require_loadable(path, xnnpack: bool, runtime: str | None = None) -> None:
     """Raise what loading `path` would (ModelFileError; XnnpackRefusedError when only XNNPACK fails or crashes),
     learned in a child process, before the calling process loads it. A file that crashes the built-in kernels'
     invoke is refused too: every reader of it would be one invoke away from a dead process."""
-    from tflkit.runtime import XnnpackRefusedError
+    from tflkit.tflite.runtime import XnnpackRefusedError
 
     outcome = checked(path, runtime)
     for stage in ("builtin", "builtin_invoke"):
@@ -155,8 +155,8 @@ def _invoke_once(interpreter) -> str | None:
 
 def child(path, runtime: str | None = None) -> int:
     """In the child: one JSON line per stage, flushed before the next stage can crash."""
-    from tflkit.errors import TflkitError
-    from tflkit.runtime import XnnpackRefusedError, load_interpreter
+    from tflkit.core.errors import TflkitError
+    from tflkit.tflite.runtime import XnnpackRefusedError, load_interpreter
 
     try:
         interpreter = load_interpreter(path, threads=1, xnnpack=False, runtime=runtime, isolate=False)
@@ -183,13 +183,13 @@ def child(path, runtime: str | None = None) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tflkit.tflite_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tflkit.tflite.check", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("--runtime")
     args = parser.parse_args(argv)
     import resource
 
-    from tflkit.process import die_with_parent
+    from tflkit.core.process import die_with_parent
 
     die_with_parent()
     cap = memory_cap(args.model)

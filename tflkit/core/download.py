@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.fileio import atomic_path
+from tflkit.core.errors import UsageError
+from tflkit.core.fileio import atomic_path
 
 CONNECT_TIMEOUT_S = 3.0
 

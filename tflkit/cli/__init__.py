@@ -1,0 +1,1 @@
+"""The `tflkit` command: a thin shell over the Python API (tflkit.api)."""
