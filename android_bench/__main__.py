@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from android_bench.cli import register
-from tflkit.cli.main import dispatch
+from tflkit.cli import dispatch
 
 
 def main(argv: list[str] | None = None) -> int:

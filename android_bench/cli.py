@@ -203,7 +203,7 @@ def run_parse(args) -> int:
     errors += [{"item": r.raw_log, "message": f"{r.status}: {r.message}"} for r in results if not r.ok]
     status = 1 if errors else 0
     if args.json:
-        # The CLI's envelope (tflkit.cli.main): one error per log that is not text or records a failed run.
+        # The CLI's envelope (tflkit.cli): one error per log that is not text or records a failed run.
         envelope = {"command": "android parse", "ok": status == 0, "results": [r.to_dict() for r in results],
                     "errors": errors}
         print(json.dumps(envelope, indent=2))

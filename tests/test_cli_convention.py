@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from doubles.fake_phone import fake_phone  # noqa: F401  (fixture)
 
-from tflkit.cli.main import build_parser, main
+from tflkit.cli import build_parser, main
 from tflkit.core.config import save_yaml
 from tflkit.training.loop import TrainConfig
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from tflkit.cli.main import main
+from tflkit.cli import main
 
 
 @pytest.mark.slow  # two trainings through the CLI: 20 s of CPU, 75 s wall on the shared 2-core machine

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 import yaml
 
-from tflkit.cli.main import main
+from tflkit.cli import main
 from tflkit.core.config import add_flags, coerce, flag_values, from_dict, load_yaml, save_yaml
 from tflkit.core.errors import UsageError
 from tflkit.pipeline.demo import DemoSettings

@@ -89,9 +89,9 @@ def test_a_space_file_with_a_number_for_a_field_name():
         load_space(CORPUS / "yaml" / "space_int_key.yaml", "test_mobilenetv3")
 
 
-# Each (name, argv) through tflkit.cli.main.main in one process, TensorFlow imported once (a `tflkit weights import` is
+# Each (name, argv) through tflkit.cli.main in one process, TensorFlow imported once (a `tflkit weights import` is
 # 8 s, most of it the import): what each printed on stderr between its markers, and its exit code.
-RUN_EACH = ("import json, sys, traceback\nfrom tflkit.cli.main import main\n"
+RUN_EACH = ("import json, sys, traceback\nfrom tflkit.cli import main\n"
             "for name, argv in json.loads(sys.argv[1]):\n"
             "    print('@@ begin', name, file=sys.stderr, flush=True)\n"
             "    try:\n"

@@ -147,7 +147,7 @@ def test_bad_specs_are_usage_errors():
 
 
 def test_data_command_prints_json(capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     assert main(["data", "shapes", "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope

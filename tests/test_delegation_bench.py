@@ -122,7 +122,7 @@ def test_xnnpack_refusal_falls_back_to_the_builtin_kernels(files, monkeypatch):
 
 
 def test_inspect_parameters_dtypes_partitions_arena_and_layers(files, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
     from tflkit.tflite.macs import count_macs
 
     assert main(["inspect", str(files["old_int8"]), "--json", "--layers"]) == 0

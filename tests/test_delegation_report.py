@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tflkit.cli.main import main
+from tflkit.cli import main
 from tflkit.core.benchresult import load_results
 
 

@@ -3,7 +3,7 @@ so every stage (train, four conversions, eval, a benchmark in a fresh process, r
 
 import json
 
-from tflkit.cli.main import main
+from tflkit.cli import main
 
 
 def test_demo_runs_every_stage_and_prints_the_table(tmp_path, capsys):

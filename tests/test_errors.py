@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tflkit.cli.main import main
+from tflkit.cli import main
 from tflkit.core.fileio import atomic_path, atomic_write_bytes
 
 
@@ -69,7 +69,7 @@ def test_not_a_run_directory(capsys, tmp_path):
 
 
 def test_cli_help_imports_no_tensorflow():
-    code = ("import sys; from tflkit.cli.main import build_parser; build_parser(); "
+    code = ("import sys; from tflkit.cli import build_parser; build_parser(); "
             "assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 

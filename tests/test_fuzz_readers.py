@@ -123,8 +123,8 @@ def read_tflite_every_way(path: Path):
     """What inspect, bench and eval read of a file: describe() (every .tflite reader), a short benchmark, and the
     preprocessing eval would pick (TFLite metadata, input quantization)."""
     from tflkit.bench.host import BenchSettings, bench_model
-    from tflkit.tflite.describe import describe
     from tflkit.data.preprocess import for_model
+    from tflkit.tflite.describe import describe
 
     outcomes = [one_outcome(describe, path, layers=True)]
     outcomes.append(one_outcome(bench_model, path, BenchSettings(runs=2, warmup=1, max_seconds=5)))

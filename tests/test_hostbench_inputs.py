@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tflkit.bench.host import BenchSettings, InputImages, bench_model, open_input_data
-from tflkit.cli.main import main
+from tflkit.cli import main
 from tflkit.core.benchresult import BenchResult, load_results, save_results
 
 FEW = BenchSettings(runs=5, warmup=1)
@@ -98,7 +98,7 @@ def test_random_bench_imports_no_tensorflow(tiny_run, tmp_path):
     shutil.copy(_artifact(tiny_run, "fp32"), model)
     code = (
         "import sys\n"
-        "from tflkit.cli.main import main\n"
+        "from tflkit.cli import main\n"
         f"assert main(['bench', {str(model)!r}, '--runs', '2', '--warmup', '0']) == 0\n"
         "heavy = {'tensorflow', 'keras'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from tflkit.bench.host import BenchSettings, InputImages, bench_model  # noqa: E402
-from tflkit.cli.main import main  # noqa: E402
+from tflkit.cli import main  # noqa: E402
 
 FEW = BenchSettings(runs=3, warmup=1)
 

@@ -23,7 +23,7 @@ def int8_model(tmp_path_factory):
 
 
 def test_inspect_json(int8_model, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     assert main(["inspect", str(int8_model), "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope
@@ -36,7 +36,7 @@ def test_inspect_json(int8_model, capsys):
 
 
 def test_inspect_text_and_missing_file(int8_model, tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     assert main(["inspect", str(int8_model)]) == 0
     out = capsys.readouterr().out

@@ -70,7 +70,7 @@ def test_a_10_gb_sparse_tflite_is_refused_in_seconds_and_megabytes(tmp_path):
         f.write(SEED.read_bytes())  # a real header: only the size gives it away
         f.truncate(10 * 10**9)
     for command in ("inspect", "bench"):
-        m = measured_rss("import sys; from tflkit.cli.main import main; sys.exit(main(sys.argv[1:]))", command, big)
+        m = measured_rss("import sys; from tflkit.cli import main; sys.exit(main(sys.argv[1:]))", command, big)
         report(f"tflkit {command} on a 10 GB sparse .tflite", m)
         assert m["code"] == 1 and m["seconds"] < 5 and m["peak_mb"] < 500
         assert "Traceback" not in m["err"]

@@ -169,7 +169,7 @@ def test_a_users_boards_file(tmp_path):
 
 
 def test_tflkit_mcu_measures_the_others_when_one_file_is_refused(models, tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     files = [shutil.copy(models[k], tmp_path / Path(models[k]).name) for k in ("conv", "hybrid")]
     code = main(["mcu", *map(str, files), "--board", "nrf52840", "stm32f746g_disco", "--json"])
@@ -184,7 +184,7 @@ def test_tflkit_mcu_measures_the_others_when_one_file_is_refused(models, tmp_pat
 def test_without_the_extra_the_command_says_how_to_install_it(models, monkeypatch, capsys):
     import importlib.util
 
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -229,7 +229,7 @@ def test_an_npu_fit_needs_operators_on_the_npu_and_cpu_operators_tflm_runs():
 
 
 def test_list_boards_needs_no_file_and_a_damaged_file_is_one_line(models, tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     assert main(["mcu", "--list-boards", "--json"]) == 0
     assert {b["name"] for b in json.loads(capsys.readouterr().out)["results"]} >= {"nrf52840", "alif_e7_hp"}

@@ -44,7 +44,7 @@ def test_progress_lines_on_a_long_evaluation(model_and_source, monkeypatch):
 
 
 def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
     from tflkit.data.shapes import load_shapes  # noqa: F401  (the CLI loads the embedded dataset itself)
     from tflkit.models import create_model
 

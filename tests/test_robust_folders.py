@@ -31,7 +31,7 @@ def _write_tree(root, per_class=(8, 4), corrupt: bool = True, empty_class: str |
 
 
 def test_data_check_lists_the_corrupt_file(tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     root = _write_tree(tmp_path / "imgs")
     code = main(["data", f"folder:{root}", "--check"])
@@ -42,7 +42,7 @@ def test_data_check_lists_the_corrupt_file(tmp_path, capsys):
 
 
 def test_data_check_is_clean_on_a_good_tree(tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     root = _write_tree(tmp_path / "imgs", corrupt=False)
     assert main(["data", f"folder:{root}", "--check"]) == 0
@@ -50,7 +50,7 @@ def test_data_check_is_clean_on_a_good_tree(tmp_path, capsys):
 
 
 def test_empty_class_folder_is_an_error_naming_it(tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
     from tflkit.core.errors import DatasetError
     from tflkit.data import load_dataset
 

@@ -90,7 +90,7 @@ def _plain_litert_top1(path, labels_path, root) -> float:
 
 
 def test_eval_with_labels_and_input_range_equals_plain_litert(foreign, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     path, labels, root = foreign
     expected = _plain_litert_top1(path, labels, root)
@@ -115,7 +115,7 @@ def test_eval_with_labels_and_input_range_equals_plain_litert(foreign, capsys):
 
 
 def test_without_flags_the_assumption_is_said_once_and_differs(foreign, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     path, labels, root = foreign
     assert main(["eval", str(path), "--dataset", f"folder:{root}", "--labels", str(labels), "--json"]) == 0

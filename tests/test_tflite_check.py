@@ -79,8 +79,8 @@ def test_eval_fails_the_broken_files_and_scores_the_good_one(tmp_path):
 
 
 def test_one_child_per_file_per_command(monkeypatch):
-    from tflkit.tflite.describe import describe
     from tflkit.tflite import check as tflite_check
+    from tflkit.tflite.describe import describe
 
     calls = []
     real = tflite_check.subprocess.run

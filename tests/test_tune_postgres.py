@@ -58,7 +58,7 @@ def test_without_a_postgresql_driver_tune_says_which_extra_to_install(monkeypatc
         engine_url("postgresql://me@db.lan/tune")
     assert engine_url("sqlite:///x.db") == "sqlite:///x.db"
 
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     code = main(["tune", "--model", "test_mobilenetv3", "--dataset", "shapes", "--out", str(tmp_path / "tune"),
                  "--storage", "postgresql://me@127.0.0.1:1/tune"])

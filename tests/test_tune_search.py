@@ -86,7 +86,7 @@ def test_more_trials_continue_the_search_and_best_yaml_trains(searched, tiny_sha
     more = run_search(replace(settings, trials=4), log=lambda *_: None, source=tiny_shapes)
     assert count_states(more) == {"COMPLETE": 4}
 
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     assert main(["train", "--config", str(Path(settings.out) / "best.yaml"), "--out", str(tmp_path / "retrain")]) == 0
     assert (tmp_path / "retrain" / "model.keras").is_file()

@@ -70,7 +70,7 @@ def test_space_checked_against_the_base_config():
 
 
 def test_cli_bad_space_file_exits_2_with_one_line(tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     space = _write(tmp_path, "lr: {low: 0.01, high: 0.001}\n")
     code = main(["tune", "--model", "test_mobilenetv3", "--dataset", "shapes", "--trials", "2",
@@ -82,7 +82,7 @@ def test_cli_bad_space_file_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_cli_budget_without_a_recipe_objective_exits_2(tmp_path, capsys):
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     code = main(["tune", "--model", "test_mobilenetv3", "--dataset", "shapes", "--out", str(tmp_path / "o"),
                  "--max-size-mb", "1"])

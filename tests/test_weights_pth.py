@@ -314,7 +314,7 @@ def test_other_globals_and_garbage_are_one_line_errors(tmp_path):
 def test_weights_import_command_writes_the_ported_model(tmp_path):
     import keras
 
-    from tflkit.cli.main import main
+    from tflkit.cli import main
 
     source = _randomized(create_model("test_shufflenetv2", num_classes=5, input_size=32), seed=6)
     path = tmp_path / "s.pth"

@@ -129,7 +129,7 @@ def test_tf_slim_file_imports_with_its_own_head_and_input_contract():
 def test_weights_import_command_and_pretrained_tflite_for_training(tmp_path):
     import keras
 
-    from tflkit.cli.main import main
+    from tflkit.cli import main
     from tflkit.training.transfer import load_pretrained
 
     out = tmp_path / "m.keras"

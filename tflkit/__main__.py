@@ -2,6 +2,6 @@
 
 import sys
 
-from tflkit.cli.main import main
+from tflkit.cli import main
 
 sys.exit(main())

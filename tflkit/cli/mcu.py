@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def cmd_mcu(args):
-    from tflkit.cli.main import Reply, item_error, require_dir, require_files
+    from tflkit.cli import Reply, item_error, require_dir, require_files
     from tflkit.core.errors import ModelFileError, UsageError
     from tflkit.core.runrecords import record_mcu, run_dir_of
     from tflkit.mcu.boards import get_board, read_boards
@@ -94,7 +94,7 @@ def cmd_mcu(args):
     return reply
 
 
-cmd_mcu.replies = True  # returns a tflkit.cli.main.Reply: the CLI prints the JSON envelope (tflkit.cli.main.replies)
+cmd_mcu.replies = True  # returns a tflkit.cli.Reply: the CLI prints the JSON envelope (tflkit.cli.replies)
 
 
 def format_result(r) -> str:

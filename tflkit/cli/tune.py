@@ -1,4 +1,4 @@
-"""`tflkit tune`: a thin shell over tflkit.tune.run_search. Registered by tflkit/cli/main.py's build_parser."""
+"""`tflkit tune`: a thin shell over tflkit.tune.run_search. Registered by tflkit/cli/__init__.py's build_parser."""
 
 from __future__ import annotations
 
