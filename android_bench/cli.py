@@ -17,9 +17,9 @@ from android_bench.install import ensure_benchmark_model
 from android_bench.parser import parse_log, read_log_text
 from android_bench.runner import DELEGATE_FLAGS, bench, select_devices
 from android_bench.table import format_op_profile, format_table
-from tflkit.core.benchresult import BenchResult, load_results, save_results
 from tflkit.core.errors import DeviceError, TflkitError, UsageError
-from tflkit.core.runrecords import run_dir_of
+from tflkit.core.results import BenchResult, load_results, save_results
+from tflkit.core.run import Run
 
 BINARY_ENV = "TFLKIT_BENCHMARK_MODEL"  # a default for --binary, so a lab machine sets it once
 
@@ -136,11 +136,11 @@ def default_out_path(first_model: str | Path) -> Path:
     The path is resolved first: `tflkit android bench m.tflite` run inside RUN/tflite must still find RUN.
     """
     path = Path(first_model).resolve()
-    run_dir = run_dir_of(path)
-    if run_dir is None:
+    run = Run.of_file(path)
+    if run is None:
         folder = path.parent
-        run_dir = folder.parent if folder.name == "tflite" else folder
-    return run_dir / "bench" / "android.json"
+        run = Run(folder.parent if folder.name == "tflite" else folder)
+    return run.phone_bench_path()
 
 
 def _run_key(result: BenchResult) -> tuple:

@@ -41,11 +41,12 @@ def main(argv=None):
     import tensorflow as tf
 
     from tflkit.core.fileio import atomic_write_text
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.data import load_dataset
     from tflkit.data.augment import make_augment
     from tflkit.data.pipeline import make_dataset
     from tflkit.models import create_model
-    from tflkit.training.loop import TrainConfig, compile_for_training
+    from tflkit.training.loop import compile_for_training
 
     source = load_dataset("cifar10", data_dir=args.data_dir)
     split = source.split("train")

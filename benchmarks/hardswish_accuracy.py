@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
-from tflkit.models.layers import hard_swish_op  # noqa: E402 (the checkout's tflkit, after the sys.path line)
+from tflkit.core.run import Run  # noqa: E402 (the checkout's tflkit, after the sys.path line)
+from tflkit.models.layers import hard_swish_op  # noqa: E402
 
 RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
 
@@ -74,9 +75,8 @@ def measure_run(run_dir: Path, recipes, calib_samples: int, limit, data_dir, log
     from tflkit.tflite.inspect import op_counts
     from tflkit.tflite.runtime import delegation_of, load_interpreter
     from tflkit.training.evaluation import evaluate, load_keras_model
-    from tflkit.training.loop import load_run_config
 
-    config = load_run_config(run_dir)
+    config = Run(run_dir).config
     source = load_dataset(config.dataset, data_dir=data_dir or config.data_dir, seed=config.seed)
     trained = load_keras_model(run_dir / "model.keras")
     models = {spelling: rebuilt(config, trained, spelling) for spelling in SPELLINGS}

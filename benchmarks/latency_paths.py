@@ -3,8 +3,8 @@
     python benchmarks/latency_paths.py RUN_DIR [--files fp32,static_wi8_ai8] [--rounds 5]
 
 `tflkit bench FILE` (its defaults), what `tflkit report` runs for a file with no figures yet
-(tflkit.pipeline.demo.bench_run with fresh_process=True and default settings) and what the demo runs
-(bench_run with the demo's runs and warm-up, tflkit.pipeline.demo.DemoSettings), each in a copy of the run directory
+(tflkit.pipeline.stages.bench_host with default settings) and what the demo runs
+(bench_host with the demo's runs and warm-up, tflkit.pipeline.demo.DemoSettings), each in a copy of the run directory
 so that nothing recorded is replaced. The three are called in turn, in a rotating order, round after round, so that
 they see the same machine load; per path, the median of the per-round medians and the range over rounds, and the
 ratio of each path's to `tflkit bench`'s. Writes benchmarks/results/latency_paths.md and .json.
@@ -36,9 +36,10 @@ def via_bench(path: Path) -> float:
 
 
 def via_bench_run(run_copy: Path, path: Path, settings) -> float:
-    from tflkit.pipeline.demo import bench_run
+    from tflkit.core.run import Run
+    from tflkit.pipeline import stages
 
-    results = bench_run(run_copy, threads=(1,), settings=settings, log=lambda *_: None, fresh_process=True)
+    results = stages.bench_host(Run(run_copy), threads=(1,), settings=settings)
     return next(r.median_ms for r in results if r.model == path.name)
 
 
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
              f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; "
              f"load average 1/5/15 min {load['before']} before, {load['after']} after)", "",
              "Each path runs the file in a fresh process through tflkit.bench.host (report and demo through "
-             "tflkit.pipeline.demo.bench_run, which starts `tflkit bench`); they differ only in runs and warm-up "
+             "tflkit.pipeline.stages.bench_host, a fresh process); they differ only in runs and warm-up "
              f"(bench and report: 50 and 5, demo: {demo.runs} and {demo.warmup}). Median of {args.rounds} "
              "per-round medians, range over rounds, and the ratio to `tflkit bench`'s.", "",
              "| file | path | median ms | range over rounds | ratio to tflkit bench |", "|---|---|---|---|---|"]

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tflkit.models import train_config
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     from tflkit.core.uncertainty import difference_interval, top1_variance, wilson_interval
     from tflkit.data import load_dataset
     from tflkit.training.evaluation import evaluate
-    from tflkit.training.loop import TrainConfig, train
+    from tflkit.training.loop import train
 
     # 1,000 validation images carved from train (BatchNorm statistics, best epoch), the test split for the verdict
     source = load_dataset("cifar10:val=1000", data_dir=os.path.expanduser(args.data_dir), seed=0)
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
                 row = {"model": model, "image_size": int(size), "seed": seed}
                 for precision in ("float32", "mixed_bfloat16"):
                     run = Path(tmp) / f"{model}-{size}-{seed}-{precision}"
-                    config = TrainConfig.for_model(model, dataset="cifar10", image_size=int(size),
+                    config = train_config(model, dataset="cifar10", image_size=int(size),
                                                    epochs=args.epochs, batch_size=args.batch_size,
                                                    train_limit=args.train_limit, seed=seed, precision=precision)
                     start = time.perf_counter()

@@ -6,7 +6,7 @@ Per round, in alternating order, both in fresh processes:
   study:  `tflkit study run STUDY --out NEW_DIR` (driver, one worker process per cell, study.db, provenance with
           dataset and file checksums, one fresh benchmark process per .tflite)
   direct: one `python -c` per cell calling tflkit.training.loop.train, converters.export.export_run,
-          tflkit.training.evaluation.evaluate on every file and tflkit.pipeline.demo.bench_run(fresh_process=True):
+          tflkit.pipeline.stages.evaluate on every file and tflkit.pipeline.stages.bench_host (a fresh process):
           the work without the machinery
 The overhead is study / direct - 1 per round (paired), reported as the median and range over rounds, with the
 medians of both walls. Writes benchmarks/results/study_overhead.{md,json}.
@@ -33,27 +33,24 @@ from tflkit.core.tfenv import quiet_tensorflow
 quiet_tensorflow()
 from tflkit.study.spec import load_study, build_cells
 from tflkit.core.config import from_dict
-from tflkit.training.loop import TrainConfig, train
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.core.run import Run
+from tflkit.pipeline import stages
 from tflkit.data import load_dataset
-from converters.export import export_run
-from tflkit.training.evaluation import evaluate
 from tflkit.bench.host import BenchSettings
-from tflkit.pipeline.demo import bench_run, run_artifacts
 
 spec = load_study(sys.argv[1])
 cell = [c for c in build_cells(spec) if c.id == sys.argv[3]][0]
 entry = [d for d in spec.datasets if d.key == cell.dataset][0]
 config = from_dict(TrainConfig, cell.config)
 source = load_dataset(entry.spec, data_dir=entry.data_dir, seed=config.seed)
-run = sys.argv[2]
-quiet = lambda *_: None
-train(config, run, verbose=0, source=source)
+run = Run(sys.argv[2])
+stages.train(run, config, source)
 kwargs = {"calib_samples": spec.calib_samples} if spec.calib_samples else {}
-export_run(run, list(spec.recipes), source=source, log=quiet, **kwargs)
-for path in run_artifacts(run):
-    evaluate(path, source)
-bench_run(run, threads=spec.host_bench.threads, log=quiet, fresh_process=True,
-          settings=BenchSettings(runs=spec.host_bench.runs, warmup=spec.host_bench.warmup))
+stages.convert(run, list(spec.recipes), source, **kwargs)
+stages.evaluate(run, run.tflite_files(), source)
+stages.bench_host(run, threads=spec.host_bench.threads,
+                  settings=BenchSettings(runs=spec.host_bench.runs, warmup=spec.host_bench.warmup))
 """
 
 
@@ -108,7 +105,7 @@ def main() -> int:
         "# The study machinery's own cost", "",
         f"Command: `{result['command']}` ({result['date']}).", "",
         "Per round, alternating which goes first: `tflkit study run` on the study against the same stages called "
-        "directly (train, export_run, evaluate every file, bench_run in a fresh process), each in fresh processes.",
+        "directly (train, export_run, evaluate every file, bench_host in a fresh process), each in fresh processes.",
         "",
         "| round | first | study s | direct s | overhead |", "|---|---|---|---|---|",
         *[f"| {i + 1} | {r['first']} | {r['study']:.1f} | {r['direct']:.1f} | {100 * r['overhead']:+.1f}% |"

@@ -11,7 +11,7 @@ well it learned). Then, per round:
 - eval: `tflkit.training.evaluation.evaluate` of each file on the 10,000-image test split (JPEG decode, resize,
   preprocessing, the interpreter) against the floor: the same interpreter over the same images already decoded,
   resized and preprocessed in memory;
-- bench_host: `bench_run(..., fresh_process=True)` (a new process, as in a study, each file timed at 1 thread)
+- bench_host: `tflkit.pipeline.stages.bench_host` (a new process, as in a study, each file timed at 1 thread)
   against the floor: warm-up plus timed runs times the median latency it measured.
 A ratio is stage wall / floor (1.0: the stage costs only what it must). Medians and min-max over rounds, with the
 CPU. Writes benchmarks/results/study_stages.{md,json}.
@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tflkit.models import train_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RECIPES = ("fp32", "static_wi8_ai8")
@@ -84,12 +86,13 @@ def main(argv=None) -> int:
     from tflkit.bench.host import BenchSettings
     from tflkit.core.fileio import atomic_write_text
     from tflkit.core.machine import cpu_features, cpu_name
+    from tflkit.core.run import Run
     from tflkit.data import load_dataset
     from tflkit.data.pipeline import load_images
     from tflkit.data.preprocess import for_model
-    from tflkit.pipeline.demo import bench_run, run_artifacts
+    from tflkit.pipeline import stages as pipeline
     from tflkit.training.evaluation import evaluate
-    from tflkit.training.loop import TrainConfig, train
+    from tflkit.training.loop import train
 
     source = load_dataset("cifar10", data_dir=os.path.expanduser(args.data_dir), seed=0)
     test = source.split("test")
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
     rounds = []
     with tempfile.TemporaryDirectory(prefix="study-stages-") as tmp:
         trained = Path(tmp) / "trained"
-        config = TrainConfig.for_model(args.model, dataset="cifar10", image_size=args.image_size,
+        config = train_config(args.model, dataset="cifar10", image_size=args.image_size,
                                        small_input=False, epochs=1, batch_size=64, train_limit=1024, seed=0)
         train(config, trained, verbose=0, source=source, log=quiet)
         model = keras.models.load_model(trained / "model.keras")
@@ -111,12 +114,12 @@ def main(argv=None) -> int:
             row["convert"], _ = seconds(lambda run=run: export_run(run, list(RECIPES), calib_samples=CALIB, log=quiet,
                                                            source=source))
             row["convert_floor"] = floor_convert(model, calib)
-            files = run_artifacts(run)
+            files = Run(run).tflite_files()
             row["eval"] = sum(seconds(lambda f=f: evaluate(f, source))[0] for f in files)
             row["eval_floor"] = sum(floor_eval(f, lambda f: for_model(f, None, log=quiet).apply(test_images))
                                     for f in files)
-            row["bench_host"], results = seconds(lambda run=run: bench_run(run, threads=(1,), settings=settings,
-                                                                           log=quiet, fresh_process=True))
+            row["bench_host"], results = seconds(lambda run=run: pipeline.bench_host(Run(run), threads=(1,),
+                                                                                   settings=settings))
             row["bench_host_floor"] = sum((r.count + settings.warmup) * r.median_ms / 1000 for r in results)
             rounds.append(row)
             print(json.dumps({"round": rnd + 1, **row}), flush=True)

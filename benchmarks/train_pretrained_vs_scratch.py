@@ -41,8 +41,9 @@ def main(argv=None):
     p.add_argument("--image-size", type=int, default=64)
     args = p.parse_args(argv)
 
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.data import load_dataset
-    from tflkit.training.loop import TrainConfig, train
+    from tflkit.training.loop import train
 
     source = load_dataset("cifar10", data_dir=args.data_dir)
     epochs = args.head_epochs + args.finetune_epochs

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tflkit.models import train_config
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ARCHITECTURES = ("mobilenetv3_small_100", "resnet18", "squeezenet1_1", "efficientnetv2_s", "shufflenetv2_x1_0")
 SIZES = (32, 64, 96, 224)
@@ -81,7 +83,7 @@ def measure(entry: str, args, source, split_of) -> dict:
     from tflkit.data.pipeline import load_images
     from tflkit.models import create_model
     from tflkit.models.summary import keras_macs
-    from tflkit.training.loop import TrainConfig, train
+    from tflkit.training.loop import train
 
     model_name, size, *stem = entry.split(":")
     size = int(size)
@@ -97,7 +99,7 @@ def measure(entry: str, args, source, split_of) -> dict:
     def tflkit_side(rnd, **settings):
         with tempfile.TemporaryDirectory() as tmp:
             timer = _timer(keras)
-            config = TrainConfig.for_model(model_name, dataset="cifar10", image_size=size, small_input=small,
+            config = train_config(model_name, dataset="cifar10", image_size=size, small_input=small,
                                            epochs=2, batch_size=batch, train_limit=limit, seed=rnd,
                                            bn_stats_batches=1, **settings)
             train(config, Path(tmp) / "run", verbose=0, source=source, callbacks=[timer], log=lambda m: None)

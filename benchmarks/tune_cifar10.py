@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from tflkit.core.run import Run
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
@@ -154,9 +156,8 @@ def train_convert_eval(name: str, train_args: list, args, out: Path) -> dict:
     source = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     evals = [evaluate(path, source, split="test").to_dict() for path in (run / "model.keras", tflite)]
     timing["eval_s"] = round(time.perf_counter() - start, 1)
-    from tflkit.training.loop import load_run_config
 
-    config = load_run_config(run)
+    config = Run(run).config
     return {"run": str(run), "config": {k: v for k, v in config.__dict__.items()},
             "train_command": _short(train_cmd), "convert_command": _short(convert_cmd),
             "eval_command": _short(_tflkit("eval", run / "model.keras", tflite, "--dataset", args.dataset,

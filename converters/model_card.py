@@ -11,28 +11,13 @@ file does. It is named when it matches one the registry spec knows (`imagenet`, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from tflkit.core.fileio import atomic_write_text
-
-CARD_SUFFIX = ".card.json"
-
-
-def card_path(tflite_path) -> Path:
-    path = Path(tflite_path)
-    return path.with_name(path.name[: -len(".tflite")] + CARD_SUFFIX)
-
-
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from tflkit.core.fileio import atomic_write_text, sha256_file
+from tflkit.core.run import card_path
 
 
 def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_size: int, class_names,
@@ -47,7 +32,7 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
     return {
         "format": "tflkit.model_card/1",
         "file": Path(tflite_path).name,
-        "sha256": sha256(tflite_path),
+        "sha256": sha256_file(tflite_path),
         "size_bytes": Path(tflite_path).stat().st_size,  # weights and graph: flash
         "arena_bytes": _arena_bytes(tflite_path),  # activation memory the runtime plans beyond the weights: RAM
         "architecture": {"name": model, "family": spec.family, "reference": spec.reference},
@@ -70,7 +55,7 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
         "calibration": calibration if recipe.needs_calibration else None,
         "fine_tune": fine_tune,
         "source": {"run_dir": str(run_dir), "dataset": dataset, "keras": Path(keras_path).name,
-                   "keras_sha256": sha256(keras_path)},
+                   "keras_sha256": sha256_file(keras_path)},
     }
 
 

@@ -53,7 +53,8 @@ def test_only_the_first_batches_count_and_a_model_without_batchnorm_is_a_no_op()
 def test_a_run_validates_and_saves_recomputed_statistics_and_trains_the_same(tmp_path, tiny_shapes):
     """Training itself uses batch statistics: recomputing the moving ones changes validation and the saved model,
     never the training curve."""
-    from tflkit.training.loop import TrainConfig, train
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.training.loop import train
 
     kw = dict(model="test_mobilenetv3", epochs=2, batch_size=32, lr=3e-3)
     moving = train(TrainConfig(**kw, bn_stats_batches=0), tmp_path / "moving", verbose=0, source=tiny_shapes)

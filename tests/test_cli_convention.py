@@ -17,7 +17,7 @@ from doubles.fake_phone import fake_phone  # noqa: F401  (fixture)
 
 from tflkit.cli import build_parser, main
 from tflkit.core.config import save_yaml
-from tflkit.training.loop import TrainConfig
+from tflkit.core.trainconfig import TrainConfig
 
 
 @pytest.fixture(scope="module")

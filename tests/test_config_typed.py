@@ -12,8 +12,8 @@ import yaml
 from tflkit.cli import main
 from tflkit.core.config import add_flags, coerce, flag_values, from_dict, load_yaml, save_yaml
 from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import AUGMENT_PRESETS, TrainConfig
 from tflkit.pipeline.demo import DemoSettings
-from tflkit.training.loop import AUGMENT_PRESETS, TrainConfig
 
 
 def write_yaml(path, text):

@@ -56,7 +56,7 @@ def files(tmp_path_factory):
 
 def test_bench_records_partitions_nodes_and_leftover_ops(files, tmp_path):
     from tflkit.bench.host import BenchSettings, bench_models
-    from tflkit.core.benchresult import load_results, save_results
+    from tflkit.core.results import load_results, save_results
     from tflkit.tflite.arena import arena_bytes
 
     lines = []

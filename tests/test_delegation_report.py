@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tflkit.cli import main
-from tflkit.core.benchresult import load_results
+from tflkit.core.results import load_results
 
 
 def test_report_has_partitions_and_arena_for_every_recipe(tiny_run, capsys):

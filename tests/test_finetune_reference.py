@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from quant_helpers import make_run, small_shapes
 
+from tflkit.core.run import Run
+
 pytest.importorskip("tensorflow")
 needs_tfmot = pytest.mark.skipif(importlib.util.find_spec("tensorflow_model_optimization") is None,
                                  reason="tensorflow-model-optimization is not installed")
@@ -40,7 +42,7 @@ def _recording_fine_tunes(monkeypatch):
 
 @needs_tfmot
 def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
-    from converters.export import export_run, load_export_record
+    from converters.export import export_run
     from converters.qat import FineTuneSettings
     from tflkit.pipeline.report import write_report
 
@@ -59,7 +61,7 @@ def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
     for key in ("fp32_same_finetune_top1", "fp32_heldout_top1", "heldout_top1"):
         assert 0.0 <= trained[key] <= 1.0 and round(trained[key] * 48) == pytest.approx(trained[key] * 48, abs=0.01)
     assert sum("fp32 fine-tuned alike: 4 steps" in line for line in lines) == 1
-    assert load_export_record(tmp_path / "run")[0]["fine_tune"] == trained  # recorded as returned
+    assert Run(tmp_path / "run").exports()[0]["fine_tune"] == trained  # recorded as returned
 
     rows, markdown = write_report(tmp_path / "run")
     (row,) = rows

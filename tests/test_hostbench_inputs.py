@@ -12,7 +12,7 @@ import pytest
 
 from tflkit.bench.host import BenchSettings, InputImages, bench_model, open_input_data
 from tflkit.cli import main
-from tflkit.core.benchresult import BenchResult, load_results, save_results
+from tflkit.core.results import BenchResult, load_results, save_results
 
 FEW = BenchSettings(runs=5, warmup=1)
 

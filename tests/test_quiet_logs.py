@@ -23,7 +23,7 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
 
 def test_a_graph_mostly_off_xnnpack_is_a_warning():
     from tflkit.bench.host import delegation_warning
-    from tflkit.core.benchresult import BenchResult
+    from tflkit.core.results import BenchResult
 
     slow = BenchResult(model="m.static_wi8_ai16.tflite", target="host", runtime="ai_edge_litert", delegate="xnnpack",
                        delegated_nodes=0, total_nodes=145, partitions=0)

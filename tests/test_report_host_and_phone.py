@@ -14,7 +14,7 @@ import pytest
 from doubles.fake_phone import fake_binary, fake_phone  # noqa: F401
 
 from tflkit.cli import main
-from tflkit.core.benchresult import BenchResult, load_results, save_results
+from tflkit.core.results import BenchResult, load_results, save_results
 
 PHONE = "google_pixel_7_gs201"  # "Google Pixel 7 (GS201)", the fake phone's describe()
 

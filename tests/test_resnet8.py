@@ -16,7 +16,7 @@ from keras.models import Model
 from keras.regularizers import l2
 from test_models import PLAIN_LAYERS, _train_steps
 
-from tflkit.models import count_params, create_model, get_spec
+from tflkit.models import count_params, create_model, get_spec, train_config
 from tflkit.models.summary import keras_macs
 
 REFERENCE_TRAINABLE = 78_186
@@ -239,16 +239,16 @@ def test_converts_to_the_reference_graph(tmp_path):
 
 
 def test_train_defaults_are_the_mlperf_tiny_recipe():
-    from tflkit.training.loop import TrainConfig, _schedule
+    from tflkit.training.loop import _schedule
 
-    config = TrainConfig.for_model("resnet8")
+    config = train_config("resnet8")
     assert (config.optimizer, config.lr, config.batch_size) == ("adam", 1e-3, 32)
     steps = 1563  # 50,000 CIFAR-10 images at batch 32
     schedule = _schedule(config, config.lr, epochs=500, steps=steps)
     for epoch in (0, 1, 10, 499):  # their LearningRateScheduler: 0.001 * 0.99 ** epoch
         for step in (epoch * steps, epoch * steps + steps - 1):
             assert float(schedule(step)) == pytest.approx(0.001 * 0.99**epoch, rel=1e-5), (epoch, step)
-    assert TrainConfig.for_model("resnet8", batch_size=64).batch_size == 64  # a user's setting still wins
+    assert train_config("resnet8", batch_size=64).batch_size == 64  # a user's setting still wins
 
 
 def test_small_input_changes_nothing():

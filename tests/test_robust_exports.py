@@ -116,8 +116,9 @@ def test_report_lists_every_tflite_and_the_figures_it_lacks(run, tmp_path):
     assert by_file[orphan.name]["missing"] == "top1,latency,agreement"
     assert "Missing figures:" in markdown and "fp16_orphan" in markdown
 
-    from tflkit.pipeline.demo import evaluate_run
+    from tflkit.core.run import Run
+    from tflkit.pipeline import stages
 
-    evaluate_run(copy, source=small_shapes(), include_keras=False, log=lambda *_: None, only_missing=True)
+    stages.evaluate(Run(copy), [p for p in Run(copy).unevaluated() if p.suffix == ".tflite"], small_shapes())
     rows, _ = write_report(copy)
     assert all(r["top1"] is not None and "top1" not in r["missing"] for r in rows)

@@ -63,8 +63,9 @@ def test_empty_class_folder_is_an_error_naming_it(tmp_path, capsys):
 
 def test_train_skips_the_unreadable_image_with_a_count_or_stops_naming_it(tmp_path):
     from tflkit.core.errors import DatasetError
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.data import load_dataset
-    from tflkit.training.loop import TrainConfig, train
+    from tflkit.training.loop import train
 
     root = _write_tree(tmp_path / "imgs")
     config = TrainConfig(model="test_mobilenetv3", dataset=f"folder:{root}", epochs=1, batch_size=8, lr=1e-3)

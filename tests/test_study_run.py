@@ -174,10 +174,10 @@ def test_benchmark_memory_is_the_benchmark_process_own(local_run):
     out, _ = local_run
     model = next((out / "cells").glob("*/tflite/*.fp32.tflite"))
     ballast = np.ones(400 * 2**20, dtype=np.uint8)  # 400 MB resident in this (the parent) process
-    done = subprocess.run([sys.executable, "-m", "tflkit.study.benchproc", str(model), "--runs", "3"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    peak = json.loads(done.stdout)[0]["peak_memory_mb"]
+    from tflkit.bench.host import BenchSettings, bench_files
+    from tflkit.core import isolate
+
+    peak = isolate.call(bench_files, [str(model)], (1,), BenchSettings(runs=3), timeout=120)[0].peak_memory_mb
     assert ballast.sum() > 0 and 0 < peak < 300
 
 

@@ -11,7 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from tflkit.training.loop import TrainConfig, train
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.training.loop import train
 
 # Three epochs of test_mobilenetv3 on a few hundred shapes, with stateless augmentation, a warm-up + cosine
 # schedule and label smoothing: every piece of state that resume must carry over.

@@ -8,7 +8,9 @@ from __future__ import annotations
 import keras
 import pytest
 
-from tflkit.training.loop import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, _Validate, train
+from tflkit.core.run import Run
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.training.loop import _ChanceWarning, _Checkpoint, _Validate, train
 
 BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
@@ -29,7 +31,7 @@ class Probe(keras.callbacks.Callback):
 
 
 def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
-    for callback in (_Checkpoint(RunFiles(tmp_path), {}, {"best_val_top1": -1.0, "since_best": 0}, None, 0),
+    for callback in (_Checkpoint(Run(tmp_path), {}, {"best_val_top1": -1.0, "since_best": 0}, None, 0),
                      _ChanceWarning(10, TrainConfig(model="m"), print),
                      _Validate(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), None, None, 0)):
         for hook in BATCH_HOOKS:
@@ -68,7 +70,7 @@ def test_mixed_bfloat16_and_xla_are_chosen_recorded_and_saved_as_float32(tmp_pat
     assert keras.config.dtype_policy().name == "float32"  # the process-wide policy is restored
     saved = yaml.safe_load((tmp_path / "bf16" / "config.yaml").read_text())
     assert saved["precision"] == "mixed_bfloat16" and saved["jit_compile"] is True
-    trained = keras.models.load_model(RunFiles(tmp_path / "bf16").last)
+    trained = keras.models.load_model(Run(tmp_path / "bf16").last_checkpoint)
     assert {layer.dtype_policy.name for layer in trained.layers if layer.weights} == {"mixed_bfloat16"}
     model = keras.models.load_model(tmp_path / "bf16" / "model.keras")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

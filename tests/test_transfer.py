@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tflkit.core.errors import UsageError
-from tflkit.training.loop import TrainConfig, train
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.training.loop import train
 
 SQUEEZENET_H5 = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "weights" / "squeezenet"
                  / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")

@@ -124,7 +124,7 @@ def test_worker_waiting_on_another_takes_over_its_trial_when_it_dies(tmp_path, t
 def test_space_without_sgd_and_with_a_decoupled_weight_decay_range():
     """The default space (not ResNet's) leaves SGD out of one Adam-scale lr range, and searches weight decay on the
     scale Keras 3 applies it (decoupled, times the lr), with 0 (the default config) inside."""
-    from tflkit.training.loop import TrainConfig
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.tune.space import default_space
 
     params = {p.name: p for p in default_space("mobilenetv3_small_100").params}

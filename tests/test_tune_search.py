@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("optuna")
 
 from tflkit.core.config import load_yaml  # noqa: E402
-from tflkit.training.loop import TrainConfig  # noqa: E402
+from tflkit.core.trainconfig import TrainConfig  # noqa: E402
 from tflkit.tune import Objective, TuneSettings, run_search  # noqa: E402
 from tflkit.tune.search import count_states  # noqa: E402
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tflkit.core.errors import UsageError
-from tflkit.training.loop import TrainConfig
+from tflkit.core.trainconfig import TrainConfig
 from tflkit.tune.space import default_space, load_space, parse_space
 
 

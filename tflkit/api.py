@@ -21,63 +21,57 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tflkit.core.errors import UsageError
+from tflkit.bench.host import BenchSettings
+from tflkit.core.results import BenchResult, EvalResult, ExportResult
+from tflkit.core.run import Run as RunDirectory
+from tflkit.models import train_config
+from tflkit.pipeline import stages
+from tflkit.pipeline.report import write_report
 
 
-class Run:
-    """A run directory as `train` wrote it, and the steps that work on it: convert, evaluate, bench, report."""
+class Run(RunDirectory):
+    """A trained run directory (tflkit.core.run.Run: its paths, config and records) and the steps on its files."""
 
     def __init__(self, path):
-        from tflkit.training.loop import RunFiles
+        super().__init__(path)
+        self.require()
 
-        self.path = Path(path)
-        self.files = RunFiles(self.path)
-        if not self.files.config.is_file():
-            raise UsageError(f"{self.path} is not a tflkit run directory (no config.yaml)")
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.path)!r})"
-
-    @property
-    def config(self):
-        """The run's resolved TrainConfig (as saved in config.yaml)."""
-        from tflkit.training.loop import load_run_config
-
-        return load_run_config(self.path)
-
-    @property
-    def tflite_files(self) -> list[Path]:
-        from tflkit.pipeline.demo import run_artifacts
-
-        return run_artifacts(self.path)
-
-    def convert(self, recipes=None, *, log=None, **options) -> list:
+    def convert(self, recipes=None, *, force: bool = False, log=None, **options) -> list[ExportResult]:
         """Convert, validate and document `recipes` (names from `tflkit recipes`; default: the four main ones).
-        `options`: converters.export.export_run's (calib_samples, validate_samples, fine_tune, ...)."""
-        from converters.export import DEFAULT_RECIPES, export_run
+        `force`: convert again recipes already converted with the same settings. `options`:
+        converters.export.export_run's (calib_samples, fine_tune, validate_samples, tensor_samples)."""
+        from converters.recipes import DEFAULT_RECIPES
 
-        return export_run(self.path, list(recipes or DEFAULT_RECIPES), log=log or _quiet, **options)
+        return stages.convert(self, list(recipes or DEFAULT_RECIPES), skip_done=not force, log=log, **options)
 
-    def evaluate(self, include_keras: bool = True, *, log=None) -> list:
-        """Top-1/top-5 of model.keras (unless `include_keras` is False) and every .tflite on the test split."""
-        from tflkit.pipeline.demo import evaluate_run
+    def evaluate(self, files=None, *, split: str = "test", limit: int | None = None, log=None) -> list[EvalResult]:
+        """Top-1/top-5 of `files` (default: model.keras and every .tflite) on `split` of the run's dataset."""
+        return stages.evaluate(self, files, split=split, limit=limit, log=log)
 
-        return evaluate_run(self.path, include_keras=include_keras, log=log or _quiet)
+    def bench(self, threads=(1,), *, files=None, runs: int = 50, warmup: int = 5, min_seconds: float = 0.0,
+              xnnpack: bool = True, runtime: str | None = None, input_data: str | None = None, data_dir=None,
+              log=None) -> list[BenchResult]:
+        """Host latency of `files` (default: every .tflite) with LiteRT at each thread count, in a fresh process
+        that never imported TensorFlow, as benchmark_model runs."""
+        settings = BenchSettings(runs=runs, warmup=warmup, min_seconds=min_seconds, xnnpack=xnnpack, runtime=runtime)
+        return stages.bench_host(self, files, threads=tuple(threads), settings=settings, input_data=input_data,
+                                 data_dir=data_dir, log=log)
 
-    def bench(self, threads=(1,), *, runs: int = 50, warmup: int = 5, fresh_process: bool = True, log=None) -> list:
-        """Host latency of every .tflite with LiteRT at each thread count (in a fresh process, as benchmark_model
-        runs, unless `fresh_process` is False)."""
-        from tflkit.bench.host import BenchSettings
-        from tflkit.pipeline.demo import bench_run
+    def report(self, measure: bool = False, *, log=None) -> str:
+        """Write report.md/.csv/.json for the run and return the markdown. `measure`: first evaluate and benchmark
+        the files that have no figures yet (converted later, or by a run killed midway)."""
+        if measure:
+            if files := self.unevaluated():
+                stages.evaluate(self, files, log=log)
+            if files := self.unbenched():
+                stages.bench_host(self, files, log=log)
+        return write_report(self)[1]
 
-        return bench_run(self.path, threads=tuple(threads), settings=BenchSettings(runs=runs, warmup=warmup),
-                         log=log or _quiet, fresh_process=fresh_process)
+    def rows(self) -> list[dict]:
+        """The report's rows (tflkit.pipeline.rows: the columns a study's results have too)."""
+        from tflkit.pipeline.rows import run_rows
 
-    def report(self) -> str:
-        """Write report.md/.csv/.json for the run; returns the markdown."""
-        from tflkit.pipeline.report import write_report
-
-        return write_report(self.path)[1]
+        return run_rows(self)
 
 
 def train(model: str, dataset: str = "shapes", out=None, *, resume: bool = False, verbose: int = 0, log=None,
@@ -85,12 +79,10 @@ def train(model: str, dataset: str = "shapes", out=None, *, resume: bool = False
     """Train `model` (a registry name, `tflkit models`) on `dataset` into `out` (default runs/<model>) and return
     its Run. `settings`: TrainConfig's fields (epochs, batch_size, lr, image_size, data_dir, pretrained, ...), over
     the architecture's training defaults. `resume`: continue the run in `out` from its last finished epoch."""
-    from tflkit.training import loop as training
-
-    out = Path(out or Path("runs") / model)
-    config = training.TrainConfig.for_model(model, dataset=dataset, **settings)
-    training.train(config, out, resume=resume, verbose=verbose, log=log or _quiet)
-    return Run(out)
+    out = RunDirectory(out or Path("runs") / model)
+    config = None if resume else train_config(model, dataset=dataset, **settings)
+    stages.train(out, config, resume=resume, verbose=verbose, log=log or _quiet)
+    return Run(out.path)
 
 
 class Study:

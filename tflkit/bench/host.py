@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.core.benchresult import BenchResult
+from tflkit.core import isolate
 from tflkit.core.errors import DatasetError, TflkitError, UsageError, unknown_choice
 from tflkit.core.machine import cpu_name
+from tflkit.core.results import BenchResult
 from tflkit.tflite.runtime import (
     XnnpackRefusedError,
     check_tflite_file,
@@ -315,6 +316,14 @@ def bench_models(paths, threads=(1,), settings: BenchSettings = BenchSettings(),
                     if (warning := delegation_warning(result)) and result.threads == threads[0]:
                         log(warning)
     return results
+
+
+def bench_files(paths, threads=(1,), settings: BenchSettings = BenchSettings(), input_data: str | None = None,
+                data_dir=None) -> list[BenchResult]:
+    """bench_models with random inputs or the test images of the dataset `input_data`, its lines sent to the caller as
+    they come: what a fresh benchmark process runs (tflkit.pipeline.stages.bench_host, through tflkit.core.isolate)."""
+    images = open_input_data(input_data, data_dir=data_dir, log=isolate.send)
+    return bench_models(paths, threads=threads, settings=settings, images=images, log=isolate.send)
 
 
 def _failed_row(path, threads, settings, images, status, message, delegate) -> BenchResult:

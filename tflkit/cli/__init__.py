@@ -135,21 +135,23 @@ def train_config_from_args(args):
     """The TrainConfig `tflkit train` asks for: a fresh run's from --config and the flags (flags win), or, with
     --resume, the run's saved config with the flags applied (more --epochs) or refused (anything else)."""
     from tflkit.core.config import flag_values, read_yaml
-    from tflkit.models import get_spec
-    from tflkit.training.loop import TrainConfig, load_run_config
+    from tflkit.core.run import Run
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.models import get_spec, train_config
 
     requested = flag_values(args, TrainConfig)
     if args.resume:
         if args.config:
             raise UsageError("--resume continues with the run's own config.yaml; drop --config")
-        if not (Path(args.out) / "config.yaml").is_file():
+        run = Run(args.out)
+        if not run.exists:
             raise UsageError(f"nothing to resume in {args.out} (no config.yaml)")
-        return load_run_config(args.out).resumed_with(requested, args.out)
+        return run.config.resumed_with(requested, args.out)
     fields = {**(read_yaml(args.config) if args.config else {}), **requested}
     if "model" not in fields:
         raise UsageError("--model is required (see `tflkit models`)")
     get_spec(fields["model"])
-    return TrainConfig.for_model(source=args.config or "flags", **fields).check()
+    return train_config(source=args.config or "flags", **fields).check()
 
 
 def progress_verbosity(as_json: bool) -> int:
@@ -159,15 +161,16 @@ def progress_verbosity(as_json: bool) -> int:
 
 @replies
 def cmd_train(args) -> Reply:
-    from tflkit.core.config import save_yaml
-    from tflkit.training.loop import RunFiles, train
+    from tflkit.core.run import Run
+    from tflkit.pipeline import stages
 
     require_dir(args.data_dir, "--data-dir")
     config = train_config_from_args(args)
-    if args.resume:  # train() resumes from the run's config.yaml: the applied --epochs must be in it
-        save_yaml(config, RunFiles(Path(args.out)).config)
+    run = Run(args.out)
+    if args.resume:  # training resumes from the run's config.yaml: the applied --epochs must be in it
+        run.save_config(config)
     # Keras' progress bar redraws itself with escape codes: only a terminal shows it; a log gets a line an epoch
-    history = train(config, args.out, resume=args.resume, verbose=progress_verbosity(args.json))
+    history = stages.train(run, config, resume=args.resume, verbose=progress_verbosity(args.json)).history
     best = max(history.get("val_top1", history.get("top1", [0.0])) or [0.0])
     result = {"run_dir": str(args.out), "model": config.model, "epochs_done": len(history.get("loss", [])),
               "best_top1": best}
@@ -178,20 +181,19 @@ def cmd_train(args) -> Reply:
 
 @replies
 def cmd_convert(args) -> Reply:
-    from converters.export import export_run
     from converters.qat import FineTuneSettings
+    from tflkit.api import Run
 
-    require_run_dir(args.run_dir)
-    require_files([Path(args.run_dir) / "model.keras"], "trained model")  # a run killed before it finished
-    results = export_run(args.run_dir, args.recipe, calib_samples=args.calib_samples, skip_done=not args.force,
-                         fine_tune=FineTuneSettings(steps=args.finetune_steps))
+    run = Run(args.run_dir).require(trained=True)  # a run killed before it finished has no model.keras
+    results = run.convert(args.recipe, force=args.force, calib_samples=args.calib_samples,
+                          fine_tune=FineTuneSettings(steps=args.finetune_steps), log=print)
     errors = [item_error(r.recipe, f"{r.status}: {r.message}") for r in results if r.status != "ok"]
     return Reply("convert", [dataclasses.asdict(r) for r in results], errors)
 
 
 @replies
 def cmd_eval(args) -> Reply:
-    from tflkit.core.runrecords import record_eval, run_dir_of
+    from tflkit.core.run import Run
     from tflkit.data import load_dataset
     from tflkit.training.evaluation import evaluate
 
@@ -211,9 +213,9 @@ def cmd_eval(args) -> Reply:
             print(f"tflkit: error: {exc}", file=sys.stderr)
             reply.errors.append(item_error(path, str(exc)))
             continue
-        run_dir = run_dir_of(path)
-        if run_dir is not None and args.split == "test" and args.limit is None:  # a subset's score is not the file's
-            record_eval(run_dir, result)
+        run = Run.of_file(path)
+        if run is not None and args.split == "test" and args.limit is None:  # a subset's score is not the file's
+            run.record_eval(result)
         reply.results.append(result.to_dict())
         if not args.json:
             top5 = f"  top5 {100 * result.top5:.2f}%" if result.top5 is not None else ""
@@ -226,7 +228,7 @@ def cmd_eval(args) -> Reply:
 @replies
 def cmd_bench(args) -> Reply:
     from tflkit.bench.host import BenchSettings, bench_models, open_input_data
-    from tflkit.core.runrecords import record_host_bench, run_dir_of
+    from tflkit.core.run import Run
 
     require_files(args.model)  # a typo in a path: nothing to measure. A corrupt file is a failed row below.
     require_dir(args.data_dir, "--data-dir")
@@ -239,43 +241,40 @@ def cmd_bench(args) -> Reply:
                              preprocessing=preprocessing, log=lambda line: print(line, file=sys.stderr, flush=True))
     results = bench_models(args.model, threads=args.threads, settings=settings, log=print, images=images)
     for path in args.model:
-        run_dir = run_dir_of(path)
-        if run_dir is not None:
-            record_host_bench(run_dir, [r for r in results if r.model == Path(path).name])
+        run = Run.of_file(path)
+        if run is not None:
+            run.record_host_bench([r for r in results if r.model == Path(path).name])
     errors = [item_error(f"{r.model} threads={r.threads}", f"{r.status}: {r.message}") for r in results if not r.ok]
     return Reply("bench", [r.to_dict() for r in results], errors)
 
 
 @replies
 def cmd_report(args) -> Reply:
-    from tflkit.pipeline.demo import bench_run, evaluate_run
-    from tflkit.pipeline.report import write_report
+    from tflkit.api import Run
 
-    require_run_dir(args.run_dir)
-    if args.measure:  # only what has no figures yet: files converted later, or by a run killed midway
-        evaluate_run(args.run_dir, only_missing=True)
-        bench_run(args.run_dir, only_missing=True, fresh_process=True)  # never where TensorFlow ran
-    rows, markdown = write_report(args.run_dir)
+    run = Run(args.run_dir)
+    markdown = run.report(measure=args.measure, log=print)  # only what has no figures yet is measured
     if not args.json:
         print(markdown)
-        print(f"written: {Path(args.run_dir) / 'report.md'}, report.csv, report.json")
-    return Reply("report", rows)
+        print(f"written: {run.report_path('md')}, report.csv, report.json")
+    return Reply("report", run.rows())
 
 
 @replies
 def cmd_demo(args) -> Reply:
     from tflkit.core.config import flag_values
+    from tflkit.core.run import Run
     from tflkit.models import get_spec
     from tflkit.pipeline.demo import DemoSettings, StageTimer, demo
 
     settings = dataclasses.replace(DemoSettings(), **flag_values(args, DemoSettings))
     out = Path(args.out)
     get_spec(settings.model)  # a typo must not cost the old run
-    if args.fresh and (out / "config.yaml").is_file():  # only a run directory is removed, never another folder
+    if args.fresh and Run(out).exists:  # only a run directory is removed, never another folder
         shutil.rmtree(out)
     timer = StageTimer()
     markdown = demo(out, settings, timer=timer)
-    rows = json.loads((out / "report.json").read_text())  # what write_report wrote beside report.md
+    rows = json.loads(Run(out).report_path("json").read_text())  # what the report wrote beside report.md
     stages = "  ".join(f"{k} {v:.1f}s" for k, v in timer.seconds.items())
     print(f"time: {stages}  (total {sum(timer.seconds.values()):.1f}s)")
     if not args.json:
@@ -289,10 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     from converters.calibration import DEFAULT_CALIB_SAMPLES
     from converters.recipes import DEFAULT_RECIPES, RECIPES
     from tflkit.core.config import add_flags
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.models import list_models
     from tflkit.pipeline.demo import DemoSettings
     from tflkit.tflite.runtime import RUNTIMES
-    from tflkit.training.loop import TrainConfig
 
     parser = OneLineErrorParser(prog="tflkit", description=__doc__.splitlines()[0], epilog=CONVENTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

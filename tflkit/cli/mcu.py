@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tflkit.core.run import Run
 from tflkit.mcu.boards import BOARDS
 from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB
 from tflkit.mcu.vela import ACCELERATORS
@@ -43,7 +44,6 @@ def register(subparsers) -> None:
 def cmd_mcu(args):
     from tflkit.cli import Reply, item_error, require_dir, require_files
     from tflkit.core.errors import ModelFileError, UsageError
-    from tflkit.core.runrecords import record_mcu, run_dir_of
     from tflkit.mcu.boards import get_board, read_boards
     from tflkit.mcu.measure import measure
     from tflkit.mcu.tflm import require_tflm
@@ -83,9 +83,9 @@ def cmd_mcu(args):
             reply.errors.append(item_error(path, str(exc)))
             continue
         record = result.to_dict()
-        run_dir = run_dir_of(path)
-        if run_dir is not None and (args.limit is None or source is None):
-            record_mcu(run_dir, record)
+        run = Run.of_file(path)
+        if run is not None and (args.limit is None or source is None):
+            run.record_mcu(record)
         reply.results.append(record)
         if not result.runs:
             reply.errors.append(item_error(path, f"does not run under TFLite Micro: {result.reason}"))

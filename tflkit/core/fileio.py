@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -51,3 +52,12 @@ def cache_dir(*parts: str) -> Path:
     """tflkit's cache folder (`$XDG_CACHE_HOME/tflkit`, else ~/.cache/tflkit), or a folder inside it."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tflkit"
     return base.joinpath(*parts)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The file's sha256, read in 1 MiB blocks (a model or a dataset file may not fit in memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

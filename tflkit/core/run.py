@@ -24,9 +24,11 @@ import json
 import re
 from pathlib import Path
 
-from tflkit.core.benchresult import BenchResult, load_results, save_results
+from tflkit.core.config import from_dict, read_yaml, save_yaml
 from tflkit.core.errors import UsageError
 from tflkit.core.fileio import atomic_write_text
+from tflkit.core.results import BenchResult, load_results, save_results
+from tflkit.core.trainconfig import TrainConfig
 
 TFLITE_DIR = "tflite"
 CARD_SUFFIX = ".card.json"
@@ -78,6 +80,11 @@ class Run:
 
     def __hash__(self) -> int:
         return hash(self.path.resolve())
+
+    @classmethod
+    def of(cls, run) -> Run:
+        """`run` itself when it is a Run, else the Run of that directory (the steps take either)."""
+        return run if isinstance(run, Run) else cls(run)
 
     @classmethod
     def of_file(cls, model_path) -> Run | None:
@@ -182,6 +189,17 @@ class Run:
         """report.md / report.csv / report.json."""
         return self.path / f"report.{kind}"
 
+    # -- the config ----------------------------------------------------------------------------------------------
+    @property
+    def config(self) -> TrainConfig:
+        """The run's resolved TrainConfig, as saved in config.yaml (UsageError where there is none)."""
+        self.require()
+        return from_dict(TrainConfig, read_yaml(self.config_path, what="run config"), source=str(self.config_path))
+
+    def save_config(self, config: TrainConfig) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        save_yaml(config, self.config_path)
+
     # -- training records ----------------------------------------------------------------------------------------
     def history(self) -> dict:
         return _read_json(self.history_path, {})
@@ -253,6 +271,24 @@ class Run:
         key = lambda r: (r.model, r.threads, r.delegate, r.runtime)  # noqa: E731
         new_keys = {key(r) for r in results}
         save_results([r for r in old if key(r) not in new_keys] + list(results), self.host_bench_path)
+
+    def record_phone_bench(self, results: list[BenchResult], name: str = "android") -> None:
+        """Replace earlier rows of the same (model, phone, threads, delegate) in bench/<name>.json; keep the rest."""
+        path = self.phone_bench_path(name)
+        old = load_results(path) if path.is_file() else []
+        key = lambda r: (r.model, r.target, r.threads, r.delegate)  # noqa: E731
+        new_keys = {key(r) for r in results}
+        save_results([r for r in old if key(r) not in new_keys] + list(results), path)
+
+    def unevaluated(self) -> list[Path]:
+        """model.keras and the .tflite files with no test-split score recorded yet."""
+        done = self.evals()
+        return [p for p in [self.model_path, *self.tflite_files()] if p.is_file() and p.name not in done]
+
+    def unbenched(self) -> list[Path]:
+        """The .tflite files with no host latency recorded yet."""
+        timed = {r.model for r in self.benches() if r.target == "host"}
+        return [p for p in self.tflite_files() if p.name not in timed]
 
     def mcu(self) -> dict:
         """file name -> McuResult as a dict."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tflkit.core.errors import UsageError
+from tflkit.core.run import card_path
 
 # --input-range -> (mean, std) of (pixel - mean) / std, pixels in 0..255
 INPUT_RANGES = {"0,255": (0.0, 1.0), "0,1": (0.0, 255.0), "-1,1": (127.5, 127.5)}
@@ -84,8 +85,7 @@ def for_model(path, flags: Preprocessing | None = None, log=print) -> Preprocess
         return flags
     if path.suffix == ".keras":
         return Preprocessing(origin="keras model")  # tflkit models normalize inside
-    card = path.with_name(path.name[: -len(".tflite")] + ".card.json")
-    if card.is_file():
+    if card_path(path).is_file():
         return Preprocessing(origin="model card")  # tflkit's own file: raw pixels, normalized inside
     from tflkit.tflite.metadata import read_metadata
 

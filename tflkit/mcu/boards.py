@@ -83,3 +83,9 @@ def read_boards(path) -> dict[str, Board]:
             VelaTarget.parse(board.ethos_u)
         out[board.name] = board
     return out
+
+
+def resolve_boards(names=(), boards_file=None) -> list[Board]:
+    """The boards named (built-in, or from a user's `boards_file`); every one of them when no name is given."""
+    extra = read_boards(boards_file) if boards_file else {}
+    return [get_board(name, extra) for name in (names or list({**BOARDS, **extra}))]

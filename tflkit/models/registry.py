@@ -11,7 +11,9 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tflkit.core.config import from_dict
 from tflkit.core.errors import unknown_choice
+from tflkit.core.trainconfig import TrainConfig
 
 # Every model takes raw 0..255 RGB pixels and normalizes as its first layer, so a deployed .tflite eats camera
 # pixels directly. These are the ImageNet statistics in that 0..255 scale.
@@ -47,7 +49,7 @@ class ModelSpec:
     reference_macs: int | None = None
     small_input_note: str = ""  # what --small-input changes, for the docs and `tflkit models`
     # Training settings this architecture needs to learn in a short run (as timm keeps a per-model config): laid
-    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.training.loop.TrainConfig.for_model).
+    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.models.train_config).
     train_defaults: dict = field(default_factory=dict)
     test_variant: bool = False  # tiny shapes for fast tests, not a real architecture
 
@@ -143,3 +145,10 @@ def _load_entry_points() -> None:
         families,  # noqa: F401
         mobilenetv3_tf,  # noqa: F401  (TF-slim / keras.applications layout)
     )
+
+
+def train_config(model: str, source: str = "settings", **settings) -> TrainConfig:
+    """The config of a run of `model`: tflkit's defaults, then the architecture's training defaults
+    (ModelSpec.train_defaults, e.g. SqueezeNet's lower lr and warm-up), then `settings`, which always win.
+    What `tflkit train`, a study's cells, a search and the demo all build their runs with."""
+    return from_dict(TrainConfig, {**get_spec(model).train_defaults, **settings, "model": model}, source=source)

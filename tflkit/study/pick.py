@@ -9,7 +9,7 @@ a reason to exclude, never a pass; a row whose status is not `ok` is excluded wi
 from __future__ import annotations
 
 from tflkit.core.errors import UsageError
-from tflkit.study.rows import latency_key
+from tflkit.pipeline.rows import latency_key
 
 MB = 1e6  # sizes in MB (10^6 bytes), as file managers and the study's report show them
 KB = 1024  # arena and flash in KB of 1,024 bytes, as microcontroller datasheets give SRAM and flash

@@ -7,14 +7,6 @@ import json
 from pathlib import Path
 
 
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def dataset_checksum(source, cache_dir=None) -> dict:
     """sha256 over every split's labels and pixels (in-memory images) or file bytes (image folders).
 

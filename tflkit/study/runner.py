@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tflkit.core.errors import UsageError
 from tflkit.core.fileio import atomic_write_text
+from tflkit.core.run import Run
 from tflkit.study.spec import (
     Cell,
     StudySpec,
@@ -71,9 +72,7 @@ def planned_stages(spec: StudySpec, cell: Cell) -> list[str]:
 
 
 def _set_aside_export_record(run_dir: Path) -> None:
-    from converters.export import tflite_dir
-
-    record = tflite_dir(run_dir) / "exports.json"
+    record = Run(run_dir).exports_path
     if record.is_file():
         record.replace(record.with_name("exports.before-reconvert.json"))
 

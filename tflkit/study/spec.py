@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tflkit.core.config import read_yaml
 from tflkit.core.errors import UsageError
+from tflkit.models import train_config
 from tflkit.study.schema import build, to_plain
 
 # TrainConfig keys a study sets per cell itself (from the cell's model, dataset and regime)
@@ -136,7 +137,7 @@ _FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
 
 
 def _train_defaults() -> dict:
-    from tflkit.training.loop import TrainConfig
+    from tflkit.core.trainconfig import TrainConfig
 
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
@@ -245,10 +246,9 @@ def check_study(spec: StudySpec, where: str = "study") -> None:
 
 
 def mcu_boards(settings: Mcu) -> list:
-    from tflkit.mcu.boards import BOARDS, get_board, read_boards
+    from tflkit.mcu.boards import resolve_boards
 
-    extra = read_boards(settings.boards_file) if settings.boards_file else {}
-    return [get_board(name, extra) for name in (settings.boards or list({**BOARDS, **extra}))]
+    return resolve_boards(settings.boards, settings.boards_file)
 
 
 def _check_mcu(settings: Mcu, where: str) -> None:
@@ -275,7 +275,6 @@ def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
 def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
     """The grid, each cell with its TrainConfig checked: the architecture's training defaults < study training <
     regime < per-model overrides."""
-    from tflkit.training.loop import TrainConfig
 
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UsageError(f"{where}: seeds: each seed once, got {list(spec.seeds)}")
@@ -296,7 +295,7 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
         cell_id = f"{model}.{entry.key}.{regime_name}" + (f".s{seed}" if seed is not None else "")
         try:
             # under the architecture's training defaults; coerces YAML's 1e-3
-            config = TrainConfig.for_model(source=f"{where}: {cell_id}", **keys)
+            config = train_config(source=f"{where}: {cell_id}", **keys)
             config.check()
         except UsageError as exc:
             message = str(exc)

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tflkit.core.errors import ModelFileError, UsageError
+from tflkit.core.results import EvalResult
 
 KERAS_BATCH = 256
 
 
 PROGRESS_SECONDS = 10.0  # a progress line at most this often on long evaluations
-
-
-@dataclass
-class EvalResult:
-    model: str
-    dataset: str
-    split: str
-    count: int
-    top1: float
-    top5: float | None
-    preprocessing: str = ""  # how pixels were fed, and where that came from (flags, model card, metadata, assumed)
-    limit: int | None = None  # --limit: a stratified subset of the split
-    # what top-1 means when the model has more outputs than the dataset classes (an ImageNet model on Tiny ImageNet)
-    scoring: str = ""
-    runtime: str = ""  # "" the host's LiteRT (or Keras for .keras); "tflm" TensorFlow Lite Micro's reference kernels
-    # with `compare`: LiteRT's top-1 on the same images and the fraction whose top-1 class both runtimes agree on
-    reference_top1: float | None = None
-    agreement: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:

@@ -1,13 +1,7 @@
 """Training: build a registered model, fit it on a dataset source, checkpoint every epoch, resume after a kill.
 
-A run directory holds everything a later step needs:
-  config.yaml        the resolved TrainConfig
-  model.keras        the final model (the best validation epoch)
-  checkpoints/       last.keras (with optimizer state, for --resume) and best.keras
-  history.json       per-epoch metrics; state.json, the last finished epoch, the best score, early stopping
-  pretrained.json    with --pretrained: where the weights came from and which layers took them
-  environment.json   per session of the run (a resume may be on another machine): the epoch it started at,
-                     tflkit's version and commit, the CPU and its features, the versions that decide a result
+The run directory (tflkit.core.run.Run) gets config.yaml, model.keras, checkpoints, history.json, state.json,
+pretrained.json, environment.json (one entry per session: a resume may be on another machine) and model_info.json.
 
 Resume is exact: the data order and the stateless augmentations are functions of (seed, epoch, step), the
 optimizer state, its step counter (which drives the lr schedule) and every layer's random-generator state are
@@ -34,203 +28,22 @@ from __future__ import annotations
 import json
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
-from tflkit.core.config import from_dict, save_yaml
-from tflkit.core.errors import UsageError, unknown_choice
+from tflkit.core.errors import UsageError
 from tflkit.core.fileio import atomic_path, atomic_write_text
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-STRATEGIES = ("default", "mirrored", "multi_worker")
-SCHEDULES = ("constant", "step", "cosine")
-AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix", "paper")
-PRECISIONS = ("float32", "mixed_bfloat16")
+from tflkit.core.run import Run
+from tflkit.core.trainconfig import TrainConfig
 
 
-
-def _setting(default, help_text: str, choices=None):
-    """A TrainConfig field: its default, the help of its `tflkit train` flag and its valid values."""
-    metadata = {"help": help_text, **({"choices": choices} if choices else {})}
-    return field(default=default, metadata=metadata)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on: `tflkit train`'s flags, a YAML --config and the saved config.yaml."""
-
-    model: str = field(metadata={"help": "registered architecture (see `tflkit models`)"})
-    dataset: str = _setting("shapes", "shapes, cifar10, cifar100[:coarse], tiny_imagenet, folder:PATH or auto")
-    data_dir: str | None = _setting(None, "where the dataset's files are (official downloads read directly)")
-    image_size: int | None = _setting(None, "input size in pixels (default: the dataset's native size)")
-    small_input: bool | None = _setting(None, "CIFAR-style stem without early downsampling "
-                                              "(default: on for inputs of 64x64 and below)")
-    epochs: int = _setting(10, "training epochs; with --pretrained, the head-only phase")
-    batch_size: int = _setting(128, "global batch size (split across replicas)")
-    lr: float = _setting(1e-3, "learning rate")
-    optimizer: str = _setting("adam", "optimizer", OPTIMIZERS)
-    weight_decay: float = _setting(0.0, "weight decay (0: none; adamw uses 0.004 when 0)")
-    bn_momentum: float | None = _setting(None, "BatchNorm moving-average momentum (default: the architecture's "
-                                               "reference value; 0.9 below 50 steps an epoch when "
-                                               "--bn-stats-batches is 0)")
-    bn_stats_batches: int = _setting(16, "recompute BatchNorm statistics from N training batches before each "
-                                         "validation and saved model (tflkit.training.bn_stats; 0: the moving "
-                                         "averages)")
-    seed: int = _setting(0, "seed of the data order, augmentation and initialization")
-    lr_schedule: str = _setting("constant", "learning-rate schedule", SCHEDULES)
-    warmup_epochs: float = _setting(0.0, "linear lr warm-up, in epochs (fractions allowed)")
-    step_epochs: int = _setting(30, "step schedule: multiply the lr by --step-gamma every N epochs")
-    step_gamma: float = _setting(0.1, "step schedule: decay factor")
-    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)")
-    augment: str = _setting("none", "augmentation preset", AUGMENT_PRESETS)
-    patience: int | None = _setting(None, "early stopping: stop after N epochs without a better val top-1")
-    pretrained: str = _setting("none", "none, imagenet, a weights file (.h5/.weights.h5/.keras) or a tflkit run "
-                                       "directory")
-    finetune_epochs: int = _setting(0, "with --pretrained: epochs training all layers after the head phase")
-    finetune_lr: float | None = _setting(None, "learning rate of the fine-tuning phase (default: lr / 10)")
-    finetune_bn: str = _setting("frozen", "BatchNorm in the fine-tuning phase: frozen (inference mode, the "
-                                          "pretrained statistics; Keras' transfer-learning advice) or train",
-                                ("frozen", "train"))
-    train_limit: int | None = _setting(None, "train on a stratified, seeded subset of N images")
-    strategy: str = _setting("default", "tf.distribute strategy: mirrored uses all local devices, multi_worker "
-                                        "reads TF_CONFIG", STRATEGIES)
-    strict: bool = _setting(False, "image folders: stop at the first unreadable image (default: skip it, counted)")
-    deterministic: bool = _setting(False, "bit-identical weights from run to run on one machine: TensorFlow op "
-                                          "determinism and one inter-op thread (slower; see docs/training.md)")
-    precision: str = _setting("float32", "compute precision: mixed_bfloat16 computes in bf16 with float32 weights "
-                                         "(faster only on some CPUs and models: see benchmarks/train_throughput.py); "
-                                         "the saved model.keras is float32 either way", PRECISIONS)
-    jit_compile: bool = _setting(False, "XLA-compile the train step (Keras' own default on a CPU is off; see "
-                                        "benchmarks/train_throughput.py for what it costs)")
-
-    # What --resume may change: more epochs continue the run; anything else would silently mix two settings.
-    RESUMABLE = ("epochs",)
-
-    @classmethod
-    def for_model(cls, model: str, source: str = "settings", **settings) -> TrainConfig:
-        """The config of a run of `model`: tflkit's defaults, then the architecture's training defaults
-        (ModelSpec.train_defaults, e.g. SqueezeNet's lower lr and warm-up), then `settings`, which always win.
-        What `tflkit train`, a study's cells, a search and the demo all build their runs with."""
-        from tflkit.core.config import from_dict
-        from tflkit.models import get_spec
-
-        return from_dict(cls, {**get_spec(model).train_defaults, **settings, "model": model}, source=source)
-
-    def resumed_with(self, requested: dict, run_dir, hint: str = "start a new run with another --out"
-                     ) -> TrainConfig:
-        """This saved run's config with the `requested` settings (None: not asked) applied for a resume: `epochs`
-        is applied (more epochs continue the run), any other changed setting is refused with one line."""
-        from tflkit.core.config import changed_fields, flag_name
-
-        changed = changed_fields(self, requested)
-        refused = [k for k in changed if k not in self.RESUMABLE]
-        if refused:
-            was, asked = changed[refused[0]]
-            raise UsageError(f"{run_dir} holds a run with {flag_name(refused[0])} {was}, not {asked}; only "
-                             f"{', '.join(map(flag_name, self.RESUMABLE))} can change when it resumes ({hint})")
-        if "epochs" in changed and changed["epochs"][1] < self.epochs:
-            raise UsageError(f"{run_dir} was set to {self.epochs} epochs; --epochs can only grow when it resumes, "
-                             f"not to {changed['epochs'][1]} ({hint})")
-        if "epochs" in changed and self.total_epochs != self.epochs:
-            raise UsageError(f"{run_dir} has a fine-tuning phase after its {self.epochs} head epochs; --epochs "
-                             f"cannot change when it resumes ({hint})")
-        if "epochs" in changed and self.lr_schedule == "cosine":
-            raise UsageError(f"{run_dir} uses a cosine schedule spread over {self.epochs} epochs; --epochs "
-                             f"cannot change when it resumes ({hint})")
-        return replace(self, **{k: asked for k, (_, asked) in changed.items()})
-
-    def check(self) -> TrainConfig:
-        if self.optimizer not in OPTIMIZERS:
-            raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
-        for key, choices in (("lr_schedule", SCHEDULES), ("augment", AUGMENT_PRESETS), ("strategy", STRATEGIES),
-                             ("precision", PRECISIONS)):
-            if getattr(self, key) not in choices:
-                raise unknown_choice(key.replace("_", " "), getattr(self, key), choices)
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("finetune_epochs", "warmup_epochs"):
-            if getattr(self, key) < 0:
-                raise UsageError(f"{key} must not be negative, got {getattr(self, key)}")
-        if self.lr <= 0 or (self.finetune_lr is not None and self.finetune_lr <= 0):
-            raise UsageError(f"learning rates must be positive, got {self.lr} / {self.finetune_lr}")
-        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
-            raise UsageError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UsageError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.image_size is not None and self.image_size < 32:
-            raise UsageError(f"image_size must be at least 32, got {self.image_size}")
-        if self.patience is not None and self.patience < 1:
-            raise UsageError(f"patience must be at least 1, got {self.patience}")
-        if self.train_limit is not None and self.train_limit < self.batch_size:
-            raise UsageError(f"train_limit {self.train_limit} is below one batch ({self.batch_size})")
-        if self.finetune_epochs and self.pretrained in ("none", ""):
-            raise UsageError("finetune_epochs needs --pretrained (without it, all layers train from the start)")
-        return self
-
-    @property
-    def soft_labels(self) -> bool:
-        """One-hot labels and a categorical loss: mixup/cutmix mix labels, label smoothing needs them too."""
-        return self.augment in ("mixup", "cutmix", "paper") or self.label_smoothing > 0
-
-    @property
-    def total_epochs(self) -> int:
-        return self.epochs + (self.finetune_epochs if self.pretrained not in ("none", "") else 0)
-
-
-@dataclass
-class RunFiles:
-    root: Path
-
-    @property
-    def config(self):
-        return self.root / "config.yaml"
-
-    @property
-    def model(self):
-        return self.root / "model.keras"
-
-    @property
-    def last(self):
-        return self.root / "checkpoints" / "last.keras"
-
-    @property
-    def best(self):
-        return self.root / "checkpoints" / "best.keras"
-
-    @property
-    def history(self):
-        return self.root / "history.json"
-
-    @property
-    def state(self):
-        return self.root / "state.json"
-
-    @property
-    def pretrained(self):
-        return self.root / "pretrained.json"
-
-    @property
-    def environment(self):
-        return self.root / "environment.json"
-
-
-def record_environment(files: RunFiles, from_epoch: int, deterministic: bool) -> None:
+def record_environment(run: Run, from_epoch: int, deterministic: bool) -> None:
     """Append this session's machine and versions to environment.json (kept whole: a session per entry)."""
     from tflkit.core.machine import environment
 
-    sessions = json.loads(files.environment.read_text()) if files.environment.is_file() else []
+    sessions = json.loads(run.environment_path.read_text()) if run.environment_path.is_file() else []
     sessions.append({"from_epoch": from_epoch, "deterministic": deterministic, **environment()})
-    atomic_write_text(files.environment, json.dumps(sessions, indent=1) + "\n")
+    atomic_write_text(run.environment_path, json.dumps(sessions, indent=1) + "\n")
 
-
-def load_run_config(run_dir) -> TrainConfig:
-    import yaml
-
-    files = RunFiles(Path(run_dir))
-    if not files.config.is_file():
-        raise UsageError(f"{run_dir} is not a tflkit run directory (no config.yaml)")
-    return from_dict(TrainConfig, yaml.safe_load(files.config.read_text()), source=str(files.config))
 
 
 # Below this many optimizer steps per epoch the architectures' reference BatchNorm momentum (0.99: a moving average
@@ -473,11 +286,11 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     from tflkit.models import create_model
 
     config.check()
-    files = RunFiles(Path(run_dir))
+    run = Run(run_dir)
     if resume:
-        if not files.config.is_file():
+        if not run.exists:
             raise UsageError(f"nothing to resume in {run_dir} (no config.yaml)")
-        config = load_run_config(run_dir)
+        config = run.config
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     from tflkit.data.check import screen_images
 
@@ -489,15 +302,15 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         make_deterministic(log)
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
-    resumed = resume and files.last.is_file() and files.state.is_file()
+    resumed = resume and run.last_checkpoint.is_file() and run.state_path.is_file()
     with strategy.scope():
         if resumed:
-            state = {**state, **json.loads(files.state.read_text())}
+            state = {**state, **run.state()}
             initial_epoch = state["epochs_done"]
-            history = json.loads(files.history.read_text())
-            model = keras.models.load_model(files.last)
+            history = run.history()
+            model = keras.models.load_model(run.last_checkpoint)
         else:
-            if files.model.exists() and not resume:
+            if run.trained and not resume:
                 raise UsageError(f"{run_dir} already holds a trained model; pass --resume or choose another --out")
             with dtype_policy(config.precision):  # each layer keeps its policy (and last.keras records it)
                 model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
@@ -512,11 +325,10 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
 
         # before anything is written: weights that cannot be had (offline, a bad checksum) leave no run directory
         pretrained = load_pretrained(model, config.pretrained, config.model)
-    files.root.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, files.config)
-    record_environment(files, initial_epoch, config.deterministic)
+    run.save_config(config)
+    record_environment(run, initial_epoch, config.deterministic)
     if pretrained is not None:
-        atomic_write_text(files.pretrained, json.dumps(pretrained, indent=1) + "\n")
+        atomic_write_text(run.pretrained_path, json.dumps(pretrained, indent=1) + "\n")
 
     train_split = train_subset(source.split("train"), config.train_limit, config.seed)
     steps = max(1, len(train_split) // config.batch_size)
@@ -530,14 +342,14 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         first = epoch_order(len(train_split), config.seed, 0)[:config.bn_stats_batches * config.batch_size]
         stats_ds = make_dataset(train_split.take(first), config.image_size, config.batch_size)
 
-    checkpoint = _Checkpoint(files, history, state, config.patience, config.seed)
+    checkpoint = _Checkpoint(run, history, state, config.patience, config.seed)
     callbacks = [_ChanceWarning(source.num_classes, config, log), *(callbacks or [])]
     for phase, start, end, lr in _phases(config):
         if initial_epoch >= end or checkpoint.state.get("stopped"):
             continue
         if checkpoint.state.get("phase") != phase:  # a fresh model, or a resumed one at a phase boundary
             with strategy.scope():
-                _set_phase_trainable(model, phase, files, config.finetune_bn)
+                _set_phase_trainable(model, phase, run, config.finetune_bn)
                 compile_for_training(model, config, source.num_classes, keras,
                                      lr=_schedule(config, lr, end - start, steps))
             checkpoint.state["phase"] = phase
@@ -550,22 +362,21 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         model.fit(train_ds, shuffle=False, epochs=end, initial_epoch=first, steps_per_epoch=steps,
                   callbacks=[validate, checkpoint, *callbacks], verbose=verbose)
         initial_epoch = end
-    final = files.best if files.best.is_file() else files.last
-    with atomic_path(files.model) as tmp:
+    final = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
+    with atomic_path(run.model_path) as tmp:
         if config.precision == "float32":
             shutil.copyfile(final, tmp)
         else:
             float32_copy(final, config, source.num_classes).save(tmp)
-    from tflkit.core.runrecords import record_model_info
     from tflkit.models import count_params
 
-    record_model_info(files.root, {"params": count_params(model), "input_size": config.image_size,
-                                   "num_classes": source.num_classes, "class_names": list(source.class_names),
-                                   "dataset_label": source.label})
+    run.record_model_info({"params": count_params(model), "input_size": config.image_size,
+                           "num_classes": source.num_classes, "class_names": list(source.class_names),
+                           "dataset_label": source.label})
     return checkpoint.history
 
 
-def _set_phase_trainable(model, phase: str, files: RunFiles, finetune_bn: str = "frozen") -> None:
+def _set_phase_trainable(model, phase: str, run: Run, finetune_bn: str = "frozen") -> None:
     """Head phase: freeze the layers that took pretrained weights (a frozen BatchNorm runs in inference mode).
     Fine-tune phase: everything trains, except layers built frozen (the input normalization) and, with
     finetune_bn=frozen, the pretrained BatchNorms: switched to batch statistics, they change the function the head
@@ -574,7 +385,7 @@ def _set_phase_trainable(model, phase: str, files: RunFiles, finetune_bn: str = 
     from tflkit.models.layers import NORMALIZE_LAYER
 
     frozen = {NORMALIZE_LAYER}  # built frozen: its weights are the pixel normalization, not learned
-    loaded = set(json.loads(files.pretrained.read_text())["loaded_layers"]) if files.pretrained.is_file() else set()
+    loaded = run.pretrained_layers()
     if phase == "head":
         frozen |= loaded
     elif phase == "finetune" and finetune_bn == "frozen":
@@ -632,9 +443,9 @@ class _Checkpoint:
         import keras
 
         class Checkpoint(keras.callbacks.Callback):
-            def __init__(self, files: RunFiles, history: dict, state: dict, patience: int | None, seed: int):
+            def __init__(self, run: Run, history: dict, state: dict, patience: int | None, seed: int):
                 super().__init__()
-                self.files, self.history, self.state, self.patience = files, history, dict(state), patience
+                self.run, self.history, self.state, self.patience = run, history, dict(state), patience
                 self.seed = seed
 
             def on_epoch_begin(self, epoch, logs=None):
@@ -645,19 +456,19 @@ class _Checkpoint:
                 for key, value in logs.items():
                     self.history.setdefault(key, []).append(float(value))
                 score = logs.get("val_top1", logs.get("top1", 0.0))
-                with atomic_path(self.files.last) as tmp:
+                with atomic_path(self.run.last_checkpoint) as tmp:
                     self.model.save(tmp)
                 if score > self.state["best_val_top1"]:
                     self.state.update(best_val_top1=float(score), since_best=0)
-                    with atomic_path(self.files.best) as tmp:
-                        shutil.copyfile(self.files.last, tmp)  # the same bytes, without serializing twice
+                    with atomic_path(self.run.best_checkpoint) as tmp:
+                        shutil.copyfile(self.run.last_checkpoint, tmp)  # the same bytes, without serializing twice
                 else:
                     self.state["since_best"] += 1
                 if self.patience and self.state["since_best"] >= self.patience:
                     self.state["stopped"] = True
                     self.model.stop_training = True
-                atomic_write_text(self.files.history, json.dumps(self.history, indent=1) + "\n")
+                atomic_write_text(self.run.history_path, json.dumps(self.history, indent=1) + "\n")
                 # state.json last: a kill before this line replays the epoch rather than skipping it
-                atomic_write_text(self.files.state, json.dumps({**self.state, "epochs_done": epoch + 1}))
+                atomic_write_text(self.run.state_path, json.dumps({**self.state, "epochs_done": epoch + 1}))
 
         return Checkpoint(*args, **kwargs)

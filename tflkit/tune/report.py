@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
+from tflkit.core.run import Run
 
 MEASURES = ("keras_val_top1", "tflite_val_top1", "size_bytes", "median_ms", "train_s", "epochs_run")
 ATTRS = ("baseline", "infeasible_reason", "fail_reason", "retry_of", "run_dir")
@@ -70,11 +71,10 @@ def write_best_yaml(trial, settings, space, path) -> None:
     from dataclasses import replace
 
     from tflkit.core.config import save_yaml
-    from tflkit.training.loop import load_run_config
 
-    run_dir = Path(trial.user_attrs.get("run_dir", ""))
-    if (run_dir / "config.yaml").is_file():
-        config = load_run_config(run_dir)
+    run = Run(trial.user_attrs.get("run_dir", ""))
+    if run.exists:
+        config = run.config
     else:
         config = replace(settings.base_config(), **space.fixed, **trial.params).check()
     save_yaml(config, path)

@@ -42,7 +42,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tflkit.core.errors import TflkitError, UsageError
-from tflkit.training.loop import TrainConfig
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.models import train_config
 from tflkit.tune.objective import Objective, TrialFailed, score_run
 from tflkit.tune.space import SearchSpace, default_space, load_space
 
@@ -95,7 +96,7 @@ class TuneSettings:
         return self.study_name or f"tune-{self.model}-{self.dataset.replace(':', '-').replace('/', '-')}"
 
     def base_config(self) -> TrainConfig:
-        return TrainConfig.for_model(self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
+        return train_config(self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
                            train_limit=self.train_limit, image_size=self.image_size, small_input=self.small_input,
                            bn_momentum=self.bn_momentum, pretrained=self.pretrained, seed=self.seed,
                            deterministic=self.deterministic)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tflkit.core.errors import UsageError
-from tflkit.training.loop import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
+from tflkit.core.trainconfig import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
 
 # What each searchable key is, so a space file is checked before any trial trains.
 FLOAT_KEYS = ("lr", "weight_decay", "label_smoothing", "warmup_epochs", "finetune_lr", "bn_momentum", "step_gamma")

@@ -1,7 +1,9 @@
-"""One result format for every latency measurement, host or phone.
+"""What the stages return and a run records: typed results, with no heavy imports (the Android side, which never
+imports TensorFlow, makes BenchResults too).
 
-Plain dataclass with no heavy imports: the Android side (which never imports TensorFlow) and the host harness both
-produce it, and `tflkit report` puts their columns side by side. Times are milliseconds, memory megabytes.
+  ExportResult   one recipe's conversion: the .tflite, its size, validation against the float model
+  EvalResult     top-1/top-5 of a model file on a dataset split
+  BenchResult    one latency measurement, host or phone (times in milliseconds, memory in megabytes)
 """
 
 from __future__ import annotations
@@ -12,6 +14,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STATUS_OK = "ok"
+
+
+@dataclass
+class ExportResult:
+    recipe: str
+    status: str  # ok, qat_failed, prune50_failed, convert_failed, run_failed
+    path: str | None = None
+    size_bytes: int | None = None
+    seconds: float | None = None
+    message: str = ""
+    gzip_bytes: int | None = None
+    weight_sparsity: float | None = None  # zeros in CONV_2D/FULLY_CONNECTED weights, read from the .tflite
+    macs: int | None = None  # read from the .tflite (tflkit.tflite.macs); None where it could not be read
+    arena_bytes: int | None = None  # the activation arena TFLite's planner lays out for it (tflkit.tflite.arena)
+    float_ops: str | None = None  # float ops left in an integer file, comma-separated ("" for none or a float file)
+    validation: dict | None = None  # Validation.summary(); the full record is <artifact>.validation.json
+    fine_tune: dict | None = None  # the extra training a QAT / pruning recipe had (steps, images, seconds)
+    settings: dict | None = None  # what was asked for (calibration samples, fine-tune), to tell a rerun what is done
+
+    @classmethod
+    def from_record(cls, row: dict) -> ExportResult:
+        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__ if k in row})
+
+
+@dataclass
+class EvalResult:
+    model: str
+    dataset: str
+    split: str
+    count: int
+    top1: float
+    top5: float | None
+    preprocessing: str = ""  # how pixels were fed, and where that came from (flags, model card, metadata, assumed)
+    limit: int | None = None  # --limit: a stratified subset of the split
+    # what top-1 means when the model has more outputs than the dataset classes (an ImageNet model on Tiny ImageNet)
+    scoring: str = ""
+    runtime: str = ""  # "" the host's LiteRT (or Keras for .keras); "tflm" TensorFlow Lite Micro's reference kernels
+    # with `compare`: LiteRT's top-1 on the same images and the fraction whose top-1 class both runtimes agree on
+    reference_top1: float | None = None
+    agreement: float | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclass
