@@ -90,6 +90,25 @@ def test_every_stage_recorded_with_provenance(local_run):
     assert train["wall_s"] > 0 and train["cpu_s"] > 0 and train["result"]["history"]["top1"]
 
 
+def test_a_cell_s_study_rows_are_its_run_report_rows(local_run):
+    """One row builder (tflkit.pipeline.rows): the study's row of a file and the run report's row of the same file (the
+    cell's run directory, where every stage recorded what it measured) have the same columns and values."""
+    from tflkit.core.run import Run
+    from tflkit.pipeline.rows import run_rows
+    from tflkit.study.spec import cell_dir
+
+    out, _ = local_run
+    study = {r["recipe"]: r for r in study_rows(open_store(out))}
+    report = {r["recipe"]: r for r in run_rows(Run(cell_dir(out, "test_resnet.shapes.scratch")))}
+    assert set(study) == set(report) == {"fp32", "dynamic_wi8_afp32"}
+    for recipe, row in report.items():
+        shared = set(row) - {"missing", "message"}  # `missing`: what `tflkit report` would still measure
+        assert {"top1", "size_bytes", "macs", "arena_bytes", "agreement", "host_median_ms_t1"} <= shared
+        assert shared <= set(study[recipe]), shared - set(study[recipe])
+        assert {k: study[recipe][k] for k in shared} == {k: row[k] for k in shared}, recipe
+        assert study[recipe]["message"].startswith(row["message"])  # the study may add (at chance, a failed stage)
+
+
 def test_rerun_redoes_nothing(local_run, study_file):
     out, _ = local_run
     before = finished_at(out)

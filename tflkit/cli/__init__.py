@@ -72,11 +72,6 @@ def require_dir(path, flag: str) -> None:
         raise UsageError(f"{flag}: no such directory: {path}")
 
 
-def require_run_dir(path) -> None:
-    if not (Path(path) / "config.yaml").is_file():
-        raise UsageError(f"{path} is not a tflkit run directory (no config.yaml)")
-
-
 @replies
 def cmd_models(args) -> Reply:
     from tflkit.models.summary import describe_models

@@ -15,12 +15,12 @@ A value that was not measured is None (empty in CSV), never 0.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
 from tflkit.core.results import BenchResult
+from tflkit.core.run import Run
 from tflkit.core.uncertainty import convergence, mean_interval, wilson_interval
 from tflkit.pipeline.rows import add_ratios, file_row
 from tflkit.pipeline.rows import columns as rows_columns
@@ -156,10 +156,9 @@ def _class_counts(stages: list[dict], cells: dict, out_dir: Path) -> dict[str, i
         if stage["stage"].startswith("eval/") and result.get("classes"):
             counts[stage["cell"]] = int(result["classes"])
     for cell in cells:
-        info = cell_dir(out_dir, cell) / "model_info.json"
-        if cell not in counts and info.is_file():
+        if cell not in counts:
             try:
-                counts[cell] = int(json.loads(info.read_text())["num_classes"])
+                counts[cell] = int(Run(cell_dir(out_dir, cell)).model_info()["num_classes"])
             except (ValueError, KeyError, TypeError):
                 pass  # unknown stays unknown
     return counts

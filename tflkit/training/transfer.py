@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from tflkit.core.errors import ModelFileError, UsageError
+from tflkit.core.run import Run
 
 CACHE_ENV = "TFLKIT_WEIGHTS_CACHE"  # where downloaded weights are kept (default ~/.cache/tflkit/weights)
 
@@ -118,9 +119,9 @@ def load_pretrained(model, spec: str, model_name: str) -> dict:
         return load_imagenet(model, model_name)
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "model.keras").is_file():
+        if not Run(path).trained:
             raise UsageError(f"--pretrained {spec}: a directory but not a finished tflkit run (no model.keras)")
-        path = path / "model.keras"
+        path = Run(path).model_path
     elif not path.is_file():
         raise UsageError(f"--pretrained {spec}: no such file or run directory (or use imagenet / none)")
     loaded, skipped = load_weights_file(model, path)
