@@ -13,7 +13,7 @@ def test_the_quantizers_settings_echo_is_filtered_noise():
 def test_progress_bars_only_on_a_terminal(monkeypatch):
     import sys
 
-    from tflkit.cli import progress_verbosity
+    from tflkit.cli.run import progress_verbosity
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert progress_verbosity(False) == 2 and progress_verbosity(True) == 2

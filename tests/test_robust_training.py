@@ -64,7 +64,8 @@ def test_only_moving_average_runs_get_the_small_run_momentum():
 
 
 def test_architecture_training_defaults_sit_under_every_explicit_setting(tmp_path):
-    from tflkit.cli import build_parser, train_config_from_args
+    from tflkit.cli import build_parser
+    from tflkit.cli.run import train_config_from_args
     from tflkit.core.trainconfig import TrainConfig
     from tflkit.study.spec import build_cells, load_study
 

@@ -1,27 +1,21 @@
 """`tflkit inspect MODEL.tflite`: what is inside a .tflite (ops by type and dtype, I/O quantization, size, MACs,
 parameters and their stored dtypes, XNNPACK partitions, planned activation arena; `--layers`: MACs per node).
 
-Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over tflkit.tflite.describe.
+A thin shell over tflkit.api.inspect (tflkit.tflite.describe).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from tflkit import api
+from tflkit.cli import JSON_HELP, Reply
 
-def cmd_inspect(args) -> int:
-    from pathlib import Path
 
-    from tflkit.core.errors import UsageError
-    from tflkit.tflite.describe import describe
-
-    if not Path(args.model).is_file():  # a missing input is a usage error (exit 2); a corrupt file is exit 1
-        raise UsageError(f"model file not found: {args.model}")
-    info = describe(args.model, layers=args.layers)
+def cmd_inspect(args) -> Reply:
+    info = api.inspect(args.model, layers=args.layers)
     if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
+        return Reply("inspect", [info])
     macs = f"{info['macs'] / 1e6:.2f} M" if info["macs"] else "-"
     print(f"{info['file']}: {info['size_bytes'] / 1e6:.3f} MB ({info['gzip_bytes'] / 1e6:.3f} MB gzipped), MACs {macs}")
     weights = ", ".join(f"{dtype} {n:,}" for dtype, n in info["weight_dtypes"].items()) or "none"
@@ -50,13 +44,13 @@ def cmd_inspect(args) -> int:
             macs = f"{row['macs']:,}" if row["dense"] else f"({row['macs']:,})"
             print(f"  {row['index']:>4} {row['op']:<22} {str(row['shape']):<20} {macs:>12}  {row['output']}")
         print("  (MACs in parentheses: element operations, not counted in the model's MACs)")
-    return 0
+    return Reply("inspect", [info])
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("inspect", help="ops, dtypes, I/O quantization, size, MACs, parameters, "
                                                     "XNNPACK partitions and activation arena of a .tflite")
     p.add_argument("model", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--layers", action="store_true", help="MACs and output shape of every node")
     p.set_defaults(func=cmd_inspect)

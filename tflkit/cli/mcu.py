@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from tflkit.core.run import Run
+from tflkit import api
+from tflkit.cli import JSON_HELP, Reply, item_error, log_line
+from tflkit.core.errors import UsageError
 from tflkit.mcu.boards import BOARDS
 from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB
 from tflkit.mcu.vela import ACCELERATORS
@@ -37,21 +38,13 @@ def register(subparsers) -> None:
     p.add_argument("--flash-reserve-kb", type=float, default=FLASH_RESERVE_KB,
                    help=f"flash for the TFLM runtime, kernels and application (default {FLASH_RESERVE_KB:g})")
     p.add_argument("--list-boards", action="store_true", help="print the boards and their sources, then exit")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (see `tflkit --help`)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_mcu)
 
 
-def cmd_mcu(args):
-    from tflkit.cli import Reply, item_error, require_dir, require_files
-    from tflkit.core.errors import ModelFileError, UsageError
-    from tflkit.mcu.boards import get_board, read_boards
-    from tflkit.mcu.measure import measure
-    from tflkit.mcu.tflm import require_tflm
-    from tflkit.mcu.vela import VelaTarget, require_vela
-
-    extra = read_boards(args.boards_file) if args.boards_file else {}
+def cmd_mcu(args) -> Reply:
     if args.list_boards:
-        boards = [b.to_dict() for b in {**BOARDS, **extra}.values()]
+        boards = api.boards(args.boards_file)
         if not args.json:
             for b in boards:
                 npu = f", {b['ethos_u']}" if b["ethos_u"] else ""
@@ -60,41 +53,22 @@ def cmd_mcu(args):
         return Reply("mcu", boards)
     if not args.model:
         raise UsageError("give one or more .tflite files (or --list-boards)")
-    boards = [get_board(name, extra) for name in (args.board or list({**BOARDS, **extra}))]
-    targets = [VelaTarget.parse(spec) for spec in args.ethos_u]
-    require_tflm()
-    if targets or any(b.ethos_u for b in boards):
-        require_vela()
-    require_files(args.model)
-    require_dir(args.data_dir, "--data-dir")
-    source = None
-    if args.dataset:
-        from tflkit.data import load_dataset
-
-        source = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    results = api.mcu(args.model, boards=args.board, boards_file=args.boards_file, ethos_u=args.ethos_u,
+                      dataset=args.dataset, data_dir=args.data_dir, split=args.split, limit=args.limit,
+                      seed=args.seed, sram_reserve_kb=args.sram_reserve_kb, flash_reserve_kb=args.flash_reserve_kb,
+                      log=log_line)
     reply = Reply("mcu")
-    for path in args.model:
-        try:
-            result = measure(path, boards, targets, source=source, split=args.split, limit=args.limit,
-                             sram_reserve_kb=args.sram_reserve_kb, flash_reserve_kb=args.flash_reserve_kb,
-                             seed=args.seed, log=_log)
-        except ModelFileError as exc:
-            print(f"tflkit: error: {exc}", file=sys.stderr)
-            reply.errors.append(item_error(path, str(exc)))
+    for result in results:
+        if isinstance(result, api.Failed):
+            log_line(f"tflkit: error: {result.message}")
+            reply.errors.append(item_error(result.item, result.message))
             continue
-        record = result.to_dict()
-        run = Run.of_file(path)
-        if run is not None and (args.limit is None or source is None):
-            run.record_mcu(record)
-        reply.results.append(record)
+        reply.results.append(result)
         if not result.runs:
-            reply.errors.append(item_error(path, f"does not run under TFLite Micro: {result.reason}"))
+            reply.errors.append(item_error(result.model, f"does not run under TFLite Micro: {result.reason}"))
         if not args.json:
             print(format_result(result))
     return reply
-
-
-cmd_mcu.replies = True  # returns a tflkit.cli.Reply: the CLI prints the JSON envelope (tflkit.cli.replies)
 
 
 def format_result(r) -> str:
@@ -141,7 +115,3 @@ def format_result(r) -> str:
                          f" {f['flash_need_kb']:>9,.1f} / {f['flash_kb']:<8,.0f}  {verdict}{ms}")
         lines.append(f"  ({r.reserves})")
     return "\n".join(lines)
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

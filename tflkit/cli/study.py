@@ -1,94 +1,63 @@
-"""`tflkit study init|run|report` and `tflkit pick`: thin shells over tflkit.study."""
+"""`tflkit study init|run|report` and `tflkit pick`: a study of many runs, its report, a pick (tflkit.api)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from tflkit.core.errors import UsageError
+from tflkit import api
+from tflkit.cli import JSON_HELP, Reply, item_error
+from tflkit.study.store import STUDY_DB
 
 
-def cmd_study_init(args) -> int:
-    from tflkit.core.fileio import atomic_write_text
-    from tflkit.study.spec import EXAMPLE
-
-    path = Path(args.path)
-    if path.exists() and not args.force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
-    atomic_write_text(path, EXAMPLE)
+def cmd_study_init(args) -> Reply:
+    path = api.Study.init(args.path, force=args.force)
     print(f"written: {path}  (edit it, then: tflkit study run {path} --out runs/my_study)")
-    return 0
+    return Reply("study init", [{"path": str(path)}])
 
 
-def cmd_study_run(args) -> int:
-    from tflkit.study.runner import RunOptions, run_study
-
-    options = RunOptions(executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
-                         allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed,
-                         remeasure=tuple(args.remeasure or ()), cells=tuple(args.cells or ()),
-                         max_steps=args.max_steps)
-    log = (lambda _line: None) if args.json else _print_line
-    summary = run_study(args.study, args.out, options, log=log)
-    if args.json:
-        print(json.dumps({"command": "study run", "ok": summary.ok, "out": str(summary.out_dir),
-                          "cells": summary.cells, "stages_ok": summary.stages_ok,
-                          "stages_failed": summary.stages_failed, "failed": summary.failed}, indent=2))
-    else:
+def cmd_study_run(args) -> Reply:
+    study = api.Study.load(args.study)
+    summary = study.run(args.out, executor=args.executor, jobs=args.jobs, ray_address=args.ray_address,
+                        allow_changes=tuple(args.allow_changes or ()), retry_failed=args.retry_failed,
+                        remeasure=tuple(args.remeasure or ()), cells=tuple(args.cells or ()), max_steps=args.max_steps,
+                        log=_progress if not args.json else None)
+    if not args.json:
         print(f"study    done in {summary.wall_s:.0f}s: {summary.stages_ok} stages ok, {summary.stages_failed} failed"
-              f"  -> {summary.out_dir / 'study.db'}")
+              f"  -> {summary.out_dir / STUDY_DB}")
         for f in summary.failed[:10]:
             print(f"  failed  {f['cell']}  {f['stage']}: {f['message']}")
         print(f"next: tflkit study report {summary.out_dir}")
-    return 0 if summary.ok else 1
+    errors = [item_error(f"{f['cell']} {f['stage']}", f["message"]) for f in summary.failed]
+    return Reply("study run", [], errors, code=0 if summary.ok else 1,
+                 extra={"out": str(summary.out_dir), "cells": summary.cells, "stages_ok": summary.stages_ok,
+                        "stages_failed": summary.stages_failed, "failed": summary.failed})
 
 
-def cmd_study_report(args) -> int:
-    from tflkit.study.report import write_study_report
-
-    for study_dir in (args.out, *args.more):
-        _require_study_dir(study_dir)
-    paths = write_study_report(args.out, log=(lambda _line: None) if args.json else print, more=args.more,
-                               into=args.into)
-    if args.json:
-        print(json.dumps({"command": "study report", "ok": True, "files": {k: str(v) for k, v in paths.items()}},
-                         indent=2))
-    else:
+def cmd_study_report(args) -> Reply:
+    paths = api.Study.report(args.out, more=args.more, into=args.into, log=None if args.json else print)
+    if not args.json:
         print("written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return Reply("study report", [], extra={"files": {k: str(v) for k, v in paths.items()}})
 
 
-def cmd_pick(args) -> int:
-    from tflkit.study.pick import format_pick, pick
-    from tflkit.study.rows import study_rows
-    from tflkit.study.store import open_store
+def cmd_pick(args) -> Reply:
+    from tflkit.study.pick import format_pick
 
-    _require_study_dir(args.study_dir)
-    with open_store(args.study_dir) as store:
-        rows = study_rows(store)
-    result = pick(rows, target=args.target, threads=args.threads, delegate=args.delegate,
-                  max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, min_top1=args.min_top1,
-                  max_arena_kb=args.max_arena_kb, max_rss_mb=args.max_rss_mb, max_flash_kb=args.max_flash_kb,
-                  dataset=args.dataset, recipes=args.recipe, boards=args.board)
-    found = bool(result["feasible"])
-    if args.json:
-        print(json.dumps({"command": "pick", "ok": found, **result}, indent=2, default=str))
-    else:
+    result = api.pick(args.study_dir, target=args.target, threads=args.threads, delegate=args.delegate,
+                      max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, min_top1=args.min_top1,
+                      max_arena_kb=args.max_arena_kb, max_rss_mb=args.max_rss_mb, max_flash_kb=args.max_flash_kb,
+                      dataset=args.dataset, recipes=args.recipe, boards=args.board)
+    if not args.json:
         print(format_pick(result, show_excluded=args.show_excluded))
-    return 0 if found else 1  # nothing fits: a script must not go on as if something did
+    # nothing fits: exit 1, a script must not go on as if something did
+    return Reply("pick", [], code=0 if result["feasible"] else 1, extra=result)
 
 
-def _print_line(line: str) -> None:
+def _progress(line: str) -> None:
     """One write per line: progress from parallel cells never lands two to a line."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def _require_study_dir(path) -> None:
-    if not (Path(path) / "study.db").is_file():
-        raise UsageError(f"{path} is not a study directory (no study.db); run `tflkit study run STUDY.yaml --out "
-                         f"{path}` first")
 
 
 def _fraction(text: str) -> float:
@@ -135,7 +104,7 @@ def register(sub) -> None:
                    help="prove the study runs: every cell trains N steps (one epoch of N batches, a fine-tune phase "
                         "of as many), is evaluated on N batches of test images and benchmarked 3 runs; its numbers "
                         "mean nothing (the report says so). Use its own --out")
-    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_study_run)
 
     p = ssub.add_parser("report", help="report.html, report.md, results.csv and results.json of a study directory")
@@ -143,7 +112,7 @@ def register(sub) -> None:
     p.add_argument("more", nargs="*", help="more study directories: one report of them all (e.g. the same budget on "
                                            "two datasets, so that the claims can compare datasets); needs --into")
     p.add_argument("--into", help="where the report of several studies goes (a directory of its own)")
-    p.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_study_report)
 
     p = sub.add_parser("pick", help="the best (model, regime, recipe) of a study under your device's constraints",
@@ -170,5 +139,5 @@ def register(sub) -> None:
     p.add_argument("--min-top1", type=_fraction, help="accuracy floor: 0.85, 85 or 85%%")
     p.add_argument("--dataset", help="only this dataset (as named in the study)")
     p.add_argument("--recipe", nargs="+", help="only these recipes")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_pick)

@@ -1,34 +1,36 @@
-"""`tflkit tune`: a thin shell over tflkit.tune.run_search. Registered by tflkit/cli/__init__.py's build_parser."""
+"""`tflkit tune`: a hyperparameter and augmentation search (tflkit.api.tune, tflkit.tune)."""
 
 from __future__ import annotations
 
 import argparse
 
+from tflkit import api
+from tflkit.cli import JSON_HELP, Reply
 from tflkit.tune.objective import KERAS
 
 
-def cmd_tune(args) -> int:
+def cmd_tune(args) -> Reply:
     from tflkit.tune.objective import Objective
     from tflkit.tune.report import best_trial
-    from tflkit.tune.search import TuneSettings, count_states, run_search
+    from tflkit.tune.search import count_states
 
-    settings = TuneSettings(
-        model=args.model, dataset=args.dataset, out=args.out, trials=args.trials, data_dir=args.data_dir,
-        space=args.space, storage=args.storage, study_name=args.study_name, seed=args.seed, epochs=args.epochs,
-        train_limit=args.train_limit, image_size=args.image_size, small_input=args.small_input,
-        bn_momentum=args.bn_momentum, pretrained=args.pretrained, prune=args.prune, deterministic=args.deterministic,
-        objective=Objective(target=args.objective, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb),
-    )
-    study = run_search(settings)
+    objective = Objective(target=args.objective, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb)
+    study = api.tune(args.model, args.dataset, args.out, trials=args.trials, data_dir=args.data_dir, space=args.space,
+                     storage=args.storage, study_name=args.study_name, seed=args.seed, epochs=args.epochs,
+                     train_limit=args.train_limit, image_size=args.image_size, small_input=args.small_input,
+                     bn_momentum=args.bn_momentum, pretrained=args.pretrained, prune=args.prune,
+                     deterministic=args.deterministic, objective=objective)
     best = best_trial(study)
-    counts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(count_states(study).items()))
-    print(f"trials: {counts}")
+    states = count_states(study)
+    print(f"trials: {', '.join(f'{n} {k.lower()}' for k, n in sorted(states.items()))}")
     if best is None:
         print("best: none (no complete trial within the budget)")
     else:
         print(f"best: trial {best.number}  {100 * best.value:.2f}%  -> {args.out}/best.yaml "
               f"(tflkit train --config {args.out}/best.yaml --out RUN)")
-    return 0
+    result = {"trials": states, "best_trial": None if best is None else best.number,
+              "best_value": None if best is None else best.value, "best_params": None if best is None else best.params}
+    return Reply("tune", [result])
 
 
 def register(sub) -> None:
@@ -67,4 +69,5 @@ def register(sub) -> None:
                         "and only in the second half of its epochs)")
     p.add_argument("--deterministic", action="store_true",
                    help="as for tflkit train: bit-identical trials from run to run on one machine (slower)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_tune)

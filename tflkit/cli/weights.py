@@ -1,18 +1,16 @@
 """`tflkit weights import FILE --model NAME --out model.keras`: pretrained weights from another format into a
 registry model, saved as a .keras file (usable as `tflkit train --pretrained model.keras`, or converted as is).
 
-Registered into the `tflkit` parser by `register(subparsers)`; a thin shell over tflkit.weights.tflite,
-tflkit.weights.pth_port and tflkit.weights.load. With --json it prints one JSON object (the import report).
+A thin shell over tflkit.api.import_weights (tflkit.weights: .tflite, .pth without torch, .h5 and .keras).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from tflkit.core.errors import UsageError
+from tflkit import api
+from tflkit.cli import JSON_HELP, Reply
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -31,47 +29,17 @@ def register(subparsers) -> argparse.ArgumentParser:
                                                     "the model's default)")
     imp.add_argument("--num-classes", type=int, help="classes of the built model for .h5/.keras sources "
                                                      "(default: the model's default)")
-    imp.add_argument("--json", action="store_true")
+    imp.add_argument("--json", action="store_true", help=JSON_HELP)
     imp.set_defaults(func=run_import)
     return weights
 
 
-def import_weights(path, model_name: str, input_size: int | None = None, num_classes: int | None = None):
-    """(model, report) for any supported weights file."""
-    from tflkit.models import create_model, get_spec
-
-    path = Path(path)
-    get_spec(model_name)  # an unknown name is a one-line UsageError before anything is read
-    if not path.is_file():
-        raise UsageError(f"weights file not found: {path}")
-    if path.suffix == ".tflite":
-        from tflkit.weights.tflite import model_from_tflite
-
-        return model_from_tflite(path, model_name, input_size=input_size)
-    from tflkit.weights.load import load_weights_file
-
-    model = create_model(model_name, num_classes=num_classes, input_size=input_size)
-    loaded, skipped = load_weights_file(model, path)
-    return model, {"source": str(path), "loaded_layers": loaded, "skipped_layers": skipped}
-
-
-def run_import(args) -> int:
-    from tflkit.core.fileio import atomic_path
-
-    out = Path(args.out)
-    if out.suffix != ".keras":
-        raise UsageError(f"--out {out}: must end in .keras")
-    model, report = import_weights(args.file, args.model, input_size=args.input_size, num_classes=args.num_classes)
-    with atomic_path(out) as tmp:
-        model.save(tmp)
-    summary = {"model": args.model, "source": report["source"], "out": str(out), "status": "ok",
-               "num_classes": int(model.output_shape[-1]), "input_size": int(model.input_shape[1]),
-               "layers_loaded": len(report["loaded_layers"]), "layers_skipped": report["skipped_layers"]}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"imported {Path(args.file).name} -> {out}  ({args.model}, {summary['num_classes']} classes, "
+def run_import(args) -> Reply:
+    summary = api.import_weights(args.file, args.model, args.out, image_size=args.input_size,
+                                 num_classes=args.num_classes)
+    if not args.json:
+        skipped = summary["layers_skipped"]
+        print(f"imported {Path(args.file).name} -> {summary['out']}  ({args.model}, {summary['num_classes']} classes, "
               f"{summary['input_size']}x{summary['input_size']}, {summary['layers_loaded']} layers loaded"
-              + (f", kept own init: {', '.join(report['skipped_layers'])}" if report["skipped_layers"] else "") + ")",
-              file=sys.stdout)
-    return 0
+              + (f", kept own init: {', '.join(skipped)}" if skipped else "") + ")")
+    return Reply("weights import", [summary])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.core.errors import ModelFileError
+from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.core.limits import H5_DATASET_BYTES
 from tflkit.data.safe_pickle import shown
 from tflkit.models.squeezenet import CAFFE
@@ -314,3 +314,20 @@ def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[st
         layer.set_weights(arrays)
         loaded.append(layer.name)
     return loaded, skipped
+
+
+def import_weights(path, model_name: str, input_size: int | None = None, num_classes: int | None = None):
+    """(model, report) for any supported weights file."""
+    from tflkit.models import create_model, get_spec
+
+    path = Path(path)
+    get_spec(model_name)  # an unknown name is a one-line UsageError before anything is read
+    if not path.is_file():
+        raise UsageError(f"weights file not found: {path}")
+    if path.suffix == ".tflite":
+        from tflkit.weights.tflite import model_from_tflite
+
+        return model_from_tflite(path, model_name, input_size=input_size)
+    model = create_model(model_name, num_classes=num_classes, input_size=input_size)
+    loaded, skipped = load_weights_file(model, path)
+    return model, {"source": str(path), "loaded_layers": loaded, "skipped_layers": skipped}
