@@ -198,7 +198,7 @@ def test_without_the_extra_the_command_says_how_to_install_it(models, monkeypatc
 def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run, tiny_shapes, tmp_path):
     from tflkit.cli.mcu import format_result
     from tflkit.mcu.measure import measure
-    from tflkit.pipeline.report import build_rows
+    from tflkit.pipeline.rows import run_rows
     from tflkit.training.evaluation import evaluate
 
     run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
@@ -214,7 +214,7 @@ def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run
     measured = measure(int8, [BOARDS["nrf52840"]])
     Run(run).record_mcu(measured.to_dict())
     assert "runs under TFLite Micro" in format_result(measured)
-    row = next(r for r in build_rows(run) if r["recipe"] == "static_wi8_ai8")
+    row = next(r for r in run_rows(Run(run)) if r["recipe"] == "static_wi8_ai8")
     assert row["tflm_arena_bytes"] == measured.arena_bytes and row["fits_on"] == "nrf52840"
 
 
