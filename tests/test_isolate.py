@@ -20,6 +20,7 @@ from tflkit.core import isolate
 from tflkit.core.errors import UsageError
 
 HERE = Path(__file__).parent
+SEED = HERE / "corpus" / "tiny.seed.tflite"
 # The child imports this module to unpickle its functions: it must find it as the tests do (tests/ on sys.path).
 ENV = {"PYTHONPATH": os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)}
 
@@ -71,6 +72,16 @@ def tick_forever() -> None:
 
 def tensorflow_imported() -> bool:
     return "tensorflow" in sys.modules
+
+
+def bench_without_tensorflow(path: str):
+    """The study's host benchmark and the resident-memory probe, then whether either imported TensorFlow."""
+    from tflkit.bench.host import BenchSettings
+    from tflkit.bench.memprobe import probe
+    from tflkit.study.stages import bench_file
+
+    results = bench_file(path, [1], BenchSettings(runs=2, warmup=1))
+    return results, probe(path), "tensorflow" in sys.modules
 
 
 def call(func, *args, **kwargs):
@@ -173,6 +184,13 @@ def test_the_child_dies_with_its_parent():
 
 def test_a_tf_free_function_runs_without_tensorflow():
     assert call(tensorflow_imported) is False
+
+
+def test_benchmarks_run_in_a_child_that_never_imported_tensorflow():
+    results, memory, tensorflow = call(bench_without_tensorflow, str(SEED))
+    assert [r.status for r in results] == ["ok"] and results[0].median_ms > 0
+    assert memory.rss_delta_mb is not None and memory.model == SEED.name
+    assert tensorflow is False
 
 
 def test_outside_a_child_send_does_nothing():

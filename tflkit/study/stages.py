@@ -17,17 +17,21 @@ import contextlib
 import fcntl
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from tflkit.core import isolate
+from tflkit.core.benchresult import BenchResult
 from tflkit.core.errors import TflkitError
 from tflkit.core.machine import environment
 from tflkit.study.provenance import dataset_checksum, sha256_file
 from tflkit.study.spec import Cell, StudySpec, cell_dir
+
+if TYPE_CHECKING:
+    from tflkit.bench.host import BenchSettings
 
 Emit = Callable[[dict], None]
 
@@ -242,18 +246,14 @@ def _bench_lock(out_dir):
 
 
 def _bench_host(spec, path, cell, recipe, source, entry, out_dir, emit, log) -> dict:
-    """In a fresh interpreter that imports only the runtime (never one that imported TensorFlow)."""
+    """In a fresh interpreter that imports only the runtime (never one that imported TensorFlow): `bench_file`."""
+    from tflkit.bench.host import BenchSettings
+
     settings = spec.host_bench
-    command = [sys.executable, "-m", "tflkit.study.benchproc", str(path), "--threads",
-               *map(str, settings.threads), "--runs", str(settings.runs), "--warmup", str(settings.warmup),
-               "--min-seconds", str(settings.min_seconds)]
-    if settings.input_data:
-        command += ["--input-data", entry.spec] + (["--data-dir", entry.data_dir] if entry.data_dir else [])
+    bench = BenchSettings(runs=settings.runs, warmup=settings.warmup, min_seconds=settings.min_seconds)
+    inputs = (entry.spec, entry.data_dir) if settings.input_data else (None, None)
     with _bench_lock(out_dir):
-        done = subprocess.run(command, capture_output=True, text=True, env=_bench_env())
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark process failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    results = json.loads(done.stdout)
+        results = [r.to_dict() for r in isolate.call(bench_file, str(path), list(settings.threads), bench, *inputs)]
     failed = []
     arena = next((r["arena_bytes"] for r in results if r.get("arena_bytes") is not None), None)
     if arena is not None:  # the same planner figure as at conversion; files converted before it existed get it here
@@ -267,10 +267,17 @@ def _bench_host(spec, path, cell, recipe, source, entry, out_dir, emit, log) -> 
     return {"measurements": len(results), "failed": failed}
 
 
-def _bench_env() -> dict:
-    env = dict(os.environ)
-    env.pop("TFLKIT_STUDY_THREADS", None)  # the benchmark sets its own thread counts
-    return env
+def bench_file(path: str, threads: list[int], settings: BenchSettings, input_data: str | None = None,
+               data_dir: str | None = None) -> list[BenchResult]:
+    """The study's host benchmark of one file (tflkit.bench.host.bench_models: a BenchResult per thread count, a
+    failure a row with its status), run by `_bench_host` in a fresh process through tflkit.core.isolate. This
+    module imports nothing of TensorFlow, so neither does that process (unless dataset inputs are asked for), as
+    benchmark_model runs: after training in the same process TensorFlow's idle thread pools slowed LiteRT's median
+    1.4x here."""
+    from tflkit.bench.host import bench_models, open_input_data
+
+    images = open_input_data(input_data, data_dir=data_dir) if input_data else None
+    return bench_models([path], threads=threads, settings=settings, images=images)
 
 
 def _emit_latency(emit, cell_id, recipe, r: dict) -> None:
