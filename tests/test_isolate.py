@@ -193,6 +193,11 @@ def test_benchmarks_run_in_a_child_that_never_imported_tensorflow():
     assert tensorflow is False
 
 
+def test_what_the_function_starts_cannot_read_the_requests():
+    done = call(subprocess.run, ["cat"], capture_output=True, timeout=10)  # stdin inherited: /dev/null, not the pipe
+    assert done.returncode == 0 and done.stdout == b""
+
+
 def test_outside_a_child_send_does_nothing():
     assert not isolate.in_child()
     isolate.send("nobody listens")

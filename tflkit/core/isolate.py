@@ -259,7 +259,12 @@ def _child() -> int:
     memory = os.environ.pop(_MEMORY, None)
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
-    stdin = sys.stdin.buffer
+    # The requests' pipe stays private to this process: fd 0 becomes /dev/null, so nothing the function starts (a
+    # tool that reads its stdin) can wait on the pipe or take a later request's bytes.
+    stdin = os.fdopen(os.dup(0), "rb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     while True:
         header = stdin.read(_HEADER.size)
         if len(header) < _HEADER.size:
