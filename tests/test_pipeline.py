@@ -79,4 +79,4 @@ def test_report_has_one_row_per_recipe_with_measured_numbers(tiny_run, tiny_shap
         assert row["macs"] > 0 and row["params"] > 0
     assert "| static_wi8_ai8 | ok |" in markdown
     assert json.loads((tiny_run / "report.json").read_text()) == json.loads(json.dumps(rows))
-    assert (tiny_run / "report.csv").read_text().startswith("model,dataset,recipe,status,size_bytes")
+    assert (tiny_run / "report.csv").read_text().startswith("model,dataset,recipe,status,top1,top1_drop")

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -190,6 +191,9 @@ def test_benchmark_memory_is_the_benchmark_process_own(local_run):
     ru_maxrss survives exec, and a study worker holds TensorFlow (1.8 GB was reported for a 50 MB process)."""
     import numpy as np
 
+    from tflkit.bench.host import BenchSettings, bench_files
+    from tflkit.core import isolate
+
     out, _ = local_run
     model = next((out / "cells").glob("*/tflite/*.fp32.tflite"))
     ballast = np.ones(400 * 2**20, dtype=np.uint8)  # 400 MB resident in this (the parent) process
@@ -198,6 +202,52 @@ def test_benchmark_memory_is_the_benchmark_process_own(local_run):
 
     peak = isolate.call(bench_files, [str(model)], (1,), BenchSettings(runs=3), timeout=120)[0].peak_memory_mb
     assert ballast.sum() > 0 and 0 < peak < 300
+
+
+def fake_cell(out_dir, cell_id, done, threads=None, node=None):
+    """Stands in for tflkit.study.worker.run_cell_process: two records, then what the cell id asks for."""
+    from tflkit.core import isolate
+
+    print(f"fake cell {cell_id} with {threads} threads", flush=True)
+    isolate.send({"kind": "start", "cell": cell_id, "stage": "train", "threads": threads, "done": done})
+    isolate.send({"kind": "start", "cell": cell_id, "stage": "convert/fp32"})
+    if cell_id == "raises":
+        raise KeyError("a bug in the cell")
+    if cell_id == "dies":
+        print("error: out of memory, it seems", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("cell, failure", [("ok", None), ("raises", "KeyError: 'a bug in the cell'"),
+                                           ("dies", "worker killed by SIGKILL: error: out of memory, it seems")])
+def test_a_cells_worker_streams_its_records_and_its_failure_is_the_cells(monkeypatch, tmp_path, cell, failure):
+    """The executors' side of the worker, with the cell's function replaced (no TensorFlow, well under a second
+    a case): records as they happen, the thread budget as an argument, the worker's output in worker.log, a
+    raised error or a killed process one line for the cell's row."""
+    from tflkit.study import executors
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setattr(executors, "run_cell_process", fake_cell)
+    records = []
+    assert executors.run_worker(tmp_path, cell, {"train"}, 3, records.append) == failure
+    assert [r["stage"] for r in records] == ["train", "convert/fp32"]
+    assert records[0]["threads"] == 3 and records[0]["done"] == ["train"]
+    assert f"fake cell {cell} with 3 threads" in (tmp_path / "cells" / cell / "worker.log").read_text()
+
+
+def test_an_error_recording_a_cell_stops_the_study(monkeypatch, tmp_path):
+    from tflkit.study import executors
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setattr(executors, "run_cell_process", fake_cell)
+
+    def broken_store(record):
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        executors.run_worker(tmp_path, "ok", set(), None, broken_store)
 
 
 def test_remeasure_convert_converts_every_file_again(local_run, study_file, tmp_path):

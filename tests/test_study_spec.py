@@ -123,4 +123,16 @@ def test_fingerprint_ignores_settings_that_do_not_shape_the_cell():
     head_only = {**scratch, "pretrained": "imagenet", "finetune_epochs": 0}
     assert config_fingerprint(head_only) == config_fingerprint({**head_only, "finetune_bn": "train"})
     finetuned = {**scratch, "pretrained": "imagenet", "finetune_epochs": 1}
-    assert config_fingerprint(finetuned) != config_fingerprint({**finetuned, "finetune_bn": "frozen"})
+    assert config_fingerprint(finetuned) != config_fingerprint({**finetuned, "finetune_bn": "train"})
+
+
+def test_a_setting_added_later_at_its_default_leaves_recorded_cells_unchanged():
+    """A cell recorded before TrainConfig had `precision` and `jit_compile` (the mcu_cifar10 study's) has the
+    fingerprint of the same cell with them at their defaults, which is what it trained with; any other value is a
+    change."""
+    from tflkit.study.spec import config_fingerprint
+
+    recorded = {"model": "resnet8", "pretrained": "none", "epochs": 40, "lr": 2e-3, "batch_size": 64}
+    today = {**recorded, "precision": "float32", "jit_compile": False, "strict": False}
+    assert config_fingerprint(recorded) == config_fingerprint(today)
+    assert config_fingerprint(recorded) != config_fingerprint({**today, "precision": "mixed_bfloat16"})

@@ -83,13 +83,13 @@ def test_one_child_per_file_per_command(monkeypatch):
     from tflkit.tflite.describe import describe
 
     calls = []
-    real = tflite_check.subprocess.run
+    real = tflite_check.isolate.call
 
-    def counted(cmd, *args, **kwargs):
-        calls.append(cmd)
-        return real(cmd, *args, **kwargs)
+    def counted(func, *args, **kwargs):
+        calls.append(func)
+        return real(func, *args, **kwargs)
 
-    monkeypatch.setattr(tflite_check.subprocess, "run", counted)
+    monkeypatch.setattr(tflite_check.isolate, "call", counted)
     monkeypatch.setattr(tflite_check, "_OUTCOMES", {})
     describe(SEED, layers=True)  # nine loads of the file: op table, I/O, parameters, arena twice, MACs twice, ...
     assert len(calls) == 1

@@ -1,10 +1,10 @@
-"""`python -m tflkit.bench.memprobe MODEL.tflite`: resident memory a model adds to a process that has only the runtime.
+"""Resident memory a model adds to a process that has only the runtime (`python -m tflkit.bench.memprobe MODEL`).
 
-Run in a fresh process (`rss_delta_mb` starts one): the runtime and numpy are imported first, the resident size
-is read, then the model is loaded, its tensors allocated and it is invoked a few times, and the resident size is
-read again. The difference is what this model costs on top of the runtime (the analogue of benchmark_model's
-"overall" memory footprint): the model file's pages, the arena, XNNPACK's packed copy of the weights and its
-workspace. No TensorFlow import. Prints one JSON line.
+Run in a fresh process (`rss_delta_mb` runs `probe` in one, through tflkit.core.isolate): the runtime and numpy are
+imported first, the resident size is read, then the model is loaded, its tensors allocated and it is invoked a few
+times, and the resident size is read again. The difference is what this model costs on top of the runtime (the
+analogue of benchmark_model's "overall" memory footprint): the model file's pages, the arena, XNNPACK's packed copy
+of the weights and its workspace. No TensorFlow import. The command prints the probe as one JSON line.
 """
 
 from __future__ import annotations
@@ -13,7 +13,20 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from tflkit.core import isolate
+from tflkit.core.errors import TflkitError
+
+
+@dataclass(frozen=True)
+class MemoryProbe:
+    model: str
+    rss_before_mb: float
+    rss_after_mb: float
+    rss_delta_mb: float
+    peak_delta_mb: float
 
 
 def _status_kb(field: str) -> int:
@@ -23,7 +36,7 @@ def _status_kb(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def probe(path, threads: int = 1, runs: int = 3, xnnpack: bool = True, runtime: str | None = None) -> dict:
+def probe(path, threads: int = 1, runs: int = 3, xnnpack: bool = True, runtime: str | None = None) -> MemoryProbe:
     """In this process: resident MB before and after load + allocate + `runs` invokes (Linux /proc)."""
     from tflkit.bench.host import random_inputs
     from tflkit.tflite.runtime import interpreter_module, load_interpreter
@@ -37,27 +50,21 @@ def probe(path, threads: int = 1, runs: int = 3, xnnpack: bool = True, runtime: 
     for _ in range(runs):
         interpreter.invoke()
     after, peak = _status_kb("VmRSS"), _status_kb("VmHWM")
-    return {"model": Path(path).name, "rss_before_mb": before / 1024, "rss_after_mb": after / 1024,
-            "rss_delta_mb": (after - before) / 1024, "peak_delta_mb": (peak - before) / 1024}
+    return MemoryProbe(Path(path).name, before / 1024, after / 1024, (after - before) / 1024, (peak - before) / 1024)
 
 
 def rss_delta_mb(path, threads: int = 1, xnnpack: bool = True, runtime: str | None = None,
                  timeout_s: float = 120.0) -> float | None:
-    """`probe` in a fresh interpreter process; None where /proc is missing (not Linux) or the child fails."""
+    """`probe` in a fresh interpreter process; None where /proc is missing (not Linux) or the child fails (a crash,
+    a timeout, a file the runtime refuses: the figure is unknown, the benchmark goes on)."""
     if not Path("/proc/self/status").exists():
         return None
-    cmd = [sys.executable, "-m", "tflkit.bench.memprobe", str(path), "--threads", str(threads)]
-    if not xnnpack:
-        cmd.append("--no-xnnpack")
-    if runtime:
-        cmd += ["--runtime", runtime]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
+        # The runtime's own log lines (XNNPACK's "Created delegate") are not this figure's business.
+        return isolate.call(probe, str(path), threads=threads, xnnpack=xnnpack, runtime=runtime, timeout=timeout_s,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).rss_delta_mb
+    except (TflkitError, OSError, RuntimeError, ValueError):
         return None
-    if done.returncode != 0 or not done.stdout.strip():
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])["rss_delta_mb"]
 
 
 def main(argv=None) -> int:
@@ -68,14 +75,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--runtime")
     args = parser.parse_args(argv)
-    from tflkit.core.errors import TflkitError
-
-    try:
+    try:  # this command is itself the fresh process
         result = probe(args.model, args.threads, args.runs, not args.no_xnnpack, args.runtime)
     except TflkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code if hasattr(exc, "exit_code") else 1
-    print(json.dumps(result))
+        print(f"tflkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(asdict(result)))
     return 0
 
 

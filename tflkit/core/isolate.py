@@ -11,13 +11,16 @@ TensorFlow's thread pools and memory never leak from one model to the next; a be
 imported TensorFlow. Why not multiprocessing: its spawn re-imports the caller's __main__ (a CLI script, a test file)
 in every child, and fork copies a process that may hold TensorFlow's threads.
 
-The protocol, the one place it is written: the child is `python -m tflkit.core.isolate FD`. It reads requests from
-stdin, each a length-prefixed pickle of (function, args, kwargs) (a function pickles as its module and name, so it must
-be importable: not defined in __main__ or a closure). For each it writes frames to the pipe FD: ("message", value) for
-every `isolate.send(value)` the function makes (progress, a record the moment it exists), then ("return", value) or
-("raise", exception). stdout and stderr are the caller's choice (inherited, a log file). The child dies with its
-parent (Linux PR_SET_PDEATHSIG), and may have its address space capped (`memory_bytes`: a runaway allocation becomes a
-MemoryError or a refusal instead of the OOM killer taking the machine).
+The protocol, the one place it is written: the child is `python -m tflkit.core.isolate`, given a pipe's file
+descriptor in TFLKIT_ISOLATE_FD. It reads requests from stdin, each a length-prefixed pickle of (function, args,
+kwargs) (a function pickles as its module and name, so it must be importable: not defined in __main__ or a closure;
+the child imports only what unpickling it and its arguments needs). For each it writes frames to the pipe:
+("message", value) for every `isolate.send(value)` the function makes (progress, a record the moment it exists), then
+("return", value) or ("raise", exception). stdout and stderr are the caller's choice (inherited, a log file, a
+temporary file whose text the caller reads: C-level output included). The child dies with its parent (Linux
+PR_SET_PDEATHSIG), and may have its address space capped (`memory_bytes`: a runaway allocation becomes a MemoryError
+or a refusal instead of the OOM killer taking the machine). A call the caller abandons (its `on_message` raised, a
+KeyboardInterrupt) kills the child: nobody will read what it goes on doing.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -100,11 +104,12 @@ def _read_frame(fd: int, deadline: float | None):
 
 
 class Worker:
-    """One child process that runs calls in turn; a crashed child is replaced by a fresh one at the next call.
+    """One child process that runs calls in turn (one at a time: a Worker is not shared between threads); a crashed
+    child is replaced by a fresh one at the next call.
 
     `memory_bytes`: the child's address-space cap. `env`: extra environment variables. `stdout`/`stderr`: file
-    objects or subprocess constants for the child's own output (default: inherited). `threads`: OMP_NUM_THREADS and
-    TensorFlow's intra-op threads in the child (TFLKIT_THREADS, read by tflkit.core.tfenv)."""
+    objects, file descriptors or subprocess constants for the child's own output (default: inherited). `cwd`: the
+    child's working directory."""
 
     def __init__(self, *, memory_bytes: int | None = None, env: dict | None = None, stdout=None, stderr=None,
                  cwd=None):
@@ -143,9 +148,22 @@ class Worker:
              **kwargs):
         """`func(*args, **kwargs)` in the child; returns its value or raises its exception. `on_message` gets every
         value the function sends (tflkit.core.isolate.send) as it arrives. A child that dies or outlives `timeout`
-        (seconds) raises Crashed; the next call starts a fresh one."""
+        (seconds) raises Crashed; the next call starts a fresh one. A call abandoned midway (`on_message` raised, a
+        KeyboardInterrupt) kills the child."""
+        request = pickle.dumps((func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)  # unpicklable: nothing started
         self.start()
-        request = pickle.dumps((func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            kind, value = self._exchange(func, request, on_message, timeout)
+        except Crashed:
+            raise
+        except BaseException:
+            self.kill()
+            raise
+        if kind == "return":
+            return value
+        raise value
+
+    def _exchange(self, func, request: bytes, on_message, timeout) -> tuple[str, object]:
         try:
             self._process.stdin.write(_HEADER.pack(len(request)) + request)
             self._process.stdin.flush()
@@ -157,34 +175,37 @@ class Worker:
             try:
                 frame = _read_frame(self._frames, deadline)
             except TimeoutError:
-                self._process.kill()
-                self._reap()
+                self.kill()
                 raise Crashed(f"{_name(func)} timed out after {timeout:g} s", None, last) from None
             if frame is None:
                 code = self._reap()
                 raise Crashed(f"{_name(func)} crashed ({describe_exit(code)})", code, last)
             kind, value = frame
-            if kind == "message":
-                last = value
-                if on_message is not None:
-                    on_message(value)
-            elif kind == "return":
-                return value
-            else:
-                raise value
+            if kind != "message":
+                return kind, value
+            last = value
+            if on_message is not None:
+                on_message(value)
 
     def _reap(self) -> int:
-        code = self._process.wait()
-        os.close(self._frames)
+        process, frames = self._process, self._frames
         self._process, self._frames = None, None
+        code = process.wait()
+        try:
+            process.stdin.close()
+        except OSError:  # a request the dead child never read: BrokenPipeError on the flush
+            pass
+        os.close(frames)
         return code
 
     def close(self) -> None:
+        """End the child between calls (it exits when its stdin closes) and wait for it."""
         if self._process is not None:
-            self._process.stdin.close()
-            if self._process.wait() is not None:
-                os.close(self._frames)
-            self._process, self._frames = None, None
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+            self._reap()
 
     def kill(self) -> None:
         if self._process is not None:
@@ -200,9 +221,11 @@ def call(func: Callable, *args, memory_bytes: int | None = None, env: dict | Non
 
 
 def send(value) -> None:
-    """From a function running in a child: hand `value` to the caller's `on_message` now. Outside a child: nothing."""
+    """From a function running in a child: hand `value` to the caller's `on_message` now (from any thread). Outside a
+    child: nothing."""
     if _pipe is not None:
-        _write_frame(_pipe, ("message", value))
+        with _pipe_lock:  # a frame over PIPE_BUF is several writes: two threads' frames must not interleave
+            _write_frame(_pipe, ("message", value))
 
 
 def in_child() -> bool:
@@ -214,6 +237,7 @@ def _name(func) -> str:
 
 
 _pipe: int | None = None  # in a child: the frames' pipe
+_pipe_lock = threading.Lock()
 
 
 def _sendable(exc: BaseException) -> BaseException:
@@ -235,22 +259,30 @@ def _child() -> int:
     memory = os.environ.pop(_MEMORY, None)
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
-    stdin = sys.stdin.buffer
+    # The requests' pipe stays private to this process: fd 0 becomes /dev/null, so nothing the function starts (a
+    # tool that reads its stdin) can wait on the pipe or take a later request's bytes.
+    stdin = os.fdopen(os.dup(0), "rb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     while True:
         header = stdin.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return 0
-        func, args, kwargs = pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
+        request = stdin.read(_HEADER.unpack(header)[0])
+        func = None
         try:
+            func, args, kwargs = pickle.loads(request)  # imports the function's module (ImportError: not importable)
             frame = ("return", func(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller, KeyboardInterrupt too
             frame = ("raise", _sendable(exc))
         sys.stdout.flush()
         sys.stderr.flush()
-        try:
-            _write_frame(fd, frame)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a return value that cannot be sent
-            _write_frame(fd, ("raise", RemoteError(f"{_name(func)} returned an unsendable value: {exc}")))
+        with _pipe_lock:
+            try:
+                _write_frame(fd, frame)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a return value that cannot be sent
+                _write_frame(fd, ("raise", RemoteError(f"{_name(func)} returned an unsendable value: {exc}")))
 
 
 if __name__ == "__main__":  # run as the real module, so `send` and the exception types are the ones callers import

@@ -28,7 +28,7 @@ from tflkit.mcu.columns import mcu_columns
 from tflkit.tflite.describe import file_figures as read_file_figures
 
 IDENTITY = ("model", "dataset", "recipe", "status")
-FIGURES = ("size_bytes", "size_ratio", "params", "macs", "top1", "top1_drop", "top5", "agreement", "gzip_bytes",
+FIGURES = ("top1", "top1_drop", "top5", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs",
            "arena_bytes")
 FINETUNE = ("finetune_fp32_top1", "top1_drop_vs_finetune_fp32")  # after top1_drop where any row had extra training
 FINETUNE_DETAIL = ("heldout_top1", "fp32_heldout_top1", "heldout_images", "heldout_split")

@@ -1,13 +1,14 @@
-"""`python -m tflkit.tflite.check MODEL.tflite`: load a .tflite in a throw-away process before tflkit's own does.
+"""Load a .tflite in a throw-away process before tflkit's own does.
 
 A malformed flatbuffer can crash LiteRT's C++ (a segfault while the interpreter is built or its tensors are
 allocated, more often while it runs: of 3,000 random mutants of a 2 KB model, 4 crashed XNNPACK's load and 10 an
 invoke, none the built-in kernels' load), and a crash takes the whole process with it: a `tflkit bench a.tflite
 b.tflite` would lose every result, a study its worker. So `tflkit.tflite.runtime.load_interpreter` first loads each file
-here, in a child process, stage by stage: the built-in kernels (build, allocate, read every tensor's, input's,
-output's and node's details), one invoke on zeros, then XNNPACK (build, allocate, one invoke). The child prints one
-JSON line per stage done; a child killed by a signal becomes one line, "the LiteRT interpreter crashed loading
-m.tflite (signal 11, SIGSEGV)", and a failed item, and the rest is measured. XNNPACK crashing where the built-in
+here, in a child process (`load_stages` through tflkit.core.isolate), stage by stage: the built-in kernels (build,
+allocate, read every tensor's, input's, output's and node's details), one invoke on zeros, then XNNPACK (build,
+allocate, one invoke). The child sends each stage's outcome (a StageDone) the moment it has it; a child killed by a
+signal becomes one line naming the first stage it did not report, "the LiteRT interpreter crashed loading m.tflite
+(signal 11, SIGSEGV)", and a failed item, and the rest is measured. XNNPACK crashing where the built-in
 kernels did not is reported as XNNPACK's refusal, so the file still runs without it.
 
 One child per file per process: the outcome is remembered by path, size, modification time, inode and a hash of
@@ -21,24 +22,32 @@ then loaded in the calling process only, as before). No TensorFlow import.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import signal
 import subprocess
-import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from tflkit.core.errors import ModelFileError
+from tflkit.core import isolate
+from tflkit.core.errors import ModelFileError, TflkitError
 from tflkit.core.limits import TFLITE_CHECK_BYTES
 
 TIMEOUT_S = 120.0  # a 100 MB model loads and runs once in seconds; a child that takes this long is stuck
-# What the child does, in order; a crash is charged to the first stage without a line.
+# What the child does, in order; a crash is charged to the first stage it did not report.
 STAGES = ("builtin", "builtin_invoke", "xnnpack", "xnnpack_invoke")
 _DOING = {"builtin": "loading", "builtin_invoke": "running", "xnnpack": "applying XNNPACK to",
           "xnnpack_invoke": "running with XNNPACK"}
 _OUTCOMES: dict[tuple, dict] = {}  # (path, size, mtime, inode, runtime) -> {stage: None or why it failed}
+
+
+@dataclass(frozen=True)
+class StageDone:
+    """A stage the child got through: `error` is why the file failed it (None: it passed)."""
+
+    stage: str
+    error: str | None = None
 
 
 def enabled() -> bool:
@@ -65,51 +74,49 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def command(path: Path, runtime: str | None) -> list[str]:
-    return [sys.executable, "-m", "tflkit.tflite.check", str(path)] + (["--runtime", runtime] if runtime else [])
-
-
 def checked(path, runtime: str | None = None, timeout_s: float = TIMEOUT_S) -> dict:
     """{stage: None, or why it failed} for every stage in STAGES, from one child process (remembered per file)."""
     path = Path(path)
     key = _key(path, runtime)
     if key in _OUTCOMES:
         return _OUTCOMES[key]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    stderr = ""
-    try:
-        done = subprocess.run(command(path, runtime), capture_output=True, text=True, errors="replace",
-                              timeout=timeout_s, env=env, check=False)
-        stdout, stderr, code = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        code = None
     outcome = {}
-    for line in stdout.splitlines():
+    env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    with tempfile.TemporaryFile() as stderr:
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("stage") in STAGES:
-            outcome[record["stage"]] = record.get("error")
+            isolate.call(load_stages, str(path), runtime, memory_bytes=memory_cap(path), timeout=timeout_s, env=env,
+                         on_message=lambda done: outcome.__setitem__(done.stage, done.error),
+                         stdout=subprocess.DEVNULL, stderr=stderr)
+            failure = None
+        except Exception as exc:  # noqa: BLE001 - Crashed, or whatever the child raised: the file failed that stage
+            failure = exc
+        stderr.seek(0)
+        err = stderr.read().decode(errors="replace")
     pending = [s for s in STAGES if s not in outcome]
     if pending:
-        doing = _DOING[pending[0]]
-        if code is None:
-            why = f"the LiteRT interpreter did not finish {doing} {path.name} in {timeout_s:.0f} s"
-        elif code < 0:
-            why = f"the LiteRT interpreter crashed {doing} {path.name} ({_signal_name(-code)})"
-        else:
-            last = (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
-            why = f"the LiteRT interpreter failed {doing} {path.name}: {last[:200]}"
-        if code is not None and (-code in (signal.SIGABRT, signal.SIGKILL) or "bad_alloc" in stderr
-                                 or "MemoryError" in stderr):
-            why += (f"; it may have wanted more than the {memory_cap(path) / (1 << 30):.1f} GiB a load may take "
-                    f"({TFLITE_CHECK_BYTES.env}=N plus 4x the file's size)")
+        why = _why(path, _DOING[pending[0]], failure, err, timeout_s)
         for stage in pending:  # what did not run is not known to be safe
             outcome[stage] = why
     _OUTCOMES[key] = outcome
     return outcome
+
+
+def _why(path: Path, doing: str, failure: BaseException | None, stderr: str, timeout_s: float) -> str:
+    code = failure.code if isinstance(failure, isolate.Crashed) else 1
+    if code is None:
+        return f"the LiteRT interpreter did not finish {doing} {path.name} in {timeout_s:.0f} s"
+    if code < 0:
+        why = f"the LiteRT interpreter crashed {doing} {path.name} ({_signal_name(-code)})"
+    else:
+        if failure is None or isinstance(failure, isolate.Crashed):
+            last = (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
+        else:
+            last = f"{type(failure).__name__}: {failure}".rstrip(": ")
+        why = f"the LiteRT interpreter failed {doing} {path.name}: {last[:200]}"
+    if -code in (signal.SIGABRT, signal.SIGKILL) or isinstance(failure, MemoryError) or "bad_alloc" in stderr:
+        why += (f"; it may have wanted more than the {memory_cap(path) / (1 << 30):.1f} GiB a load may take "
+                f"({TFLITE_CHECK_BYTES.env}=N plus 4x the file's size)")
+    return why
 
 
 def memory_cap(path) -> int:
@@ -134,10 +141,6 @@ def require_loadable(path, xnnpack: bool, runtime: str | None = None) -> None:
                 raise XnnpackRefusedError(outcome[stage])
 
 
-def _stage(name: str, error: str | None) -> None:
-    print(json.dumps({"stage": name, "error": error}), flush=True)
-
-
 def _invoke_once(interpreter) -> str | None:
     """One invoke on zeros; the runtime's own refusal (RuntimeError) is not a crash and is the caller's to meet."""
     import numpy as np
@@ -153,49 +156,31 @@ def _invoke_once(interpreter) -> str | None:
     return None
 
 
-def child(path, runtime: str | None = None) -> int:
-    """In the child: one JSON line per stage, flushed before the next stage can crash."""
-    from tflkit.core.errors import TflkitError
+def load_stages(path: str, runtime: str | None = None) -> None:
+    """In the child: each stage's StageDone, sent before the next stage can crash."""
     from tflkit.tflite.runtime import XnnpackRefusedError, load_interpreter
+
+    def done(stage: str, error: str | None = None) -> None:
+        isolate.send(StageDone(stage, error))
 
     try:
         interpreter = load_interpreter(path, threads=1, xnnpack=False, runtime=runtime, isolate=False)
     except TflkitError as exc:
         for stage in STAGES:
-            _stage(stage, str(exc))
-        return 0
-    _stage("builtin", None)
-    _stage("builtin_invoke", _invoke_once(interpreter))
+            done(stage, str(exc))
+        return
+    done("builtin")
+    done("builtin_invoke", _invoke_once(interpreter))
     del interpreter
     try:
         interpreter = load_interpreter(path, threads=1, xnnpack=True, runtime=runtime, isolate=False)
     except XnnpackRefusedError as exc:
-        _stage("xnnpack", str(exc))
-        _stage("xnnpack_invoke", str(exc))
-        return 0
+        done("xnnpack", str(exc))
+        done("xnnpack_invoke", str(exc))
+        return
     except TflkitError as exc:  # XNNPACK failing some other way: the built-in kernels still take the file
-        _stage("xnnpack", f"XNNPACK refused {Path(path).name}: {exc}")
-        _stage("xnnpack_invoke", f"XNNPACK refused {Path(path).name}: {exc}")
-        return 0
-    _stage("xnnpack", None)
-    _stage("xnnpack_invoke", _invoke_once(interpreter))
-    return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tflkit.tflite.check", description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--runtime")
-    args = parser.parse_args(argv)
-    import resource
-
-    from tflkit.core.process import die_with_parent
-
-    die_with_parent()
-    cap = memory_cap(args.model)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    return child(args.model, args.runtime)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        done("xnnpack", f"XNNPACK refused {Path(path).name}: {exc}")
+        done("xnnpack_invoke", f"XNNPACK refused {Path(path).name}: {exc}")
+        return
+    done("xnnpack")
+    done("xnnpack_invoke", _invoke_once(interpreter))
