@@ -22,7 +22,7 @@ from pathlib import Path
 from android_bench.adb import Adb, DeviceFacts
 from android_bench.parser import parse_log
 from tflkit.core.errors import DeviceError, UsageError
-from tflkit.core.fileio import sha256_file
+from tflkit.core.fileio import atomic_path, sha256_file
 
 REMOTE_DIR = "/data/local/tmp/tflkit"
 REMOTE_BINARY = f"{REMOTE_DIR}/benchmark_model"
@@ -135,8 +135,6 @@ def download_prebuilt(
     url_template: str | None = None,
 ) -> Path:
     """The cached official prebuilt for `suffix`, downloading it once."""
-    from tflkit.core.fileio import atomic_path
-
     cache_dir = cache_dir or default_cache_dir()
     target = cache_dir / f"android_{suffix}_benchmark_model"
     if target.is_file() and elf_machine(target) is not None:

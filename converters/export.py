@@ -31,13 +31,26 @@ import numpy as np
 from converters.calibration import DEFAULT_CALIB_SAMPLES, calibration_images, calibration_indices
 from converters.convert import ConversionError, export_saved_model
 from converters.isolated import ConverterPool, IsolatedConverter
-from converters.qat import FineTuneSettings
+from converters.model_card import build_card, model_normalization, write_card
+from converters.pruning import pruned_model
+from converters.qat import FineTuneSettings, float_fine_tuned, qat_model
 from converters.recipes import DEFAULT_RECIPES, resolve_recipes
-from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES
+from converters.twin import TfmotError, save_for_conversion
+from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES, validate
 from tflkit.core.errors import ModelFileError
 from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
 from tflkit.core.results import ExportResult
 from tflkit.core.run import Run, validation_path
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.data import load_dataset
+from tflkit.data.check import screen_images
+from tflkit.data.pipeline import load_images
+from tflkit.models import get_spec
+from tflkit.tflite.describe import file_figures
+from tflkit.tflite.inspect import gzip_size, weight_sparsity
+from tflkit.tflite.model import TFLiteClassifier
+from tflkit.training.evaluation import load_keras_model, topk_accuracy
+from tflkit.training.loop import train_subset
 
 MAX_CONVERT_WORKERS = 2  # conversions in flight at once (each its own process); the demo machine has 2 cores
 
@@ -53,8 +66,6 @@ class HeldOut:
     logits: np.ndarray | None
 
     def top1(self, logits: np.ndarray) -> float:
-        from tflkit.training.evaluation import topk_accuracy
-
         return topk_accuracy(logits, self.labels, 1)
 
 
@@ -112,18 +123,11 @@ def export_run(run, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CALIB_
     if not todo:
         return [done[r.name] for r in recipes]
 
-    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
-    from converters.model_card import model_normalization
-    from tflkit.data import load_dataset
-    from tflkit.data.pipeline import load_images
-    from tflkit.models import get_spec
-    from tflkit.training.evaluation import load_keras_model
 
     model = load_keras_model(run.model_path)
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
-    from tflkit.data.check import screen_images
 
     screen_images(source, strict=config.strict, log=log)  # an unreadable file must not stop calibration
     calib = calib_images
@@ -199,8 +203,6 @@ def _recorded_fp32(recorded: dict) -> Path | None:
 
 def _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp, workers, log,
                 reference=None):
-    from converters.twin import TfmotError
-
     trained = None
     if recipe.prepare is not None:
         if recipe.prepare not in prepared:
@@ -227,8 +229,6 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
     `reference(source, settings)`, when given, adds the figures of the fp32 model fine-tuned alike to the record."""
     from dataclasses import replace
 
-    from converters.twin import save_for_conversion
-    from tflkit.training.loop import train_subset
 
     train = train_subset(source.split("train"), config.train_limit, config.seed)
     source = replace(source, splits={**source.splits, "train": train})
@@ -237,13 +237,9 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
     log(f"prepare  {kind:<22} fine-tune {settings.steps} steps of batch {settings.batch_size} on the run's "
         f"{len(train)} training images")
     if kind == "qat":
-        from converters.qat import qat_model
-
         prepared = qat_model(model, config.model, source, config.image_size, config.small_input, settings,
                              seed=config.seed, log=log)
     elif kind == "prune50":
-        from converters.pruning import pruned_model
-
         prepared = pruned_model(model, config.model, source, config.image_size, config.small_input, settings,
                                 seed=config.seed, log=log)
     else:
@@ -288,8 +284,6 @@ def _finetune_reference(cache: dict, recorded: dict, model, config, source, sett
             log(f"prepare  fp32 fine-tuned alike: top1 {100 * cache[key]['fp32_same_finetune_top1']:.2f}% on "
                 f"{len(held.labels)} {held.split} images, from the {row['recipe']} record")
             return cache[key]
-    from converters.qat import float_fine_tuned
-    from converters.twin import TfmotError
 
     start = time.perf_counter()
     log(f"prepare  fp32 fine-tuned alike: {settings.steps} steps of batch {settings.batch_size}, same data order "
@@ -310,11 +304,6 @@ def _finetune_reference(cache: dict, recorded: dict, model, config, source, sett
 
 def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_samples, config, run: Run, calibration,
                            normalization, log):
-    from converters.model_card import build_card, write_card
-    from converters.validate import validate
-    from tflkit.tflite.describe import file_figures
-    from tflkit.tflite.inspect import gzip_size, weight_sparsity
-
     path = Path(result.path)
     try:
         result.gzip_bytes = gzip_size(path)
@@ -333,7 +322,6 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
                     f"float model's top-1 (worst layer {result.validation['worst_layer'] or 'unknown'}): check this "
                     f"file's test top-1 before deploying it")
             if result.fine_tune and "heldout_images" in result.fine_tune:  # on the images its references scored on
-                from tflkit.tflite.model import TFLiteClassifier
 
                 top1 = held.top1(TFLiteClassifier(path).predict(held.images))
                 result.fine_tune = {**result.fine_tune, "heldout_top1": round(top1, 4)}

@@ -20,14 +20,13 @@ import numpy as np
 
 from converters.convert import ConversionError
 from tflkit.core import isolate
+from tflkit.core.tfenv import quiet_tensorflow
 
 
 def convert_file(saved_model_dir: str, recipe: str, calibration_path: str | None = None) -> bytes:
     """In the worker: one recipe's .tflite bytes (calibration images from an .npy file written once per model, not
     sent again with every recipe). A failure the converter does not document is this recipe's failure too, as a
     crash is: one line, and the other recipes go on."""
-    from tflkit.core.tfenv import quiet_tensorflow
-
     quiet_tensorflow()  # TensorFlow's C++ start-up lines, once per worker, would interleave with the demo's log
     from converters.convert import convert_saved_model
 

@@ -18,15 +18,16 @@ import numpy as np
 
 from tflkit.core.fileio import atomic_write_text, sha256_file
 from tflkit.core.run import card_path
+from tflkit.models import get_spec
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.tflite.arena import arena_bytes
+from tflkit.tflite.inspect import io_details
 
 
 def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_size: int, class_names,
                normalization: dict, calibration: dict | None, fine_tune: dict | None = None,
                dataset: str = "") -> dict:
     """`normalization`: model_normalization() of the Keras model at keras_path (read once per run by the caller)."""
-    from tflkit.models import get_spec
-    from tflkit.tflite.inspect import io_details
-
     spec = get_spec(model)
     io = io_details(tflite_path)
     return {
@@ -61,8 +62,6 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
 
 def model_normalization(keras_model, spec) -> dict:
     """{"name", "mean", "std"} of the model's normalization layer, in 0..255 pixel units (RGB)."""
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     kernel, bias = keras_model.get_layer(NORMALIZE_LAYER).get_weights()  # y = x * kernel + bias
     scale = np.asarray(kernel, np.float64).reshape(-1)
     mean = [round(float(m), 4) for m in -np.asarray(bias, np.float64) / scale]
@@ -73,8 +72,6 @@ def model_normalization(keras_model, spec) -> dict:
 
 
 def _arena_bytes(tflite_path) -> int:
-    from tflkit.tflite.arena import arena_bytes
-
     return arena_bytes(tflite_path)
 
 

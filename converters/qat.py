@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 
 from converters.twin import TfmotError, custom_objects, fine_tune, import_tfmot, tf_keras_twin
+from tflkit.core.errors import UsageError
 
 MAX_AUTO_STEPS = 300  # the default fine-tune: one epoch of the run's own training images, at most this many steps
 
@@ -34,8 +35,6 @@ class FineTuneSettings:
         the run's budget made a small run's QAT file train several times longer than its float model did."""
         if self.steps is not None:
             if self.steps < 1:
-                from tflkit.core.errors import UsageError
-
                 raise UsageError(f"fine-tune steps must be at least 1, got {self.steps}")
             return self
         return replace(self, steps=max(1, min(MAX_AUTO_STEPS, -(-train_images // self.batch_size))))

@@ -23,15 +23,36 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tflkit.bench.host import BenchSettings
+from converters.recipes import DEFAULT_RECIPES
+from tflkit.bench.host import BenchSettings, bench_models, open_input_data
 from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.core.fileio import atomic_path, atomic_write_text
 from tflkit.core.results import BenchResult, EvalResult, ExportResult
 from tflkit.core.run import Run as RunDirectory
 from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import default_data_dir, load_dataset
+from tflkit.data.check import check_dataset
+from tflkit.data.prepare import prepare as fetch
+from tflkit.mcu.boards import BOARDS, read_boards, resolve_boards
+from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB
+from tflkit.mcu.measure import measure
+from tflkit.mcu.tflm import require_tflm
+from tflkit.mcu.vela import VelaTarget, require_vela
 from tflkit.models import get_spec, train_config
+from tflkit.models.summary import describe_models
 from tflkit.pipeline import stages
+from tflkit.pipeline.demo import DemoSettings, StageTimer
+from tflkit.pipeline.demo import demo as run_demo
 from tflkit.pipeline.report import write_report
+from tflkit.pipeline.rows import run_rows
+from tflkit.study.pick import pick as pick_rows
+from tflkit.study.report import write_study_report
+from tflkit.study.rows import study_rows
+from tflkit.study.runner import RunOptions, run_study
+from tflkit.study.spec import EXAMPLE, load_study
+from tflkit.study.store import STUDY_DB, open_store
+from tflkit.tflite.describe import describe
+from tflkit.tune.search import TuneSettings, run_search
 
 
 @dataclass
@@ -53,8 +74,6 @@ class Run(RunDirectory):
         """Convert, validate and document `recipes` (names from `tflkit recipes`; default: the four main ones).
         `force`: convert again recipes already converted with the same settings. `options`:
         converters.export.export_run's (calib_samples, fine_tune, validate_samples, tensor_samples)."""
-        from converters.recipes import DEFAULT_RECIPES
-
         return stages.convert(self, list(recipes or DEFAULT_RECIPES), skip_done=not force, log=log, **options)
 
     def evaluate(self, files=None, *, split: str = "test", limit: int | None = None, log=None) -> list[EvalResult]:
@@ -82,8 +101,6 @@ class Run(RunDirectory):
 
     def rows(self) -> list[dict]:
         """The report's rows (tflkit.pipeline.rows: the columns a study's results have too)."""
-        from tflkit.pipeline.rows import run_rows
-
         return run_rows(self)
 
 
@@ -117,7 +134,6 @@ def evaluate(paths, dataset: str, *, data_dir=None, split: str = "test", seed: i
     """Top-1/top-5 of any .keras or .tflite files (tflkit's or anyone's) on a dataset split. A file inside a run has
     its whole test-split score recorded there. `preprocessing`: tflkit.data.preprocess.from_flags' (None: each
     model's own, from its card or metadata, else assumed and said)."""
-    from tflkit.data import load_dataset
     from tflkit.training.evaluation import evaluate as score
 
     _require_files(paths)
@@ -142,8 +158,6 @@ def bench(paths, threads=(1,), *, runs: int = 50, warmup: int = 5, min_seconds: 
           preprocessing=None, log=None) -> list[BenchResult]:
     """Latency of any .tflite files with LiteRT in this process (a file that fails is a row with its status). A file
     inside a run has its figures recorded there."""
-    from tflkit.bench.host import bench_models, open_input_data
-
     _require_files(paths)  # a typo in a path: nothing to measure. A corrupt file is a failed row.
     settings = BenchSettings(runs=runs, warmup=warmup, min_seconds=min_seconds, xnnpack=xnnpack, runtime=runtime)
     images = open_input_data(input_data, data_dir=data_dir, count=input_images, preprocessing=preprocessing, log=log)
@@ -160,8 +174,6 @@ def demo(out="runs/demo", *, fresh: bool = False, log=print, **settings):
     Returns (the report's markdown, its rows, seconds per stage)."""
     import json
 
-    from tflkit.pipeline.demo import DemoSettings, StageTimer
-    from tflkit.pipeline.demo import demo as run_demo
 
     settings = replace(DemoSettings(), **settings)
     get_spec(settings.model)  # a typo must not cost the old run
@@ -175,8 +187,6 @@ def demo(out="runs/demo", *, fresh: bool = False, log=print, **settings):
 
 def models(include_test: bool = False, macs: bool = True) -> list[dict]:
     """Every registered architecture: input size, parameters, MACs, and the reference they are checked against."""
-    from tflkit.models.summary import describe_models
-
     return describe_models(include_test=include_test, compute_macs=macs)
 
 
@@ -185,11 +195,7 @@ def dataset(spec: str, *, data_dir=None, seed: int = 0, check: bool = False, pre
     """What a dataset source holds (splits, classes, image size, notes). `prepare`: download the official archive
     (or unpack `archive`) into `data_dir` first. `check`: decode every image; the result's `check` lists unreadable
     files and empty classes."""
-    from tflkit.data import default_data_dir, load_dataset
-
     if prepare:
-        from tflkit.data.prepare import prepare as fetch
-
         data_dir = data_dir or default_data_dir()
         fetch(spec, Path(data_dir), source=archive, log=log or _quiet)
     elif archive:
@@ -199,8 +205,6 @@ def dataset(spec: str, *, data_dir=None, seed: int = 0, check: bool = False, pre
     source = load_dataset(spec, data_dir=data_dir, seed=seed, allow_empty_classes=check)
     info = source.describe()
     if check:
-        from tflkit.data.check import check_dataset
-
         info["check"] = check_dataset(source, log=log or _quiet)
     return info
 
@@ -223,8 +227,6 @@ def import_weights(path, model: str, out, *, image_size: int | None = None, num_
 
 def boards(boards_file=None) -> list[dict]:
     """The microcontroller boards tflkit fits files to (built-in, plus a user's YAML), with a source per figure."""
-    from tflkit.mcu.boards import BOARDS, read_boards
-
     extra = read_boards(boards_file) if boards_file else {}
     return [b.to_dict() for b in {**BOARDS, **extra}.values()]
 
@@ -235,12 +237,6 @@ def mcu(paths, *, boards=None, boards_file=None, ethos_u=(), dataset: str | None
     """Each .tflite under TensorFlow Lite Micro (refusal named, or its exact arena; top-1 with `dataset`), Vela for
     each Ethos-U target, the fit on each board (tflkit.mcu.measure): McuResult per file, Failed for an unreadable
     one. A file inside a run has its record kept there (unless scored on a subset)."""
-    from tflkit.mcu.boards import resolve_boards
-    from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB
-    from tflkit.mcu.measure import measure
-    from tflkit.mcu.tflm import require_tflm
-    from tflkit.mcu.vela import VelaTarget, require_vela
-
     chosen = resolve_boards(boards or (), boards_file)
     targets = [VelaTarget.parse(spec) for spec in ethos_u]
     require_tflm()
@@ -251,8 +247,6 @@ def mcu(paths, *, boards=None, boards_file=None, ethos_u=(), dataset: str | None
         raise UsageError(f"--data-dir: no such directory: {data_dir}")
     source = None
     if dataset:
-        from tflkit.data import load_dataset
-
         source = load_dataset(dataset, data_dir=data_dir, seed=seed)
     results = []
     for path in paths:
@@ -278,15 +272,11 @@ class Study:
 
     @classmethod
     def load(cls, path) -> Study:
-        from tflkit.study.spec import load_study
-
         return cls(path, load_study(path))
 
     @staticmethod
     def init(path, force: bool = False) -> Path:
         """Write a commented example study file to `path`."""
-        from tflkit.study.spec import EXAMPLE
-
         path = Path(path)
         if path.exists() and not force:
             raise UsageError(f"{path} exists; pass --force to overwrite it")
@@ -300,8 +290,6 @@ class Study:
             **options):
         """Run (or resume) the study into `out`; returns its StudySummary. `options`: tflkit.study.runner.RunOptions'
         other fields (retry_failed, remeasure, cells, max_steps, allow_changes)."""
-        from tflkit.study.runner import RunOptions, run_study
-
         run_options = RunOptions(executor=executor, jobs=jobs, ray_address=ray_address, **options)
         return run_study(self.path, out, run_options, log=log or _quiet)
 
@@ -309,8 +297,6 @@ class Study:
     def report(out, *, more=(), into=None, log=None) -> dict:
         """Write the study's report.html/.md/.csv/.json into `out` (with `more` study directories, one report of
         them all into `into`); returns their paths by kind."""
-        from tflkit.study.report import write_study_report
-
         for study_dir in (out, *more):
             _require_study_dir(study_dir)
         return write_study_report(out, log=log or _quiet, more=tuple(more), into=into)
@@ -320,10 +306,6 @@ def pick(study_dir, **constraints) -> dict:
     """`tflkit pick` on a study directory: {"feasible" (best first), "pareto", "excluded", "constraints"}.
     `constraints`: tflkit.study.pick.pick's (target, threads, delegate, max_latency_ms, max_size_mb, min_top1,
     max_arena_kb, max_rss_mb, max_flash_kb, dataset, recipes, boards)."""
-    from tflkit.study.pick import pick as pick_rows
-    from tflkit.study.rows import study_rows
-    from tflkit.study.store import open_store
-
     _require_study_dir(study_dir)
     with open_store(study_dir) as store:
         return pick_rows(study_rows(store), **constraints)
@@ -332,16 +314,12 @@ def pick(study_dir, **constraints) -> dict:
 def tune(model: str, dataset: str, out, *, log=print, **settings):
     """An Optuna search over `model`'s hyperparameters and augmentation (tflkit.tune): returns the Optuna study.
     `settings`: tflkit.tune.search.TuneSettings' fields (trials, space, storage, objective, epochs, ...)."""
-    from tflkit.tune.search import TuneSettings, run_search
-
     return run_search(TuneSettings(model=model, dataset=dataset, out=str(out), **settings), log=log)
 
 
 def inspect(path, layers: bool = False) -> dict:
     """What `tflkit inspect` shows of a .tflite: ops and dtypes, I/O quantization, size, MACs, parameters,
     XNNPACK partitions, planned arena (`layers`: MACs per node)."""
-    from tflkit.tflite.describe import describe
-
     if not Path(path).is_file():  # a missing input is a usage error (exit 2); a corrupt file is exit 1
         raise UsageError(f"model file not found: {path}")
     return describe(path, layers=layers)
@@ -355,8 +333,6 @@ def _require_files(paths, what: str = "model file") -> None:
 
 
 def _require_study_dir(path) -> None:
-    from tflkit.study.store import STUDY_DB
-
     if not (Path(path) / STUDY_DB).is_file():
         raise UsageError(f"{path} is not a study directory (no {STUDY_DB}); run `tflkit study run STUDY.yaml --out "
                          f"{path}` first")

@@ -25,10 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.bench.memprobe import rss_delta_mb
 from tflkit.core import isolate
 from tflkit.core.errors import DatasetError, TflkitError, UsageError, unknown_choice
 from tflkit.core.machine import cpu_name
 from tflkit.core.results import BenchResult
+from tflkit.data import SOURCES, load_dataset, parse_spec
+from tflkit.data.preprocess import for_model
+from tflkit.tflite.arena import arena_bytes
+from tflkit.tflite.macs import count_macs
+from tflkit.tflite.model import quantize
 from tflkit.tflite.runtime import (
     XnnpackRefusedError,
     check_tflite_file,
@@ -105,8 +111,6 @@ class InputImages:
         """The Preprocessing `tflkit eval` would use for the model at `path` (resolved, and any note said, once)."""
         key = str(Path(path).resolve())
         if key not in self._preps:
-            from tflkit.data.preprocess import for_model
-
             self._preps[key] = for_model(path, self.preprocessing, log=self.log or (lambda *_: None))
         return self._preps[key]
 
@@ -117,7 +121,6 @@ class InputImages:
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
             raise UsageError(f"input {detail['name']!r} of shape {shape} is not a square RGB image batch "
                              f"(N, S, S, 3); use random inputs")
-        from tflkit.tflite.model import quantize
 
         images = self.pixels(shape[1])
         if preprocessing is not None:
@@ -142,7 +145,6 @@ def open_input_data(spec: str | None, data_dir=None, seed: int = 0, count: int |
                 raise UsageError(f"{flag} is only read with --input-data DATASET (the inputs are random)")
         return None
     count = DEFAULT_INPUT_IMAGES if count is None else count
-    from tflkit.data import SOURCES, load_dataset, parse_spec
 
     name, _ = parse_spec(spec)
     if name not in SOURCES and name != "auto":
@@ -258,21 +260,16 @@ def _model_figures(path, settings: BenchSettings, with_macs: bool, with_memory: 
     """Per-file figures that do not depend on the thread count: MACs, planned arena, resident memory added."""
     figures = {}
     if with_macs:
-        from tflkit.tflite.macs import count_macs
-
         try:
             figures["macs"] = count_macs(path).macs
         except TflkitError:
             pass
-    from tflkit.tflite.arena import arena_bytes
 
     try:
         figures["arena_bytes"] = arena_bytes(path)
     except TflkitError:
         pass
     if with_memory:
-        from tflkit.bench.memprobe import rss_delta_mb
-
         figures["rss_delta_mb"] = rss_delta_mb(path, xnnpack=settings.xnnpack, runtime=settings.runtime)
     return figures
 

@@ -27,8 +27,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from android_bench.cli import register as register_android
 from tflkit.core.errors import TflkitError, UsageError
 from tflkit.core.reply import JSON_HELP, Reply, item_error
+from tflkit.core.tfenv import filtered_stderr, set_verbose
+from tflkit.core.tfenv import verbose as verbose_env
 
 __all__ = ["Reply", "item_error", "main", "dispatch", "build_parser", "JSON_HELP", "log_line", "require_dir"]
 
@@ -45,7 +48,6 @@ def log_line(line: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from android_bench.cli import register as register_android
     from tflkit.cli import data, inspect, mcu, run, study, tune, weights
 
     parser = OneLineErrorParser(prog="tflkit", description=__doc__.splitlines()[0], epilog=CONVENTION,
@@ -138,9 +140,6 @@ def main(argv=None) -> int:
 def dispatch(args) -> int:
     """Run a parsed subcommand under the convention: TensorFlow's noise filtered (unless --verbose), a TflkitError
     as one line on stderr and its exit code, the JSON envelope under --json."""
-    from tflkit.core.tfenv import filtered_stderr, set_verbose
-    from tflkit.core.tfenv import verbose as verbose_env
-
     verbose = bool(getattr(args, "verbose", False)) or verbose_env()
     set_verbose(verbose)
     as_json = bool(getattr(args, "json", False))

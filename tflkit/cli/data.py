@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tflkit import api
 from tflkit.cli import JSON_HELP, Reply, item_error, log_line
+from tflkit.data.check import check_lines
 
 
 def cmd_models(args) -> Reply:
@@ -20,8 +21,6 @@ def cmd_models(args) -> Reply:
 
 
 def cmd_data(args) -> Reply:
-    from tflkit.data.check import check_lines
-
     info = api.dataset(args.spec, data_dir=args.data_dir, seed=args.seed, check=args.check, prepare=args.prepare,
                        archive=args.from_file, log=log_line)
     reply = Reply("data", [info])

@@ -7,6 +7,7 @@ import sys
 
 from tflkit import api
 from tflkit.cli import JSON_HELP, Reply, item_error
+from tflkit.study.pick import format_pick
 from tflkit.study.store import STUDY_DB
 
 
@@ -42,8 +43,6 @@ def cmd_study_report(args) -> Reply:
 
 
 def cmd_pick(args) -> Reply:
-    from tflkit.study.pick import format_pick
-
     result = api.pick(args.study_dir, target=args.target, threads=args.threads, delegate=args.delegate,
                       max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, min_top1=args.min_top1,
                       max_arena_kb=args.max_arena_kb, max_rss_mb=args.max_rss_mb, max_flash_kb=args.max_flash_kb,

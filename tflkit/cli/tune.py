@@ -6,14 +6,12 @@ import argparse
 
 from tflkit import api
 from tflkit.cli import JSON_HELP, Reply
-from tflkit.tune.objective import KERAS
+from tflkit.tune.objective import KERAS, Objective
+from tflkit.tune.report import best_trial
+from tflkit.tune.search import count_states
 
 
 def cmd_tune(args) -> Reply:
-    from tflkit.tune.objective import Objective
-    from tflkit.tune.report import best_trial
-    from tflkit.tune.search import count_states
-
     objective = Objective(target=args.objective, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb)
     study = api.tune(args.model, args.dataset, args.out, trials=args.trials, data_dir=args.data_dir, space=args.space,
                      storage=args.storage, study_name=args.study_name, seed=args.seed, epochs=args.epochs,

@@ -22,6 +22,7 @@ import yaml
 
 from tflkit.core.errors import UsageError
 from tflkit.core.fileio import atomic_write_text
+from tflkit.core.limits import YAML_ALIASES, YAML_BYTES, YAML_NODES
 
 _SCALARS = (bool, int, float, str)
 
@@ -127,8 +128,6 @@ def from_dict(cls, data: dict, source: str = "config"):
 def read_yaml(path, what: str = "config file", expected: str = "a mapping of keys to values") -> dict:
     """The mapping in a YAML file (not yet checked against a config class), or a one-line UsageError naming the
     line and column of a syntax error. Every YAML file tflkit reads (--config, study, search space) comes here."""
-    from tflkit.core.limits import YAML_BYTES
-
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{what} not found: {path}")
@@ -151,8 +150,6 @@ def safe_load_bounded(text: str, source):
     """yaml.safe_load, with the composed node graph measured before any Python object is built: more aliases than
     tflkit.core.limits.YAML_ALIASES, or a graph that expands to more nodes than YAML_NODES (a billion-laughs file: 81
     aliases in 396 bytes, 490 million nodes expanded), is a one-line UsageError, in milliseconds."""
-    from tflkit.core.limits import YAML_ALIASES, YAML_NODES
-
     aliases = sum(1 for event in yaml.parse(text, Loader=yaml.SafeLoader) if isinstance(event, yaml.AliasEvent))
     YAML_ALIASES.check(aliases, source)
     loader = yaml.SafeLoader(text)

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 
 from tflkit.core.errors import TflkitError
+from tflkit.core.process import die_with_parent
 
 _HEADER = struct.Struct("!Q")
 _CHILD_PIPE = "TFLKIT_ISOLATE_FD"
@@ -251,7 +252,6 @@ def _sendable(exc: BaseException) -> BaseException:
 
 def _child() -> int:
     global _pipe
-    from tflkit.core.process import die_with_parent
 
     parent = os.environ.pop("TFLKIT_ISOLATE_PARENT", None)
     die_with_parent(int(parent) if parent else None)

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tflkit.core.fileio import atomic_write_text
+
 STATUS_OK = "ok"
 
 
@@ -113,8 +115,6 @@ class BenchResult:
 
 
 def save_results(results: list[BenchResult], path: str | Path) -> None:
-    from tflkit.core.fileio import atomic_write_text
-
     atomic_write_text(path, json.dumps([r.to_dict() for r in results], indent=2) + "\n")
 
 

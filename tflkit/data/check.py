@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tflkit.core.errors import DatasetError
+from tflkit.core.fileio import atomic_write_text, cache_dir
+from tflkit.core.limits import IMAGE_PIXELS
 
 SHOWN = 3  # file names shown in a one-line summary
 
@@ -37,8 +39,6 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     import json
     import os
 
-    from tflkit.core.fileio import atomic_write_text, cache_dir
-    from tflkit.core.limits import IMAGE_PIXELS
 
     listing = hashlib.sha256(f"max_pixels={IMAGE_PIXELS.value()}\n".encode())  # a raised limit: screened again
     for path in paths:
@@ -68,7 +68,6 @@ def image_header_problem(path) -> str | None:
     names the file)."""
     from PIL import Image, UnidentifiedImageError
 
-    from tflkit.core.limits import IMAGE_PIXELS
 
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # Pillow's own check: ours, stated, instead
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tflkit.core.errors import DatasetError
+from tflkit.data.check import image_header_problem
 from tflkit.data.source import Split
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
@@ -64,7 +65,6 @@ def _probe_size(paths: list[str]) -> int:
     otherwise. Unreadable files are skipped here; training skips (or, --strict, names) them later."""
     from PIL import Image, UnidentifiedImageError
 
-    from tflkit.data.check import image_header_problem
 
     for path in paths[:50]:
         if image_header_problem(path) is not None:  # over the pixel limit: not decoded, not the native size

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from tflkit.core.config import from_dict, read_yaml
 from tflkit.core.errors import UsageError, unknown_choice
+from tflkit.mcu.vela import VelaTarget
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ def read_boards(path) -> dict[str, Board]:
             if getattr(board, key) <= 0:
                 raise UsageError(f"{path}: board {name}: {key} must be above 0, got {getattr(board, key)}")
         if board.ethos_u:
-            from tflkit.mcu.vela import VelaTarget
-
             VelaTarget.parse(board.ethos_u)
         out[board.name] = board
     return out

@@ -9,8 +9,10 @@ from pathlib import Path
 from tflkit.core.errors import ModelFileError
 from tflkit.mcu.boards import Board
 from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB, Fit, fit, npu_problem, reserves_note
-from tflkit.mcu.tflm import TflmCheck, check
+from tflkit.mcu.tflm import VELA_OP, TflmCheck, check, custom_ops
 from tflkit.mcu.vela import VelaResult, VelaTarget, compile_model
+from tflkit.tflite.arena import arena_bytes
+from tflkit.tflite.runtime import check_tflite_file
 
 
 @dataclass
@@ -41,8 +43,6 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
     """Measure `path` for the MCU: `source` (a dataset) adds top-1 under TFLM on `split` (`limit`: a stratified
     subset); `targets` and the boards' own NPUs get Vela; every board gets a fit. A file that is not a TFLite
     flatbuffer is a ModelFileError; one TFLM refuses is a result with runs False and its reason."""
-    from tflkit.tflite.runtime import check_tflite_file
-
     log = log or (lambda *_: None)
     path = check_tflite_file(path)
     tflm: TflmCheck = check(path)
@@ -58,7 +58,6 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
     if tflm.runs and source is not None:
         result.eval = _evaluate(path, source, split, limit, preprocessing, labels, seed, log)
     all_targets = list(dict.fromkeys([*targets, *(VelaTarget.parse(b.ethos_u) for b in boards if b.ethos_u)]))
-    from tflkit.mcu.tflm import VELA_OP, custom_ops
 
     if VELA_OP in custom_ops(path):  # already compiled for an NPU: Vela on it again means nothing
         all_targets = []
@@ -72,8 +71,6 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
 
 
 def _planned(path) -> int | None:
-    from tflkit.tflite.arena import arena_bytes
-
     try:
         return arena_bytes(path)
     except (ValueError, RuntimeError, ModelFileError):

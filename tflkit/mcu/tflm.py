@@ -25,6 +25,9 @@ import numpy as np
 from tflkit.core import isolate
 from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.mcu import tflm_child
+from tflkit.tflite.inspect import float_ops, op_counts
+from tflkit.tflite.model import dequantize, quantize
+from tflkit.tflite.runtime import load_interpreter
 
 MAX_ARENA = 256 * 1024 * 1024  # the largest arena tried: far above any MCU's SRAM; untouched pages cost nothing
 ARENA_ALIGNMENT = 16  # declare it `alignas(16) uint8_t tensor_arena[N]`: the alignment this search ran with
@@ -123,8 +126,6 @@ class TflmCheck:
 def check(path) -> TflmCheck:
     """Run `path` under TFLM: refused (and why), or the exact arena. A file that is not there is a UsageError; one
     that is not a readable TFLite model (LiteRT cannot load it either) is a ModelFileError."""
-    from tflkit.tflite.runtime import load_interpreter
-
     require_tflm()
     path = Path(path)
     if not path.is_file():
@@ -209,8 +210,6 @@ def custom_ops(path) -> list[str]:
 
 def io_notes(path) -> list[str]:
     """What a user deploying this file to an MCU should know about its tensors' types."""
-    from tflkit.tflite.inspect import float_ops, op_counts
-
     try:
         ops, computing_in_float = op_counts(path), float_ops(path)
     except (ValueError, RuntimeError, ModelFileError):
@@ -228,8 +227,6 @@ class TFLMClassifier:
     as tflkit.tflite.model.TFLiteClassifier is for LiteRT."""
 
     def __init__(self, path, arena_bytes: int | None = None):
-        from tflkit.tflite.runtime import load_interpreter  # the quantization parameters, read the same way as LiteRT's
-
         require_tflm()
         self.path = Path(path)
         interpreter = load_interpreter(path, xnnpack=False)
@@ -242,8 +239,6 @@ class TFLMClassifier:
         return int(self.input["shape"][1])
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        from tflkit.tflite.model import dequantize, quantize
-
         outputs = []
         for start in range(0, len(images), CHUNK):
             chunk = quantize(images[start:start + CHUNK], self.input)

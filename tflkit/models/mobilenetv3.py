@@ -13,7 +13,7 @@ from tflkit.models.layers import (
     normalize,
     squeeze_excite,
 )
-from tflkit.models.registry import register_model
+from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 # torchvision uses BatchNorm(eps=0.001, momentum=0.01); Keras' momentum is PyTorch's complement.
 _BN = dict(bn_eps=1e-3, bn_momentum=0.99)
@@ -52,8 +52,6 @@ def _inverted_residual(x, kernel, expanded, out, use_se, act, stride, keras, nam
 
 def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, num_classes, input_size, small_input,
                       keras, width=1.0, dropout=0.2, name="mobilenetv3"):
-    from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
-
     inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
     stem_stride = 1 if small_input else 2

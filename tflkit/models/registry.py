@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tflkit.core.config import from_dict
-from tflkit.core.errors import unknown_choice
+from tflkit.core.errors import UsageError, unknown_choice
 from tflkit.core.trainconfig import TrainConfig
 
 # Every model takes raw 0..255 RGB pixels and normalizes as its first layer, so a deployed .tflite eats camera
@@ -121,8 +121,6 @@ def create_model(
         import keras as keras_module
     input_size = input_size or spec.default_input_size
     if input_size < 32:
-        from tflkit.core.errors import UsageError
-
         raise UsageError(f"input size {input_size} is too small; models take 32x32 and up")
     return spec.builder(
         num_classes=num_classes or spec.default_num_classes,

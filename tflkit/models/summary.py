@@ -19,21 +19,20 @@ import json
 import math
 from pathlib import Path
 
+from tflkit.core.fileio import atomic_write_text, cache_dir
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.models import layers, registry
 from tflkit.models.registry import count_params, create_model, get_spec, list_models
 
 SHIPPED = Path(__file__).with_name("shipped_summary.json")
 
 
 def default_cache_path() -> Path:
-    from tflkit.core.fileio import cache_dir
-
     return cache_dir() / "model_summary.json"
 
 
 def describe_models(include_test: bool = False, compute_macs: bool = False, cache_path=None, names=None) -> list[dict]:
     """Rows for every registered model (or `names`). `macs` is None unless cached or `compute_macs` is set."""
-    from tflkit.core.fileio import atomic_write_text
-
     cache_path = Path(cache_path) if cache_path else default_cache_path()
     cache = _read_cache(cache_path)
     shipped = _read_cache(SHIPPED)
@@ -66,8 +65,6 @@ def describe_models(include_test: bool = False, compute_macs: bool = False, cach
 
 
 def _measure(name, compute_macs, entry):
-    from tflkit.core.tfenv import quiet_tensorflow
-
     quiet_tensorflow()
     import keras
 
@@ -120,7 +117,6 @@ def _cache_key(name) -> str:
     spec = get_spec(name)
     import sys
 
-    from tflkit.models import layers, registry
 
     modules = (inspect.getmodule(spec.builder), layers, registry, sys.modules[__name__])
     source = "".join(inspect.getsource(m) for m in modules)
@@ -137,8 +133,6 @@ def _read_cache(path: Path) -> dict:
 
 def write_shipped(path: Path = SHIPPED) -> dict:
     """Measure every registered model (MACs included) and write the rows the package carries."""
-    from tflkit.core.fileio import atomic_write_text
-
     rows = {_cache_key(name): _measure(name, True, None) for name in list_models(include_test=True)}
     atomic_write_text(path, json.dumps(rows, indent=1, sort_keys=True) + "\n")
     return rows

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 from tflkit.bench.host import BenchSettings
 from tflkit.core.run import Run
+from tflkit.data import load_dataset
+from tflkit.models import get_spec, train_config
 from tflkit.pipeline import stages
 from tflkit.pipeline.report import write_report
 
@@ -56,9 +58,6 @@ class DemoSettings:
 
 def demo(out_dir, settings: DemoSettings = DemoSettings(), log=print, timer: StageTimer | None = None) -> str:
     """Train on the embedded shapes dataset, convert under every recipe, evaluate, benchmark, report."""
-    from tflkit.data import load_dataset
-    from tflkit.models import get_spec, train_config
-
     timer = timer or StageTimer()
     run = Run(out_dir)
     with timer("data"):

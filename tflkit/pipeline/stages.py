@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from android_bench.runner import bench
 from tflkit.bench.host import BenchSettings, bench_files
 from tflkit.core import isolate
 from tflkit.core.errors import TflkitError
@@ -21,6 +22,10 @@ from tflkit.core.fileio import sha256_file
 from tflkit.core.results import BenchResult, EvalResult, ExportResult
 from tflkit.core.run import Run
 from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import load_dataset
+from tflkit.mcu.boards import resolve_boards
+from tflkit.mcu.measure import measure
+from tflkit.mcu.vela import VelaTarget
 
 Log = Callable[[str], None]
 
@@ -111,8 +116,6 @@ def bench_phone(run: Run, files, serial: str, *, threads=(1, 4), delegates=("cpu
                 logs_dir=None, log: Log | None = None) -> list[BenchResult]:
     """benchmark_model on the phone `serial` over adb (android_bench), each file at each thread count and
     delegate; recorded in the run's bench/android.json."""
-    from android_bench.runner import bench
-
     results = bench([str(f) for f in files], [serial], threads=threads, delegates=delegates, runs=runs,
                     logs_dir=logs_dir, progress=log or _quiet)
     run.record_phone_bench(results)
@@ -122,10 +125,6 @@ def bench_phone(run: Run, files, serial: str, *, threads=(1, 4), delegates=("cpu
 def measure_mcu(run: Run, files, settings, source=None, *, log: Log | None = None) -> list[dict]:
     """TFLite Micro (exact arena, top-1 under its reference kernels), Vela per Ethos-U target and the fit on every
     board (tflkit.mcu.measure), for each file; `settings` a study's Mcu block. Recorded in the run's mcu.json."""
-    from tflkit.mcu.boards import resolve_boards
-    from tflkit.mcu.measure import measure
-    from tflkit.mcu.vela import VelaTarget
-
     boards = resolve_boards(settings.boards, settings.boards_file)
     targets = [VelaTarget.parse(t) for t in settings.ethos_u]
     results = []
@@ -139,8 +138,6 @@ def measure_mcu(run: Run, files, settings, source=None, *, log: Log | None = Non
 
 
 def _source(run: Run):
-    from tflkit.data import load_dataset
-
     config = run.config
     return load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tflkit.core import isolate
 from tflkit.core.errors import TflkitError, UsageError
+from tflkit.study.runner import thread_budget
 from tflkit.study.spec import cell_dir
 from tflkit.study.worker import run_cell_process
 
@@ -61,8 +62,6 @@ def _last_error(log_path: Path) -> str:
 
 
 def run_local(todo, out_dir, recorder, jobs: int, log) -> None:
-    from tflkit.study.runner import thread_budget
-
     threads = thread_budget(jobs) if jobs > 1 else None
     recipes = json.loads((Path(out_dir) / "study.spec.json").read_text())["recipes"]
     lock = threading.Lock()

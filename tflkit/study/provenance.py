@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from tflkit.core.fileio import atomic_write_text
+
 
 def dataset_checksum(source, cache_dir=None) -> dict:
     """sha256 over every split's labels and pixels (in-memory images) or file bytes (image folders).
@@ -27,7 +29,5 @@ def dataset_checksum(source, cache_dir=None) -> dict:
         splits[name] = {"images": len(split), "sha256": digest.hexdigest()}
     info = {"spec": source.name, "label": source.label, "classes": source.num_classes, "splits": splits}
     if cache is not None:
-        from tflkit.core.fileio import atomic_write_text
-
         atomic_write_text(cache, json.dumps(info, indent=1) + "\n")
     return info

@@ -27,6 +27,7 @@ from pathlib import Path
 from tflkit.core.errors import UsageError
 from tflkit.core.fileio import atomic_write_text
 from tflkit.study.claims import check_claims
+from tflkit.study.plots import make_plots, model_colors
 from tflkit.study.recommend import recommend
 from tflkit.study.rows import columns, study_rows
 from tflkit.study.store import open_store
@@ -87,8 +88,6 @@ def load_studies(dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict], 
 def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path]:
     """The report of the study in `out_dir`, written there; with `more` study directories, one report of them all,
     written to `into` (a directory of its own, so that no study's own report is overwritten)."""
-    from tflkit.study.plots import make_plots, model_colors
-
     dirs = [Path(out_dir), *map(Path, more)]
     twice = [d for i, d in enumerate(dirs) if d.resolve() in {e.resolve() for e in dirs[:i]}]
     if twice:

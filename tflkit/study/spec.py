@@ -14,9 +14,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from converters.recipes import RECIPES
 from tflkit.core.config import read_yaml
 from tflkit.core.errors import UsageError
-from tflkit.models import train_config
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import SOURCES, parse_spec
+from tflkit.mcu.boards import resolve_boards
+from tflkit.mcu.vela import VelaTarget
+from tflkit.models import get_spec, train_config
 from tflkit.study.schema import build, to_plain
 
 # TrainConfig keys a study sets per cell itself (from the cell's model, dataset and regime)
@@ -137,8 +142,6 @@ _FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
 
 
 def _train_defaults() -> dict:
-    from tflkit.core.trainconfig import TrainConfig
-
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
@@ -194,9 +197,6 @@ def _resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
 
 def check_study(spec: StudySpec, where: str = "study") -> None:
     """Everything that can be checked before training: names, data directories, weights files, cell configs."""
-    from converters.recipes import RECIPES
-    from tflkit.models import get_spec
-
     if not spec.models:
         raise UsageError(f"{where}: models: the list is empty")
     if not spec.datasets:
@@ -246,14 +246,10 @@ def check_study(spec: StudySpec, where: str = "study") -> None:
 
 
 def mcu_boards(settings: Mcu) -> list:
-    from tflkit.mcu.boards import resolve_boards
-
     return resolve_boards(settings.boards, settings.boards_file)
 
 
 def _check_mcu(settings: Mcu, where: str) -> None:
-    from tflkit.mcu.vela import VelaTarget
-
     try:
         mcu_boards(settings)
         for target in settings.ethos_u:
@@ -265,8 +261,6 @@ def _check_mcu(settings: Mcu, where: str) -> None:
 
 
 def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
-    from tflkit.data import SOURCES, parse_spec
-
     name, _ = parse_spec(entry.spec)
     if name not in SOURCES:
         raise UsageError(f"{where}: datasets: unknown dataset {entry.spec!r}; choose from: {', '.join(SOURCES)}")

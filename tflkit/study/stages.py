@@ -27,7 +27,10 @@ from tflkit.core.fileio import sha256_file
 from tflkit.core.machine import environment
 from tflkit.core.results import BenchResult, ExportResult
 from tflkit.core.run import Run
+from tflkit.core.tfenv import quiet_tensorflow
 from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import load_dataset
+from tflkit.mcu.vela import vela_version
 from tflkit.pipeline import stages
 from tflkit.pipeline.stages import STAGE_ERRORS, one_line
 from tflkit.study.provenance import dataset_checksum
@@ -71,10 +74,7 @@ def _cpu_seconds() -> float:
 def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, log=print,
              node: str | None = None) -> None:
     """`node`: the Ray node running the cell, recorded with every stage beside the host."""
-    from tflkit.core.tfenv import quiet_tensorflow
-
     quiet_tensorflow()
-    from tflkit.data import load_dataset
 
     run = Run(cell_dir(out_dir, cell.id))
     entry = next(d for d in spec.datasets if d.key == cell.dataset)
@@ -226,7 +226,5 @@ def _latencies(emit, cell_id: str, recipe: str, results: list[BenchResult]) -> d
 
 
 def _vela_version() -> str:
-    from tflkit.mcu.vela import vela_version
-
     return vela_version()
 

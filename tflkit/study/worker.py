@@ -16,6 +16,10 @@ import traceback
 
 from tflkit.core import isolate
 from tflkit.core.errors import TflkitError
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.study.schema import build
+from tflkit.study.spec import StudySpec, build_cells
+from tflkit.study.stages import run_cell
 
 
 def run_cell_process(out_dir: str, cell_id: str, done: list[str], threads: int | None = None,
@@ -24,10 +28,6 @@ def run_cell_process(out_dir: str, cell_id: str, done: list[str], threads: int |
     record is sent to the caller as it happens. `threads`: the cell's thread budget (--jobs N on C cores: C // N
     each; a Ray task's CPU share), None for TensorFlow's own default. `node`: the Ray node it runs on, recorded in
     every stage's provenance."""
-    from tflkit.study.schema import build
-    from tflkit.study.spec import StudySpec, build_cells
-    from tflkit.study.stages import run_cell
-
     with open(os.path.join(out_dir, "study.spec.json")) as f:
         spec = build(StudySpec, json.load(f), "")
     cell = next(c for c in build_cells(spec) if c.id == cell_id)
@@ -47,8 +47,6 @@ def run_cell_process(out_dir: str, cell_id: str, done: list[str], threads: int |
 def _limit_threads(threads: int | None) -> None:
     """Before TensorFlow starts its thread pools: OMP_NUM_THREADS (also inherited by this cell's own children) and
     TensorFlow's intra-op and inter-op pools."""
-    from tflkit.core.tfenv import quiet_tensorflow
-
     if threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads)))
     tf = quiet_tensorflow()

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tflkit.tflite.runtime import load_interpreter
+
 ALIGNMENT = 64  # kDefaultTensorAlignment
 FOREVER = 1 << 62  # a tensor never freed (kNodeNotAssigned as the last node)
 
@@ -174,8 +176,6 @@ def im2col_buffers(interpreter) -> list[Buffer]:
 def arena_plan(path, builtin_scratch: bool = False) -> ArenaPlan:
     """The planned arena of a .tflite file (first subgraph, batch as stored in the file); `builtin_scratch`: with
     the built-in CONV_2D kernels' im2col buffers, as LiteRT lays out its arena without a delegate."""
-    from tflkit.tflite.runtime import load_interpreter
-
     interpreter = load_interpreter(path, xnnpack=False)
     buffers = model_buffers(interpreter)
     if builtin_scratch:

@@ -33,6 +33,7 @@ from pathlib import Path
 from tflkit.core import isolate
 from tflkit.core.errors import ModelFileError, TflkitError
 from tflkit.core.limits import TFLITE_CHECK_BYTES
+from tflkit.tflite.runtime import XnnpackRefusedError, load_interpreter
 
 TIMEOUT_S = 120.0  # a 100 MB model loads and runs once in seconds; a child that takes this long is stuck
 # What the child does, in order; a crash is charged to the first stage it did not report.
@@ -129,8 +130,6 @@ def require_loadable(path, xnnpack: bool, runtime: str | None = None) -> None:
     """Raise what loading `path` would (ModelFileError; XnnpackRefusedError when only XNNPACK fails or crashes),
     learned in a child process, before the calling process loads it. A file that crashes the built-in kernels'
     invoke is refused too: every reader of it would be one invoke away from a dead process."""
-    from tflkit.tflite.runtime import XnnpackRefusedError
-
     outcome = checked(path, runtime)
     for stage in ("builtin", "builtin_invoke"):
         if outcome[stage] is not None:
@@ -158,8 +157,6 @@ def _invoke_once(interpreter) -> str | None:
 
 def load_stages(path: str, runtime: str | None = None) -> None:
     """In the child: each stage's StageDone, sent before the next stage can crash."""
-    from tflkit.tflite.runtime import XnnpackRefusedError, load_interpreter
-
     def done(stage: str, error: str | None = None) -> None:
         isolate.send(StageDone(stage, error))
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from tflkit.tflite.runtime import load_interpreter
+from tflkit.tflite.runtime import delegation_of, load_interpreter, load_interpreter_or_builtin
 
 _FLOAT = {np.float32, np.float16, np.float64}
 # Ops whose job is to convert between float and integer: unavoidable at a float boundary, not a float kernel.
@@ -147,8 +147,6 @@ def parameters(path) -> dict:
 
 def delegation(path, threads: int = 1) -> dict:
     """What XNNPACK takes of the model (tflkit.tflite.runtime.delegation_of), or why it refused it."""
-    from tflkit.tflite.runtime import delegation_of, load_interpreter_or_builtin
-
     interpreter, refused = load_interpreter_or_builtin(path, threads=threads)
     if refused:
         return {"partitions": 0, "delegated_nodes": 0, "total_nodes": None, "reference_ops": None,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tflkit.tflite.runtime import load_interpreter
+
 # One operation per output element. Data movement (RESHAPE, TRANSPOSE, CONCATENATION, slicing, padding) is free.
 _ELEMENTWISE = {
     "ADD", "SUB", "MUL", "DIV", "FLOOR_DIV", "FLOOR_MOD", "POW", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM",
@@ -50,8 +52,6 @@ def count_macs(model_path) -> MacCount:
 def layer_macs(model_path) -> list[dict]:
     """One row per node in execution order: index, op, output name and shape, `macs` (multiply-accumulates for
     dense ops, element operations for the others) and `dense` (whether `macs` counts toward the model's MACs)."""
-    from tflkit.tflite.runtime import load_interpreter
-
     # Without XNNPACK: a delegate would replace the graph's nodes with one opaque node.
     interpreter = load_interpreter(model_path, xnnpack=False)
     details = interpreter.get_tensor_details()

@@ -13,6 +13,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tflkit.core.errors import ModelFileError
+from tflkit.core.limits import LABELS_BYTES, TFLITE_BYTES
+
 METADATA_NAME = "TFLITE_METADATA"
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union: NormalizationOptions is its first member
 TENSOR_AXIS_LABELS = 2  # AssociatedFileType
@@ -124,8 +127,6 @@ def read_metadata(path) -> ModelMetadata | None:
     when a metadata buffer is there but is not a readable ModelMetadata flatbuffer."""
     from flatbuffers import number_types as n
 
-    from tflkit.core.errors import ModelFileError
-    from tflkit.core.limits import TFLITE_BYTES
 
     TFLITE_BYTES.check(Path(path).stat().st_size, path, ModelFileError)
     data = Path(path).read_bytes()
@@ -160,8 +161,6 @@ def read_metadata(path) -> ModelMetadata | None:
 
 def _packed_file(model_bytes: bytes, name: str) -> list[str] | None:
     """tflite-support packs associated files as a zip appended to the model."""
-    from tflkit.core.limits import LABELS_BYTES
-
     try:
         with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
             if archive.getinfo(name).file_size > LABELS_BYTES.value():  # a zip bomb packed as a label file

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tflkit.core.errors import ModelFileError, UsageError
+from tflkit.core.limits import TFLITE_BYTES
 
 RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tf.lite")
 _MODULES = {
@@ -61,8 +62,6 @@ def interpreter_module(runtime: str | None = None):
 def check_tflite_file(path) -> Path:
     """A clear error for a missing, empty, oversized or non-TFLite file before the runtime prints a C++ traceback.
     Reads 8 bytes and the file's size (tflkit.core.limits.TFLITE_BYTES), nothing more."""
-    from tflkit.core.limits import TFLITE_BYTES
-
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")

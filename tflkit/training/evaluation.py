@@ -6,8 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+import tflkit.models  # noqa: F401  (keeps load paths uniform)
+import tflkit.training.schedules  # noqa: F401  (a model saved with a warm-up/cosine lr schedule names this class)
 from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.core.results import EvalResult
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.data.check import screen_images
+from tflkit.data.pipeline import make_dataset
+from tflkit.data.preprocess import class_outputs, for_model, read_labels
+from tflkit.data.splits import holdout_indices
+from tflkit.mcu.tflm import TFLMClassifier
+from tflkit.tflite.model import TFLiteClassifier
+from tflkit.tflite.runtime import load_interpreter
 
 KERAS_BATCH = 256
 
@@ -27,15 +37,12 @@ def load_keras_model(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import zipfile
 
     import keras
 
-    import tflkit.models  # noqa: F401  (keeps load paths uniform)
-    import tflkit.training.schedules  # noqa: F401  (a model saved with a warm-up/cosine lr schedule names this class)
 
     if not zipfile.is_zipfile(path):  # Keras' own message for this case says "File not found"
         raise ModelFileError(f"cannot load Keras model {path}: not a .keras file (not a zip archive)")
@@ -53,13 +60,10 @@ class Predictor:
         if runtime == "tflm":
             if self.path.suffix != ".tflite":
                 raise UsageError(f"cannot run {self.path.name} on TFLite Micro: expected a .tflite file")
-            from tflkit.mcu.tflm import TFLMClassifier
 
             self._tflite = TFLMClassifier(self.path)
             self.image_size = self._tflite.image_size
         elif self.path.suffix == ".tflite":
-            from tflkit.tflite.model import TFLiteClassifier
-
             self._tflite = TFLiteClassifier(self.path, threads=threads)
             self.image_size = self._tflite.image_size
         elif self.path.suffix == ".keras":
@@ -85,8 +89,6 @@ class Predictor:
 def output_shape_problem(path) -> str | None:
     """Why a .tflite is not a classifier eval can score (several outputs, or an output that is not one vector of
     class scores per image), else None."""
-    from tflkit.tflite.runtime import load_interpreter
-
     outputs = load_interpreter(path).get_output_details()
     shapes = [list(map(int, o["shape"])) for o in outputs]
     if len(outputs) != 1:
@@ -109,9 +111,6 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
     computes it; with `compare`, LiteRT scores the same images too and their top-1 agreement is recorded."""
     import time
 
-    from tflkit.data.check import screen_images
-    from tflkit.data.pipeline import make_dataset
-    from tflkit.data.preprocess import class_outputs, for_model, read_labels
 
     log = log or (lambda *_: None)
     name = Path(path).name
@@ -131,8 +130,6 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
         if limit < 1:
             raise UsageError(f"--limit must be 1 or more, got {limit}")
         if limit < len(data):
-            from tflkit.data.splits import holdout_indices
-
             data = data.take(np.sort(holdout_indices(data.labels, limit, seed)))
     if isinstance(labels, (str, Path)):
         labels = read_labels(labels)

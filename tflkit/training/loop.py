@@ -30,16 +30,28 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import replace
 
+import tflkit.training.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
 from tflkit.core.errors import UsageError
 from tflkit.core.fileio import atomic_path, atomic_write_text
+from tflkit.core.machine import environment
 from tflkit.core.run import Run
+from tflkit.core.tfenv import quiet_tensorflow
 from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import load_dataset
+from tflkit.data.augment import make_augment
+from tflkit.data.check import screen_images
+from tflkit.data.pipeline import epoch_order, make_dataset
+from tflkit.data.splits import holdout_indices
+from tflkit.models import count_params, create_model, get_spec
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.models.summary import keras_macs
+from tflkit.training.bn_stats import BatchNormStats
+from tflkit.training.schedules import WarmupSchedule
+from tflkit.training.transfer import load_pretrained
 
 
 def record_environment(run: Run, from_epoch: int, deterministic: bool) -> None:
     """Append this session's machine and versions to environment.json (kept whole: a session per entry)."""
-    from tflkit.core.machine import environment
-
     sessions = json.loads(run.environment_path.read_text()) if run.environment_path.is_file() else []
     sessions.append({"from_epoch": from_epoch, "deterministic": deterministic, **environment()})
     atomic_write_text(run.environment_path, json.dumps(sessions, indent=1) + "\n")
@@ -77,9 +89,6 @@ def stem_note(config: TrainConfig, model) -> str:
     """One line saying which stem the run trains and what an image costs: the CIFAR-style stem (the default at 64 px
     and below) keeps the early feature maps 4x (SqueezeNet) to 16x larger than the ImageNet stem, and images/s drop
     by about that much (benchmarks/results/train_throughput.md); a user should see it before waiting."""
-    from tflkit.models import get_spec
-    from tflkit.models.summary import keras_macs
-
     how = get_spec(config.model).small_input_note.split(":")[0]  # "... (total stride 8 instead of 32)"
     stem = (f"CIFAR-style stem, {how}; --no-small-input: the ImageNet stem"
             if config.small_input else "ImageNet stem")
@@ -143,7 +152,6 @@ class _ChanceWarning:
 def _schedule(config: TrainConfig, lr: float, epochs: int, steps: int):
     if config.lr_schedule == "constant" and not config.warmup_epochs:
         return lr
-    from tflkit.training.schedules import WarmupSchedule
 
     return WarmupSchedule(config.lr_schedule, lr, total_steps=epochs * steps,
                           warmup_steps=int(round(config.warmup_epochs * steps)),
@@ -215,7 +223,6 @@ def float32_copy(path, config: TrainConfig, num_classes: int):
     float32 layers and the same weights, so conversion and evaluation see a plain float32 graph."""
     import keras
 
-    from tflkit.models import create_model
 
     trained = keras.models.load_model(path, compile=False)
     with dtype_policy("float32"):
@@ -253,7 +260,6 @@ def train_subset(split, limit: int | None, seed: int):
     """The stratified, seeded subset of `limit` training images (all of them without a limit)."""
     if not limit or limit >= len(split):
         return split
-    from tflkit.data.splits import holdout_indices
 
     return split.take(holdout_indices(split.labels, limit, seed))
 
@@ -274,16 +280,10 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
     callbacks (e.g. a test's hook that kills the process mid-epoch). `log`: where warnings and data notes go
     (default: stderr)."""
     log = log or _stderr
-    from tflkit.core.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
-    import tflkit.training.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
-    from tflkit.data import load_dataset
-    from tflkit.data.augment import make_augment
-    from tflkit.data.pipeline import epoch_order, make_dataset
-    from tflkit.models import create_model
 
     config.check()
     run = Run(run_dir)
@@ -292,7 +292,6 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             raise UsageError(f"nothing to resume in {run_dir} (no config.yaml)")
         config = run.config
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
-    from tflkit.data.check import screen_images
 
     screen_images(source, strict=config.strict, log=log)  # unreadable image files: skipped (counted) or named
     config = _resolve(config, source)
@@ -321,8 +320,6 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             log(stem_note(config, model))
     pretrained = None
     if not resumed and config.pretrained not in ("none", ""):
-        from tflkit.training.transfer import load_pretrained
-
         # before anything is written: weights that cannot be had (offline, a bad checksum) leave no run directory
         pretrained = load_pretrained(model, config.pretrained, config.model)
     run.save_config(config)
@@ -368,7 +365,6 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             shutil.copyfile(final, tmp)
         else:
             float32_copy(final, config, source.num_classes).save(tmp)
-    from tflkit.models import count_params
 
     run.record_model_info({"params": count_params(model), "input_size": config.image_size,
                            "num_classes": source.num_classes, "class_names": list(source.class_names),
@@ -382,8 +378,6 @@ def _set_phase_trainable(model, phase: str, run: Run, finetune_bn: str = "frozen
     finetune_bn=frozen, the pretrained BatchNorms: switched to batch statistics, they change the function the head
     was fitted to (with a .tflite source's folded BatchNorms, identity ones, CIFAR-10 val top-1 fell from 67% to 21%
     in the first fine-tune epoch)."""
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     frozen = {NORMALIZE_LAYER}  # built frozen: its weights are the pixel normalization, not learned
     loaded = run.pretrained_layers()
     if phase == "head":
@@ -418,7 +412,6 @@ class _Validate:
     def __new__(cls, model, val_ds, stats_ds, stats_batches: int):
         import keras
 
-        from tflkit.training.bn_stats import BatchNormStats
 
         class Validate(keras.callbacks.Callback):
             def __init__(self):

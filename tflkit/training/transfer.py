@@ -20,15 +20,19 @@ import hashlib
 import os
 from pathlib import Path
 
+from tflkit.core.download import fetch
 from tflkit.core.errors import ModelFileError, UsageError
+from tflkit.core.fileio import cache_dir
 from tflkit.core.run import Run
+from tflkit.models import get_spec
+from tflkit.models.pretrained import IMAGENET_SOURCES
+from tflkit.weights.load import load_weights_file, port_keras_applications_mobilenetv3
+from tflkit.weights.pth_port import port_pth
 
 CACHE_ENV = "TFLKIT_WEIGHTS_CACHE"  # where downloaded weights are kept (default ~/.cache/tflkit/weights)
 
 
 def weights_cache_dir() -> Path:
-    from tflkit.core.fileio import cache_dir
-
     return Path(os.environ[CACHE_ENV]).expanduser() if os.environ.get(CACHE_ENV) else cache_dir("weights")
 
 
@@ -59,12 +63,8 @@ def verify_source_file(path, source) -> str:
 
 
 def _source_of(model_name: str):
-    from tflkit.models import get_spec
-
     source = get_spec(model_name).pretrained_source
     if source is None:
-        from tflkit.models.pretrained import IMAGENET_SOURCES
-
         raise UsageError(f"no published ImageNet weights for {model_name} (available for: "
                          f"{', '.join(sorted(IMAGENET_SOURCES))}); pass --pretrained PATH to a weights file or run")
     return source
@@ -81,8 +81,6 @@ def imagenet_weights_path(model_name: str, log=None) -> Path:
 
 
 def download_weights(source, model_name: str, log=None) -> Path:
-    from tflkit.core.download import fetch
-
     offline = (f"cannot download ImageNet weights for {model_name}; fetch {source.url} where a network exists and "
                f"pass --pretrained PATH")
     return fetch(source.url, weights_cache_dir() / source.filename, lambda path: verify_source_file(path, source),
@@ -94,17 +92,11 @@ def load_imagenet(model, model_name: str, log=None) -> dict:
     source = _source_of(model_name)
     path = imagenet_weights_path(model_name, log=log)
     if source.format == "torchvision_pth":
-        from tflkit.weights.pth_port import port_pth
-
         report = port_pth(model, path)
     elif source.format == "keras_applications_h5":
-        from tflkit.weights.load import port_keras_applications_mobilenetv3
-
         loaded, skipped = port_keras_applications_mobilenetv3(model, path)
         report = {"loaded_layers": loaded, "skipped_layers": skipped}
     else:
-        from tflkit.weights.load import load_weights_file
-
         loaded, skipped = load_weights_file(model, path)
         report = {"loaded_layers": loaded, "skipped_layers": skipped}
     return {"source": str(path), "url": source.url, "loaded_layers": report["loaded_layers"],
@@ -113,8 +105,6 @@ def load_imagenet(model, model_name: str, log=None) -> dict:
 
 def load_pretrained(model, spec: str, model_name: str) -> dict:
     """Load `spec` into `model`; returns {"source", "loaded_layers", "skipped_layers"} (for pretrained.json)."""
-    from tflkit.weights.load import load_weights_file
-
     if spec == "imagenet":
         return load_imagenet(model, model_name)
     path = Path(spec).expanduser()

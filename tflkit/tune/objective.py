@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from converters.recipes import get_recipe
 from tflkit.bench.host import BenchSettings
 from tflkit.core.errors import UsageError
 from tflkit.core.run import Run
@@ -30,8 +31,6 @@ class Objective:
 
     def check(self) -> Objective:
         if self.target != KERAS:
-            from converters.recipes import get_recipe
-
             get_recipe(self.target)  # UsageError naming the recipes
         if (self.max_latency_ms is not None or self.max_size_mb is not None) and self.target == KERAS:
             raise UsageError("a latency or size budget is measured on a .tflite: give --objective RECIPE "

@@ -21,6 +21,7 @@ import json
 import warnings
 from pathlib import Path
 
+from tflkit.core.config import save_yaml
 from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
 from tflkit.core.run import Run
 
@@ -70,7 +71,6 @@ def write_best_yaml(trial, settings, space, path) -> None:
     --storage the trial may have run on another machine: then it is rebuilt from the search's settings."""
     from dataclasses import replace
 
-    from tflkit.core.config import save_yaml
 
     run = Run(trial.user_attrs.get("run_dir", ""))
     if run.exists:

@@ -43,7 +43,8 @@ from pathlib import Path
 
 from tflkit.core.errors import TflkitError, UsageError
 from tflkit.core.trainconfig import TrainConfig
-from tflkit.models import train_config
+from tflkit.data import load_dataset
+from tflkit.models import get_spec, train_config
 from tflkit.tune.objective import Objective, TrialFailed, score_run
 from tflkit.tune.space import SearchSpace, default_space, load_space
 
@@ -388,15 +389,12 @@ def run_search(settings: TuneSettings, log=print, source=None):
     space = settings.search_space()
     base = settings.base_config()
     space.check_against(base)
-    from tflkit.models import get_spec
 
     get_spec(settings.model)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings, baseline=space.baseline(base), log=log)
     if source is None:
-        from tflkit.data import load_dataset
-
         source = load_dataset(settings.dataset, data_dir=settings.data_dir, seed=settings.seed)
     if "val" not in source.splits:
         raise UsageError(f"{settings.dataset} has no val split to score trials on (do not disable val carving)")

@@ -15,8 +15,10 @@ import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tflkit.core.config import read_yaml
 from tflkit.core.errors import UsageError
 from tflkit.core.trainconfig import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
+from tflkit.models import get_spec
 
 # What each searchable key is, so a space file is checked before any trial trains.
 FLOAT_KEYS = ("lr", "weight_decay", "label_smoothing", "warmup_epochs", "finetune_lr", "bn_momentum", "step_gamma")
@@ -138,8 +140,6 @@ _FAMILY = {
 
 
 def default_space_dict(model: str, pretrained: bool) -> dict:
-    from tflkit.models import get_spec
-
     family = get_spec(model).family
     return {**_BASE, **_FAMILY.get(family, {}), **(_PRETRAINED if pretrained else {})}
 
@@ -150,8 +150,6 @@ def default_space(model: str, pretrained: bool = False) -> SearchSpace:
 
 def load_space(path, model: str, pretrained: bool = False) -> SearchSpace:
     """The default space for `model` with the file's entries laid over it."""
-    from tflkit.core.config import read_yaml
-
     path = Path(path)
     data = read_yaml(path, what="space file", expected="a mapping of TrainConfig keys to ranges")
     merged = {**default_space_dict(model, pretrained), **data}

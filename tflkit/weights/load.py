@@ -23,7 +23,11 @@ import numpy as np
 from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.core.limits import H5_DATASET_BYTES
 from tflkit.data.safe_pickle import shown
+from tflkit.models import create_model, get_spec
+from tflkit.models.layers import NORMALIZE_LAYER
 from tflkit.models.squeezenet import CAFFE
+from tflkit.weights.pth_port import port_pth
+from tflkit.weights.tflite import import_tflite_weights, model_from_tflite
 
 
 @contextlib.contextmanager
@@ -127,7 +131,6 @@ def port_squeezenet_keras1(model, path) -> list[str]:
     """Load the Keras-1 SqueezeNet file into a tflkit squeezenet1_1; returns the names of the layers loaded."""
     import h5py
 
-    from tflkit.models.layers import NORMALIZE_LAYER
 
     loaded = []
     with _open_h5(path) as f:
@@ -262,13 +265,9 @@ def load_weights_file(model, path) -> tuple[list[str], list[str]]:
             return port_squeezenet_keras1(model, path), []
         named = weights_from_keras2_h5(path)
     elif path.suffix == ".tflite":
-        from tflkit.weights.tflite import import_tflite_weights
-
         report = import_tflite_weights(model, path)
         return report["loaded_layers"], report["skipped_layers"]
     elif path.suffix in (".pth", ".pt"):
-        from tflkit.weights.pth_port import port_pth
-
         report = port_pth(model, path)
         return report["loaded_layers"], report["skipped_layers"]
     else:
@@ -293,8 +292,6 @@ def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[st
     Layers map by name; the head's 1x1 convolutions (`Conv_2`, `Logits`, kernels (1, 1, in, out)) become the
     Dense kernels (in, out). Every layer of the model but the input normalization must be in the file (the file
     holds the float model's own BatchNorm statistics); a classifier for another class count keeps its init."""
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     named = {keras_applications_layer_name(k): v for k, v in weights_from_keras2_h5(path).items()}
     loaded, skipped = [], []
     for layer in model.layers:
@@ -318,15 +315,11 @@ def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[st
 
 def import_weights(path, model_name: str, input_size: int | None = None, num_classes: int | None = None):
     """(model, report) for any supported weights file."""
-    from tflkit.models import create_model, get_spec
-
     path = Path(path)
     get_spec(model_name)  # an unknown name is a one-line UsageError before anything is read
     if not path.is_file():
         raise UsageError(f"weights file not found: {path}")
     if path.suffix == ".tflite":
-        from tflkit.weights.tflite import model_from_tflite
-
         return model_from_tflite(path, model_name, input_size=input_size)
     model = create_model(model_name, num_classes=num_classes, input_size=input_size)
     loaded, skipped = load_weights_file(model, path)

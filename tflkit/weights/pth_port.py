@@ -30,6 +30,9 @@ import numpy as np
 
 from tflkit.core.errors import ModelFileError
 from tflkit.data.safe_pickle import shown
+from tflkit.models import get_spec, list_models
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.weights.pth import load_state_dict
 
 _BN_FIELDS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 CLASSIFIER = "logits"
@@ -159,8 +162,6 @@ def _has(model, name: str) -> bool:
 
 
 def _namer(model, state: dict):
-    from tflkit.models import get_spec, list_models
-
     if model.name not in list_models(include_test=True):
         raise ModelFileError(f"{model.name} is not a registry model; torchvision ports exist for registry layouts")
     family = get_spec(model.name).family
@@ -248,15 +249,11 @@ def port_state_dict(model, state: dict[str, np.ndarray], where: str = "state dic
 
 
 def _frozen_by_design(layer) -> bool:
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     return layer.name == NORMALIZE_LAYER  # the pixel normalization: torchvision does it outside the model
 
 
 def port_pth(model, path) -> dict:
     """Read the .pth at `path` (no torch, no pickle code run) and port it onto `model`."""
-    from tflkit.weights.pth import load_state_dict
-
     path = Path(path)
     report = port_state_dict(model, load_state_dict(path), where=str(path))
     return {"source": str(path), **report}

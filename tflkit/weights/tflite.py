@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from tflkit.core.errors import ModelFileError
+from tflkit.models import create_model
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.tflite.runtime import load_interpreter
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 KERAS_WEIGHT_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
@@ -70,8 +73,6 @@ def _dequantized(interpreter, detail: dict) -> np.ndarray:
 
 def read_tflite_weights(path) -> TFLiteWeightFile:
     """The weight ops of a .tflite's main graph, in execution order, dequantized to float32."""
-    from tflkit.tflite.runtime import load_interpreter
-
     interpreter = load_interpreter(path, xnnpack=False)  # delegates may drop constant buffers
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # the only listing of the graph LiteRT's Python API offers
@@ -155,8 +156,6 @@ def import_tflite_weights(model, path, log=None) -> dict:
 
     Raises ModelFileError naming the first pair whose shapes disagree, or when the op counts differ.
     """
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     path = Path(path)
     source = read_tflite_weights(path)
     targets = [layer for layer in model.layers if type(layer).__name__ in KERAS_WEIGHT_LAYERS]
@@ -229,9 +228,6 @@ def model_from_tflite(path, model_name: str, input_size: int | None = None, log=
 
     The strides are not in the weights: the model is built with the standard stem, and again with the registry's
     small-input stem (a tflkit export of a 32x32 run) when the .tflite's feature maps say so."""
-    from tflkit.models import create_model
-    from tflkit.tflite.runtime import load_interpreter
-
     interpreter = load_interpreter(path, xnnpack=False)
     shape = interpreter.get_input_details()[0]["shape"]
     num_classes = int(interpreter.get_output_details()[0]["shape"][-1])
