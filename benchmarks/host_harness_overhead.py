@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from tflkit.bench.host import BenchSettings, random_inputs, summarize_ms, time_invokes
+from tflkit.bench.host import BenchSettings, summarize_ms, time_invokes
 from tflkit.core.fileio import atomic_write_text
 from tflkit.core.machine import cpu_name
-from tflkit.tflite.runtime import load_interpreter, resolve_runtime
+from tflkit.tflite.runtime import load_interpreter, random_inputs, resolve_runtime
 
 RESULTS = Path(__file__).resolve().parent / "results" / "host_harness_overhead"
 GOAL = 0.02

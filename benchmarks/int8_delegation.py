@@ -110,8 +110,7 @@ def structure(path: Path) -> dict:
 
 def time_files(paths: list[str], rounds: int, per_round: int, warmup: int) -> dict:
     """Child process (imports the runtime only): every (file, threads) interpreter invoked in turn."""
-    from tflkit.bench.host import random_inputs
-    from tflkit.tflite.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter, random_inputs
 
     runners = []
     for path in paths:
@@ -188,8 +187,7 @@ def measure(name: str, args, workdir: Path) -> dict:
 
 
 def _runs_once(path) -> bool:
-    from tflkit.bench.host import random_inputs
-    from tflkit.tflite.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter, random_inputs
 
     interpreter = load_interpreter(path, threads=1)
     for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):

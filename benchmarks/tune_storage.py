@@ -94,8 +94,8 @@ def storage_ms_per_trial(url: str, trials: int) -> float:
     sampler draws the parameters, so the time is the storage's rather than TPE's."""
     import optuna
 
-    from tflkit.tune import TuneSettings
     from tflkit.tune import search as tune
+    from tflkit.tune.search import TuneSettings
 
     settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out="unused", storage=url, trials=trials)
     space = settings.search_space()

@@ -33,8 +33,8 @@ from converters.convert import ConversionError, export_saved_model
 from converters.isolated import ConverterPool, IsolatedConverter
 from converters.model_card import build_card, model_normalization, write_card
 from converters.pruning import pruned_model
-from converters.qat import FineTuneSettings, float_fine_tuned, qat_model
-from converters.recipes import DEFAULT_RECIPES, resolve_recipes
+from converters.qat import float_fine_tuned, qat_model
+from converters.recipes import DEFAULT_RECIPES, FineTuneSettings, resolve_recipes
 from converters.twin import TfmotError, save_for_conversion
 from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES, validate
 from tflkit.core.errors import ModelFileError

@@ -43,7 +43,7 @@ def _recording_fine_tunes(monkeypatch):
 @needs_tfmot
 def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
     from converters.export import export_run
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
     from tflkit.pipeline.report import write_report
 
     source = make_run(tmp_path / "run", "test_resnet", source=small_shapes())
@@ -78,7 +78,7 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
 
     import converters.qat
     from converters.export import HeldOut, _finetune_reference
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
 
     trained = []
 
@@ -172,7 +172,7 @@ def test_report_shows_the_drop_against_fp32_fine_tuned_alike_and_dash_when_unkno
 @pytest.mark.slow  # QAT graph, two fine-tunes and two conversions: minutes on the shared 2-core machine
 def test_qat_and_pruning_share_one_reference(tmp_path, monkeypatch):
     from converters.export import export_run
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
 
     source = make_run(tmp_path / "run", "test_mobilenetv3", source=small_shapes())
     calls = _recording_fine_tunes(monkeypatch)

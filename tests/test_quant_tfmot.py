@@ -19,7 +19,7 @@ TFMOT_RECIPES = ["qat_wi8_ai8", "prune50_static_wi8_ai8"]
 
 def _export(run, source, recipes, steps=8):
     from converters.export import export_run
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
 
     return export_run(run, recipes, source=source, calib_samples=32, validate_samples=48, tensor_samples=2,
                       fine_tune=FineTuneSettings(steps=steps, batch_size=32), log=lambda *_: None)

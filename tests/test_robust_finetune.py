@@ -20,7 +20,7 @@ TRAIN_LIMIT = 128
 
 
 def test_default_fine_tune_is_one_epoch_of_the_runs_own_subset():
-    from converters.qat import MAX_AUTO_STEPS, FineTuneSettings
+    from converters.recipes import MAX_AUTO_STEPS, FineTuneSettings
 
     assert FineTuneSettings().resolved(TRAIN_LIMIT).steps == 2  # 128 images, batch 64
     assert FineTuneSettings().resolved(1500).steps == 24

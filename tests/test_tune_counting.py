@@ -14,8 +14,8 @@ optuna = pytest.importorskip("optuna")
 
 from test_tune_search import _settings  # noqa: E402  (one tiny search setting for both files)
 
-from tflkit.tune import TuneSettings, run_search, search  # noqa: E402
-from tflkit.tune.search import count_states, fail_dead_trials, open_study  # noqa: E402
+from tflkit.tune import search  # noqa: E402
+from tflkit.tune.search import TuneSettings, count_states, fail_dead_trials, open_study, run_search  # noqa: E402  # noqa: E402
 from tflkit.tune.space import parse_space  # noqa: E402
 
 

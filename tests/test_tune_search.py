@@ -13,8 +13,12 @@ pytest.importorskip("optuna")
 
 from tflkit.core.config import load_yaml  # noqa: E402
 from tflkit.core.trainconfig import TrainConfig  # noqa: E402
-from tflkit.tune import Objective, TuneSettings, run_search  # noqa: E402
-from tflkit.tune.search import count_states  # noqa: E402
+from tflkit.tune.objective import Objective  # noqa: E402
+from tflkit.tune.search import (  # noqa: E402
+    TuneSettings,
+    count_states,  # noqa: E402
+    run_search,
+)
 
 SPACE = "batch_size: {choices: [32, 64]}\nlr: {low: 1e-3, high: 1e-2, log: true}\n"
 

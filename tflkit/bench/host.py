@@ -41,6 +41,7 @@ from tflkit.tflite.runtime import (
     delegation_of,
     load_interpreter,
     preflight,
+    random_inputs,
     resolve_runtime,
 )
 
@@ -58,19 +59,6 @@ class BenchSettings:
     xnnpack: bool = True
     runtime: str | None = None
     seed: int = 0
-
-
-def random_inputs(interpreter, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for detail in interpreter.get_input_details():
-        shape, dtype = detail["shape"], detail["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            arrays.append(rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype))
-        else:
-            arrays.append(rng.uniform(0, 255, size=shape).astype(dtype))
-    return arrays
 
 
 @dataclass

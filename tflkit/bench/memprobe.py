@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tflkit.core import isolate
 from tflkit.core.errors import TflkitError
-from tflkit.tflite.runtime import interpreter_module, load_interpreter
+from tflkit.tflite.runtime import interpreter_module, load_interpreter, random_inputs
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,6 @@ def _status_kb(field: str) -> int:
 
 def probe(path, threads: int = 1, runs: int = 3, xnnpack: bool = True, runtime: str | None = None) -> MemoryProbe:
     """In this process: resident MB before and after load + allocate + `runs` invokes (Linux /proc)."""
-    from tflkit.bench.host import random_inputs
-
     interpreter_module(runtime)  # the runtime's import is the baseline, not the model's cost
     before = _status_kb("VmRSS")
     # isolate=False: this is already a child process (rss_delta_mb), a crash here costs only the figure

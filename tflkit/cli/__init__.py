@@ -13,8 +13,8 @@ Every command follows one convention:
   stopped the command (item null). Progress and logs go to stderr meanwhile.
 - TensorFlow's and LiteRT's own log noise (CUDA probing, converter debug lines, delegate INFO lines) and library
   warnings are kept off the terminal unless `--verbose` (tflkit.core.tfenv).
-The commands' modules (run, data, inspect, study, tune, mcu, weights; android_bench's) import the API only inside
-their handlers, so `tflkit --help` starts instantly.
+The commands live in modules of their own (run, data, inspect, study, tune, mcu, weights; android_bench's), each
+with `register(subparsers)` and handlers that call tflkit.api and return a Reply.
 """
 
 from __future__ import annotations
@@ -25,31 +25,18 @@ import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
 from android_bench.cli import register as register_android
+from tflkit.cli import data, inspect, mcu, run, study, tune, weights
+from tflkit.cli.common import JSON_HELP, Reply, item_error
 from tflkit.core.errors import TflkitError, UsageError
-from tflkit.core.reply import JSON_HELP, Reply, item_error
 from tflkit.core.tfenv import filtered_stderr, set_verbose
 from tflkit.core.tfenv import verbose as verbose_env
 
-__all__ = ["Reply", "item_error", "main", "dispatch", "build_parser", "JSON_HELP", "log_line", "require_dir"]
-
-
-def require_dir(path, flag: str) -> None:
-    if path is not None and not Path(path).is_dir():
-        raise UsageError(f"{flag}: no such directory: {path}")
-
-
-def log_line(line: str) -> None:
-    """Progress and notes: to stderr, one write per line (parallel cells never land two to a line)."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+__all__ = ["main", "dispatch", "build_parser", "JSON_HELP", "Reply"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tflkit.cli import data, inspect, mcu, run, study, tune, weights
-
     parser = OneLineErrorParser(prog="tflkit", description=__doc__.splitlines()[0], epilog=CONVENTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply, item_error, log_line
+from tflkit.cli.common import JSON_HELP, Reply, item_error, log_line
 from tflkit.data.check import check_lines
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply
+from tflkit.cli.common import JSON_HELP, Reply
 
 
 def cmd_inspect(args) -> Reply:

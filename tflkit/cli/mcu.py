@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply, item_error, log_line
+from tflkit.cli.common import JSON_HELP, Reply, item_error, log_line
 from tflkit.core.errors import UsageError
 from tflkit.mcu.boards import BOARDS
 from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB

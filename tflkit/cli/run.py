@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from converters.calibration import DEFAULT_CALIB_SAMPLES
-from converters.recipes import DEFAULT_RECIPES, RECIPES
+from converters.recipes import DEFAULT_RECIPES, RECIPES, FineTuneSettings
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply, item_error, log_line, require_dir
+from tflkit.cli.common import JSON_HELP, Reply, item_error, log_line, require_dir
 from tflkit.core.config import add_flags, flag_values, read_yaml
 from tflkit.core.errors import UsageError
 from tflkit.core.trainconfig import TrainConfig
@@ -57,8 +57,6 @@ def cmd_train(args) -> Reply:
 
 
 def cmd_convert(args) -> Reply:
-    from converters.qat import FineTuneSettings
-
     run = api.Run(args.run_dir).require(trained=True)  # a run killed before it finished has no model.keras
     results = run.convert(args.recipe, force=args.force, calib_samples=args.calib_samples,
                           fine_tune=FineTuneSettings(steps=args.finetune_steps), log=print)

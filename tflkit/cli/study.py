@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply, item_error
+from tflkit.cli.common import JSON_HELP, Reply, item_error
 from tflkit.study.pick import format_pick
 from tflkit.study.store import STUDY_DB
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply
+from tflkit.cli.common import JSON_HELP, Reply
 from tflkit.tune.objective import KERAS, Objective
 from tflkit.tune.report import best_trial
 from tflkit.tune.search import count_states

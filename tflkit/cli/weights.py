@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from tflkit import api
-from tflkit.cli import JSON_HELP, Reply
+from tflkit.cli.common import JSON_HELP, Reply
 
 
 def register(subparsers) -> argparse.ArgumentParser:

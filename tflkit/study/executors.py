@@ -16,9 +16,13 @@ from pathlib import Path
 
 from tflkit.core import isolate
 from tflkit.core.errors import TflkitError, UsageError
-from tflkit.study.runner import thread_budget
 from tflkit.study.spec import cell_dir
 from tflkit.study.worker import run_cell_process
+
+
+def thread_budget(jobs: int) -> int:
+    """Each of `jobs` parallel cells' share of this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def run_worker(out_dir, cell_id: str, done: set[str], threads: int | None, on_record,

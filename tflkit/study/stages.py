@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from converters.recipes import FineTuneSettings
 from tflkit.bench.host import BenchSettings
 from tflkit.core.config import from_dict
 from tflkit.core.fileio import sha256_file
@@ -173,8 +174,6 @@ def _convert(spec, cell, run: Run, source, recipes, emit, base, log) -> None:
     if spec.calib_samples is not None:
         options["calib_samples"] = spec.calib_samples
     if spec.finetune_steps is not None:
-        from converters.qat import FineTuneSettings
-
         options["fine_tune"] = FineTuneSettings(steps=spec.finetune_steps)
     try:
         results = stages.convert(run, recipes, source, log=log, on_result=on_result, **options)

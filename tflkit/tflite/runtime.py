@@ -210,3 +210,20 @@ def load_interpreter_or_builtin(path, threads: int | None = None, runtime: str |
     if log:
         log(f"{reason}; running it on the built-in kernels")
     return interpreter, reason
+
+
+def random_inputs(interpreter, seed: int = 0) -> list:
+    """Seeded random arrays for every input of `interpreter` (its dtype's full range; 0..255 for float inputs), as
+    benchmark_model feeds by default."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for detail in interpreter.get_input_details():
+        shape, dtype = detail["shape"], detail["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype))
+        else:
+            arrays.append(rng.uniform(0, 255, size=shape).astype(dtype))
+    return arrays

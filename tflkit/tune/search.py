@@ -46,6 +46,7 @@ from tflkit.core.trainconfig import TrainConfig
 from tflkit.data import load_dataset
 from tflkit.models import get_spec, train_config
 from tflkit.tune.objective import Objective, TrialFailed, score_run
+from tflkit.tune.report import write_results
 from tflkit.tune.space import SearchSpace, default_space, load_space
 
 HEARTBEAT_S, GRACE_S = 15, 90  # a RUNNING trial without a heartbeat for GRACE_S is dead (other hosts)
@@ -410,7 +411,6 @@ def run_search(settings: TuneSettings, log=print, source=None):
         cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
         raise TflkitError(f"the tune storage {settings.storage_shown} is unreachable ({_first_line(cause)}); rerun "
                           f"the same command when it is back: the search goes on") from None
-    from tflkit.tune.report import write_results
 
     paths = write_results(study, settings, space)
     log(f"tune     written: {', '.join(str(p) for p in paths)}")
