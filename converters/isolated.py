@@ -28,7 +28,7 @@ def convert_file(saved_model_dir: str, recipe: str, calibration_path: str | None
     sent again with every recipe). A failure the converter does not document is this recipe's failure too, as a
     crash is: one line, and the other recipes go on."""
     quiet_tensorflow()  # TensorFlow's C++ start-up lines, once per worker, would interleave with the demo's log
-    from converters.convert import convert_saved_model
+    from converters.convert import convert_saved_model  # in the child only: the parent never loads the converter
 
     images = np.load(calibration_path) if calibration_path else None
     try:

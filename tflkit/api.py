@@ -134,7 +134,7 @@ def evaluate(paths, dataset: str, *, data_dir=None, split: str = "test", seed: i
     """Top-1/top-5 of any .keras or .tflite files (tflkit's or anyone's) on a dataset split. A file inside a run has
     its whole test-split score recorded there. `preprocessing`: tflkit.data.preprocess.from_flags' (None: each
     model's own, from its card or metadata, else assumed and said)."""
-    from tflkit.training.evaluation import evaluate as score
+    from tflkit.training.evaluation import evaluate as score  # TensorFlow (Keras files are scored too): loaded here
 
     _require_files(paths)
     source = load_dataset(dataset, data_dir=data_dir, seed=seed)
@@ -212,7 +212,7 @@ def dataset(spec: str, *, data_dir=None, seed: int = 0, check: bool = False, pre
 def import_weights(path, model: str, out, *, image_size: int | None = None, num_classes: int | None = None) -> dict:
     """Map a weights file (.tflite, torchvision .pth, .h5/.weights.h5/.keras) onto registry model `model` and save
     it as `out` (.keras); returns the import report."""
-    from tflkit.weights.load import import_weights as build
+    from tflkit.weights.load import import_weights as build  # TensorFlow: builds a Keras model
 
     out = Path(out)
     if out.suffix != ".keras":

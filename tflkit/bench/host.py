@@ -89,7 +89,7 @@ class InputImages:
 
     def pixels(self, image_size: int) -> np.ndarray:
         if image_size not in self._pixels:
-            from tflkit.data.pipeline import load_images
+            from tflkit.data.pipeline import load_images  # TensorFlow: only a dataset-fed bench decodes images
 
             data = self.source.split(self.split)
             self._pixels = {image_size: load_images(data, image_size, indices=np.arange(min(self.count, len(data))))}

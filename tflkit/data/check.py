@@ -91,7 +91,7 @@ def require_decodable(paths) -> None:
 
 
 def _decode_all(paths: list[str]) -> list[tuple[str, str]]:
-    from tflkit.data.pipeline import _decode_file, tf
+    from tflkit.data.pipeline import _decode_file, tf  # TensorFlow's decoder: the one training reads with
 
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), tf.constant(paths)))
     ds = ds.map(lambda i, p: (i, tf.shape(_decode_file(p))[0]), num_parallel_calls=tf.data.AUTOTUNE,

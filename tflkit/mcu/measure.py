@@ -78,7 +78,7 @@ def _planned(path) -> int | None:
 
 
 def _evaluate(path, source, split, limit, preprocessing, labels, seed, log):
-    from tflkit.training.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate  # TensorFlow: only when top-1 under TFLM is asked for
 
     ev = evaluate(path, source, split=split, limit=limit, preprocessing=preprocessing, labels=labels, seed=seed,
                   runtime="tflm", compare=True, log=log)

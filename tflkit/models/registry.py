@@ -71,7 +71,7 @@ class ModelSpec:
     @property
     def pretrained_source(self):
         """The published ImageNet weights (URL, checksum, format) behind --pretrained imagenet, or None."""
-        from tflkit.models.pretrained import IMAGENET_SOURCES
+        from tflkit.models.pretrained import IMAGENET_SOURCES  # a cycle: its table names the registry's models
 
         return IMAGENET_SOURCES.get(self.name)
 
@@ -138,7 +138,7 @@ def count_params(model) -> int:
 
 
 def _load_entry_points() -> None:
-    # Importing the family modules runs their @register_model decorators.
+    # Importing the family modules runs their @register_model decorators (a cycle: they import this module).
     from tflkit.models import (
         families,  # noqa: F401
         mobilenetv3_tf,  # noqa: F401  (TF-slim / keras.applications layout)

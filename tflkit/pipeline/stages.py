@@ -54,7 +54,7 @@ def train(run: Run, config: TrainConfig | None = None, source=None, *, resume: b
           verbose: int = 0, log: Log | None = None, callbacks=None) -> Trained:
     """Train `config` into `run` (None: resume the run's own config). `resume` None: resume when the run has
     finished epochs, else start fresh."""
-    from tflkit.training.loop import train as fit
+    from tflkit.training.loop import train as fit  # TensorFlow: loaded by the stages that need it, never a bench
 
     resume = run.resumable if resume is None else resume
     history = fit(config or run.config, run.path, resume=resume, verbose=verbose, source=source, log=log,
@@ -67,7 +67,7 @@ def train(run: Run, config: TrainConfig | None = None, source=None, *, resume: b
 def convert(run: Run, recipes, source=None, *, log: Log | None = None, **options) -> list[ExportResult]:
     """Convert, validate and document `recipes` (converters.export.export_run's options: calib_samples, fine_tune,
     validate_samples, tensor_samples, on_result, skip_done)."""
-    from converters.export import export_run
+    from converters.export import export_run  # TensorFlow
 
     run.require(trained=True)
     return export_run(run, list(recipes), source=source, log=log or _quiet, **options)
@@ -78,7 +78,7 @@ def evaluate(run: Run, files=None, source=None, *, split: str = "test", limit: i
     """Top-1/top-5 of `files` (default: model.keras and every .tflite of the run) on `split` of the run's dataset
     (`source`: already loaded). A whole test-split score is recorded in the run; a subset's or another split's is
     not (it is not the file's figure)."""
-    from tflkit.training.evaluation import evaluate as score
+    from tflkit.training.evaluation import evaluate as score  # TensorFlow
 
     log = log or _quiet
     files = [run.model_path, *run.tflite_files()] if files is None else [Path(f) for f in files]

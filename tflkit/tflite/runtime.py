@@ -110,7 +110,7 @@ def load_interpreter(path, threads: int | None = None, xnnpack: bool = True, run
 def preflight(path, xnnpack: bool = True, runtime: str | None = None) -> None:
     """The child-process load of tflkit.tflite.check (unless TFLKIT_TFLITE_CHILD_CHECK=0), once per file: raises
     what loading `path` here would, without risking this process. A benchmark calls it before its clock starts."""
-    from tflkit.tflite import check as tflite_check
+    from tflkit.tflite import check as tflite_check  # a cycle: the check's child loads through this module
 
     if tflite_check.enabled():
         tflite_check.require_loadable(check_tflite_file(path), xnnpack=xnnpack, runtime=runtime)

@@ -454,7 +454,7 @@ def _surplus(study, trial, wanted: int) -> bool:
 
 def _run_trial(study, trial, settings: TuneSettings, space: SearchSpace, base: TrainConfig, source, log) -> str:
     optuna = _optuna()
-    from tflkit.training.loop import train
+    from tflkit.training.loop import train  # TensorFlow: a worker that only reports never loads it
 
     run_dir = trial_dir(settings.out, trial.number)
     trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
