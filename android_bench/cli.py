@@ -51,7 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     setup.set_defaults(func=run_setup)
 
     run = commands.add_parser("bench", help="benchmark models for each phone, thread count and delegate")
-    run.add_argument("models", nargs="+", metavar="MODEL.tflite")
+    run.add_argument("models", nargs="+", metavar="MODEL.tflite", help=".tflite files to push and time")
     run.add_argument("--serial", action="extend", nargs="+", dest="serials", metavar="S",
                      help="phone serial(s); default: every ready phone")
     run.add_argument("--threads", type=int, nargs="+", default=[1, 4], metavar="N", help="default: 1 4")
@@ -76,7 +76,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.set_defaults(func=run_bench)
 
     parse = commands.add_parser("parse", help="read saved benchmark_model output (any version) into results")
-    parse.add_argument("logs", nargs="+", metavar="LOG")
+    parse.add_argument("logs", nargs="+", metavar="LOG", help="saved benchmark_model output, any version")
     parse.add_argument("--json", action="store_true", help=JSON_HELP)
     parse.set_defaults(func=run_parse)
     return android

@@ -97,7 +97,7 @@ def storage_ms_per_trial(url: str, trials: int) -> float:
     from tflkit.tune import search as tune
     from tflkit.tune.search import TuneSettings
 
-    settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out="unused", storage=url, trials=trials)
+    settings = TuneSettings.of("test_mobilenetv3", "shapes", "unused", storage=url, trials=trials)
     space = settings.search_space()
     study = tune.open_study(settings, baseline=space.baseline(settings.base_config()), log=lambda *_: None)
     start = time.perf_counter()

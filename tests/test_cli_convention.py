@@ -160,10 +160,6 @@ def test_the_table_covers_every_command():
     assert {name for name, _ in _leaves(build_parser())} <= table
 
 
-# Flags registered by other modules that still lack help; remove an entry once its owner adds it.
-HELP_MISSING = {("inspect", "model"), ("android bench", "models"), ("android parse", "logs"), ("tune", "model"),
-                ("tune", "dataset"), ("tune", "data_dir"), ("tune", "image_size"), ("tune", "small_input"),
-                ("tune", "bn_momentum")}
 
 
 def test_every_flag_has_help_and_every_command_takes_verbose():
@@ -173,7 +169,7 @@ def test_every_flag_has_help_and_every_command_takes_verbose():
         for action in parser._actions:
             if action.dest != "help" and not action.help:
                 missing.add((name, action.dest))
-    assert missing == HELP_MISSING
+    assert missing == set()
 
 
 def test_recipe_and_model_names_are_listed_in_help():

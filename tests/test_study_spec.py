@@ -41,10 +41,10 @@ def test_good_file_builds_cells_with_coerced_types_and_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ("colour: red\n", "unknown key 'colour'"),
+    ("colour: red\n", "unknown key(s) colour"),
     ("training: {epochs: many}\n", "epochs must be an integer, got 'many'"),
     ("training: {learning_rate: 0.1}\n", "unknown key(s) learning_rate"),
-    ("host_bench: {runs: lots}\n", "host_bench.runs: expected an integer, got 'lots'"),
+    ("host_bench: {runs: lots}\n", "host_bench.runs must be an integer, got 'lots'"),
     ("training: {epochs: 0}\n", "epochs must be at least 1"),
     ("recipes: [fp32, int8]\n", "unknown recipe 'int8'"),
     ("models: [test_resnet, resnet19]\n", "unknown model 'resnet19'"),

@@ -35,13 +35,13 @@ def _claim(study, settings, pid: int | None):
 
 @pytest.mark.parametrize("epochs, warmup", [(1, 1), (3, 1), (6, 3), (10, 5)])
 def test_median_pruner_waits_for_five_trials_and_half_the_epochs(epochs, warmup):
-    pruner = search._pruner(TuneSettings(model="test_mobilenetv3", dataset="shapes", out="x", epochs=epochs))
+    pruner = search._pruner(TuneSettings.of("test_mobilenetv3", "shapes", "x", epochs=epochs))
     assert isinstance(pruner, optuna.pruners.MedianPruner)
     assert pruner._n_startup_trials == 5 and pruner._n_warmup_steps == warmup
 
 
 def test_median_pruner_in_a_study_judges_only_the_second_half_after_five_trials():
-    settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out="x", epochs=6)
+    settings = TuneSettings.of("test_mobilenetv3", "shapes", "x", epochs=6)
     study = optuna.create_study(direction="maximize", pruner=search._pruner(settings))
 
     def weak_trial_pruned_at(step: int) -> bool:

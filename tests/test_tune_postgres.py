@@ -42,7 +42,7 @@ def _plain(url: str) -> str:
 
 
 def _settings(url: str, **kw) -> TuneSettings:
-    return TuneSettings(model="test_mobilenetv3", dataset="shapes", out="unused", storage=url, **kw)
+    return TuneSettings.of("test_mobilenetv3", "shapes", "unused", storage=url, **kw)
 
 
 def test_a_plain_postgresql_url_gets_psycopg_and_other_urls_are_left_alone():
@@ -111,7 +111,7 @@ def test_an_outage_longer_than_the_wait_ends_the_worker_with_one_line(postgres_s
         return work(*args, **kwargs)
 
     monkeypatch.setattr(search, "_work", server_gone)
-    settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out=str(tmp_path / "tune"),
+    settings = TuneSettings.of("test_mobilenetv3", "shapes", tmp_path / "tune",
                             storage=_plain(postgres_url).replace("tflkit@", "tflkit:pw@"))  # trust auth ignores it
     try:
         with pytest.raises(TflkitError) as raised:

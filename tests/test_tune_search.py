@@ -26,7 +26,7 @@ SPACE = "batch_size: {choices: [32, 64]}\nlr: {low: 1e-3, high: 1e-2, log: true}
 def _settings(tmp_path, **kw):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    return TuneSettings(model="test_mobilenetv3", dataset="shapes", out=str(tmp_path / "tune"), space=str(space),
+    return TuneSettings.of("test_mobilenetv3", "shapes", tmp_path / "tune", space=str(space),
                         epochs=1, train_limit=128, bn_momentum=0.9, **kw)
 
 

@@ -136,8 +136,8 @@ def evaluate(paths, dataset: str, *, data_dir=None, split: str = "test", seed: i
     model's own, from its card or metadata, else assumed and said)."""
     from tflkit.training.evaluation import evaluate as score  # TensorFlow (Keras files are scored too): loaded here
 
+    source = load_dataset(dataset, data_dir=data_dir, seed=seed)  # a bad dataset name first: it is the usual typo
     _require_files(paths)
-    source = load_dataset(dataset, data_dir=data_dir, seed=seed)
     results = []
     for path in paths:
         try:
@@ -313,8 +313,9 @@ def pick(study_dir, **constraints) -> dict:
 
 def tune(model: str, dataset: str, out, *, log=print, **settings):
     """An Optuna search over `model`'s hyperparameters and augmentation (tflkit.tune): returns the Optuna study.
-    `settings`: tflkit.tune.search.TuneSettings' fields (trials, space, storage, objective, epochs, ...)."""
-    return run_search(TuneSettings(model=model, dataset=dataset, out=str(out), **settings), log=log)
+    `settings`: tflkit.tune.search.TuneSettings' fields (trials, space, storage, objective, prune, study_name) and
+    the TrainConfig fields every trial starts from (epochs, default 3; train_limit, image_size, pretrained, ...)."""
+    return run_search(TuneSettings.of(model, dataset, out, **settings), log=log)
 
 
 def inspect(path, layers: bool = False) -> dict:

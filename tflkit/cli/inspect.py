@@ -50,7 +50,7 @@ def cmd_inspect(args) -> Reply:
 def register(subparsers) -> None:
     p = subparsers.add_parser("inspect", help="ops, dtypes, I/O quantization, size, MACs, parameters, "
                                                     "XNNPACK partitions and activation arena of a .tflite")
-    p.add_argument("model", type=Path)
+    p.add_argument("model", type=Path, help="a .tflite file")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--layers", action="store_true", help="MACs and output shape of every node")
     p.set_defaults(func=cmd_inspect)

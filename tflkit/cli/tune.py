@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
-
 from tflkit import api
 from tflkit.cli.common import JSON_HELP, Reply
+from tflkit.core.config import add_flags, flag_values
+from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import TrainConfig
 from tflkit.tune.objective import KERAS, Objective
 from tflkit.tune.report import best_trial
-from tflkit.tune.search import count_states
+from tflkit.tune.search import TUNE_EPOCHS, count_states
 
 
 def cmd_tune(args) -> Reply:
+    train = flag_values(args, TrainConfig)
+    for key in ("model", "dataset"):
+        if key not in train:
+            raise UsageError(f"--{key} is required")
     objective = Objective(target=args.objective, max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb)
-    study = api.tune(args.model, args.dataset, args.out, trials=args.trials, data_dir=args.data_dir, space=args.space,
-                     storage=args.storage, study_name=args.study_name, seed=args.seed, epochs=args.epochs,
-                     train_limit=args.train_limit, image_size=args.image_size, small_input=args.small_input,
-                     bn_momentum=args.bn_momentum, pretrained=args.pretrained, prune=args.prune,
-                     deterministic=args.deterministic, objective=objective)
+    study = api.tune(train.pop("model"), train.pop("dataset"), args.out, trials=args.trials, space=args.space,
+                     storage=args.storage, study_name=args.study_name, prune=args.prune, objective=objective,
+                     **train)
     best = best_trial(study)
     states = count_states(study)
     print(f"trials: {', '.join(f'{n} {k.lower()}' for k, n in sorted(states.items()))}")
@@ -37,9 +40,6 @@ def register(sub) -> None:
                        description="Each trial is a run directory under OUT/trials/. The search lives in "
                                    "OUT/tune.db (SQLite): rerun the same command to resume a killed search, or run "
                                    "it on several machines with one --storage URL to share the trials.")
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-dir")
     p.add_argument("--trials", type=int, default=12,
                    help="trials to finish (default 12). A pruned trial counts, as in Optuna's n_trials; a failed or "
                         "killed one does not, and a killed trial's parameters run again, so a rerun of a killed "
@@ -54,18 +54,13 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna RDB URL shared by workers (default sqlite:///OUT/tune.db), "
                                      "e.g. postgresql://user@host/db (through psycopg 3, from the tune extra)")
     p.add_argument("--study-name", help="default tune-<model>-<dataset>")
-    p.add_argument("--seed", type=int, default=0, help="sampler, training and val-split seed")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
-    p.add_argument("--train-limit", type=int, help="train each trial on a stratified subset of N images")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--bn-momentum", type=float)
-    p.add_argument("--pretrained", default="none", help="as for tflkit train; adds fine-tune settings to the space")
     p.add_argument("--no-prune", dest="prune", action="store_false",
                    help="run every trial to its last epoch (by default the median pruner stops a trial whose val "
                         "top-1 is below the median of earlier trials at the same epoch, once 5 trials have finished "
                         "and only in the second half of its epochs)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="as for tflkit train: bit-identical trials from run to run on one machine (slower)")
+    # every trial's training settings: `tflkit train`'s flags (the space's keys are sampled over them); --seed
+    # seeds the sampler too
+    add_flags(p, TrainConfig, helps={"epochs": f"epochs per trial (default {TUNE_EPOCHS})",
+                                     "pretrained": "as for tflkit train; adds fine-tune settings to the space"})
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_tune)

@@ -54,11 +54,9 @@ def field_types(cls) -> dict[str, tuple[type, bool, type | None]]:
     return result
 
 
-def _type_name(kind: type, optional: bool, element) -> str:
-    name = f"a list of {element.__name__}" if kind is tuple and element else (
-        "a list" if kind is tuple else {bool: "true or false", int: "an integer", float: "a number",
-                                        str: "a string"}.get(kind, kind.__name__))
-    return f"{name} or null" if optional else name
+def _type_name(kind) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, getattr(kind, "__name__", str(kind)))
 
 
 def coerce(value, kind: type, optional: bool = False, element=None):
@@ -101,28 +99,87 @@ def coerce(value, kind: type, optional: bool = False, element=None):
     return value
 
 
-def from_dict(cls, data: dict, source: str = "config"):
-    """A `cls` from a mapping: unknown keys, wrong types and failed checks are one-line UsageErrors."""
+def from_dict(cls, data, source: str = "config", where: str = ""):
+    """A `cls` from a mapping, nested dataclasses included (a study's `host_bench:`, a search's `train:`): values
+    coerced by the fields' annotations, and an unknown key, a wrong type or a failed check is one UsageError naming
+    `source` and the key's path (`study.yaml: host_bench.runs must be an integer, got 'lots'`). The one loader of
+    every config tflkit reads: --config, config.yaml, study files, search settings, boards."""
+    prefix = f"{source}: {where}: " if where else f"{source}: "
+    if data is None and where:
+        data = {}
     if not isinstance(data, dict):
-        raise UsageError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
-    types_of = field_types(cls)
-    unknown = sorted(set(data) - set(types_of))
+        raise UsageError(f"{prefix}expected a mapping of keys to values, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
-        raise UsageError(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; "
-                         f"valid keys: {', '.join(sorted(types_of))}")
-    values = {}
-    for key, value in data.items():
-        kind, optional, element = types_of[key]
-        try:
-            values[key] = coerce(value, kind, optional, element)
-        except ValueError:
-            raise UsageError(f"{source}: {key} must be {_type_name(kind, optional, element)}, "
-                             f"got {value!r}") from None
-    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
-               and _is_missing(f.default) and _is_missing(f.default_factory)]
+        raise UsageError(f"{prefix}unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
+    values = {name: _coerce(hints[name], value, source, f"{where}.{name}" if where else name)
+              for name, value in data.items()}
+    missing = [n for n, f in fields.items() if n not in values and _is_missing(f.default)
+               and _is_missing(f.default_factory)]
     if missing:
-        raise UsageError(f"{source}: missing key(s) {', '.join(missing)}")
-    return cls(**values)
+        raise UsageError(f"{prefix}missing key(s) {', '.join(missing)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{prefix}{exc}") from None
+
+
+def _coerce(hint, value, source: str, path: str):
+    """`value` as the annotation `hint` says (unions, nested dataclasses, tuples, dicts, scalars)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kinds = [a for a in args if a is not type(None)]
+        for kind in kinds:
+            try:
+                return _coerce(kind, value, source, path)
+            except UsageError:
+                continue
+        names = " or ".join(_type_name(k) for k in kinds) + (" or null" if type(None) in args else "")
+        raise UsageError(f"{source}: {path} must be {names}, got {value!r}")
+    if hint is typing.Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, source, where=path)
+    if origin in (tuple, list) or hint in (tuple, list):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # `threads: 1` means `threads: [1]`, `recipes: fp32` the one-item list
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{source}: {path} must be a list, got {value!r}")
+        item = args[0] if args else typing.Any
+        return tuple(_coerce(item, v, source, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UsageError(f"{source}: {path} must be a mapping, got {value!r}")
+        key_t, val_t = args or (str, typing.Any)
+        return {_coerce(key_t, k, source, path): _coerce(val_t, v, source, f"{path}.{k}") for k, v in value.items()}
+    if hint in _SCALARS:
+        if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # a phone serial or a name that YAML read as a number
+        try:
+            return coerce(value, hint)
+        except ValueError:
+            raise UsageError(f"{source}: {path} must be {_type_name(hint)}, got {value!r}") from None
+    return value
+
+
+def coerce_field(cls, name: str, value, source: str = "config"):
+    """One field's value of `cls` coerced as from_dict would (a search space's fixed values and choices)."""
+    return _coerce(typing.get_type_hints(cls)[name], value, source, name)
+
+
+def to_plain(obj):
+    """A dataclass tree as plain dicts and lists (tuples become lists), for YAML/JSON and hashing."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
 
 
 def read_yaml(path, what: str = "config file", expected: str = "a mapping of keys to values") -> dict:

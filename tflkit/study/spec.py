@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converters.recipes import RECIPES
-from tflkit.core.config import read_yaml
+from tflkit.core.config import from_dict, read_yaml, to_plain
 from tflkit.core.errors import UsageError
 from tflkit.core.trainconfig import TrainConfig
 from tflkit.data import SOURCES, parse_spec
 from tflkit.mcu.boards import resolve_boards
 from tflkit.mcu.vela import VelaTarget
 from tflkit.models import get_spec, train_config
-from tflkit.study.schema import build, to_plain
 
 # TrainConfig keys a study sets per cell itself (from the cell's model, dataset and regime)
 CELL_KEYS = ("model", "dataset", "data_dir", "pretrained")
@@ -168,10 +167,7 @@ def config_fingerprint(config: dict) -> str:
 def load_study(path) -> StudySpec:
     path = Path(path)
     data = read_yaml(path, what="study file", expected="a study: name, models, datasets, ...")
-    try:
-        spec = build(StudySpec, data, "")
-    except UsageError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+    spec = from_dict(StudySpec, data, source=str(path))
     spec = _resolve_paths(spec, path.parent)
     check_study(spec, where=str(path))
     return spec

@@ -15,9 +15,9 @@ import sys
 import traceback
 
 from tflkit.core import isolate
+from tflkit.core.config import from_dict
 from tflkit.core.errors import TflkitError
 from tflkit.core.tfenv import quiet_tensorflow
-from tflkit.study.schema import build
 from tflkit.study.spec import StudySpec, build_cells
 from tflkit.study.stages import run_cell
 
@@ -29,7 +29,7 @@ def run_cell_process(out_dir: str, cell_id: str, done: list[str], threads: int |
     each; a Ray task's CPU share), None for TensorFlow's own default. `node`: the Ray node it runs on, recorded in
     every stage's provenance."""
     with open(os.path.join(out_dir, "study.spec.json")) as f:
-        spec = build(StudySpec, json.load(f), "")
+        spec = from_dict(StudySpec, json.load(f), source="study.spec.json")
     cell = next(c for c in build_cells(spec) if c.id == cell_id)
     _limit_threads(threads)
     try:

@@ -226,9 +226,10 @@ def render(study, settings, space, best, importance: dict, evaluator: str, image
             "median_ms", "duration_s", "baseline", "infeasible_reason", "fail_reason", "retry_of"]
     keys = [k for k in keys if any(r.get(k) is not None for r in rows) or k in ("number", "state", "value")]
     md_table, html_table = _table(rows, keys)
-    conditions = (f"{settings.model} on {settings.dataset}, {settings.epochs} epoch(s) per trial, "
-                  f"train_limit {settings.train_limit or 'all'}, image size {settings.image_size or 'native'}, "
-                  f"seed {settings.seed}; objective: {settings.objective.describe()}; storage {settings.storage_shown}")
+    train = settings.train
+    conditions = (f"{train.model} on {train.dataset}, {train.epochs} epoch(s) per trial, "
+                  f"train_limit {train.train_limit or 'all'}, image size {train.image_size or 'native'}, "
+                  f"seed {train.seed}; objective: {settings.objective.describe()}; storage {settings.storage_shown}")
     space_lines = [f"- `{p.name}`: {p.describe()}" for p in space.params]
     space_lines += [f"- `{k}` fixed at {v}" for k, v in space.fixed.items()]
     params = best.params if best else {}
