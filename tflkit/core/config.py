@@ -59,44 +59,18 @@ def _type_name(kind) -> str:
         kind, getattr(kind, "__name__", str(kind)))
 
 
-def coerce(value, kind: type, optional: bool = False, element=None):
-    """`value` as `kind`, or ValueError. Numbers written as strings (YAML's `1e-3`) become numbers; a bool is
-    never taken for a number, nor a number for a bool."""
-    if value is None:
-        if optional:
-            return None
-        raise ValueError("null")
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
+def coerce(value, kind: type):
+    """A scalar `value` as `kind`, or ValueError. Numbers written as strings (YAML's `1e-3`) become numbers; a bool
+    is never taken for a number, nor a number for a bool; an int that is a whole float (YAML's `64.0`) is an int."""
+    if value is None or isinstance(value, bool) != (kind is bool):
         raise ValueError(value)
-    if kind is int:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            return int(value.strip())
+    if kind in (int, float) and isinstance(value, str):
+        value = value.strip()
+    elif kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif not isinstance(value, kind if kind is not float else (int, float)):
         raise ValueError(value)
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            return float(value.strip())
-        raise ValueError(value)
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise ValueError(value)
-    if kind is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            value = [value]  # `recipes: fp32` means the one-item list
-        return tuple(coerce(v, element) if element else v for v in value)
-    return value
+    return kind(value)
 
 
 def from_dict(cls, data, source: str = "config", where: str = ""):

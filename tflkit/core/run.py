@@ -62,6 +62,16 @@ def validation_path(tflite_path) -> Path:
     return _sidecar(tflite_path, VALIDATION_SUFFIX)
 
 
+class _inside:
+    """A path inside the run directory, as a property: `run.config_path` is `run.path / "config.yaml"`."""
+
+    def __init__(self, *parts: str):
+        self.parts = parts
+
+    def __get__(self, run, owner=None) -> Path:
+        return self if run is None else run.path.joinpath(*self.parts)
+
+
 def _read_json(path: Path, default):
     return json.loads(path.read_text()) if path.is_file() else default
 
@@ -118,69 +128,25 @@ class Run:
             raise UsageError(f"trained model not found: {self.model_path}")
         return self
 
-    # -- paths ---------------------------------------------------------------------------------------------------
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / "model.keras"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.path / "checkpoints" / "last.keras"
-
-    @property
-    def best_checkpoint(self) -> Path:
-        return self.path / "checkpoints" / "best.keras"
-
-    @property
-    def history_path(self) -> Path:
-        return self.path / "history.json"
-
-    @property
-    def state_path(self) -> Path:
-        return self.path / "state.json"
-
-    @property
-    def pretrained_path(self) -> Path:
-        return self.path / "pretrained.json"
-
-    @property
-    def environment_path(self) -> Path:
-        return self.path / "environment.json"
-
-    @property
-    def model_info_path(self) -> Path:
-        return self.path / "model_info.json"
-
-    @property
-    def eval_path(self) -> Path:
-        return self.path / "eval.json"
-
-    @property
-    def bench_dir(self) -> Path:
-        return self.path / "bench"
-
-    @property
-    def host_bench_path(self) -> Path:
-        return self.bench_dir / "host.json"
+    # -- paths ----------------------------------------------------------------------------------------------------
+    config_path = _inside("config.yaml")
+    model_path = _inside("model.keras")
+    last_checkpoint = _inside("checkpoints", "last.keras")
+    best_checkpoint = _inside("checkpoints", "best.keras")
+    history_path = _inside("history.json")
+    state_path = _inside("state.json")
+    pretrained_path = _inside("pretrained.json")
+    environment_path = _inside("environment.json")
+    model_info_path = _inside("model_info.json")
+    eval_path = _inside("eval.json")
+    bench_dir = _inside("bench")
+    host_bench_path = _inside("bench", "host.json")
+    mcu_path = _inside("mcu.json")
+    tflite_dir = _inside(TFLITE_DIR)
+    exports_path = _inside(TFLITE_DIR, "exports.json")
 
     def phone_bench_path(self, name: str = "android") -> Path:
         return self.bench_dir / f"{name}.json"
-
-    @property
-    def mcu_path(self) -> Path:
-        return self.path / "mcu.json"
-
-    @property
-    def tflite_dir(self) -> Path:
-        return self.path / TFLITE_DIR
-
-    @property
-    def exports_path(self) -> Path:
-        return self.tflite_dir / "exports.json"
 
     def artifact_path(self, model: str, dataset: str, recipe: str) -> Path:
         return self.tflite_dir / artifact_name(model, dataset, recipe)
