@@ -42,18 +42,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     devices.set_defaults(func=run_devices)
 
     setup = commands.add_parser("setup", help="put a working benchmark_model for the phone's ABI on the phone")
-    setup.add_argument("--serial", action="extend", nargs="+", dest="serials", metavar="S",
-                       help="phone serial(s); default: every ready phone")
-    setup.add_argument("--binary", metavar="PATH", default=os.environ.get(BINARY_ENV),
-                       help=f"a benchmark_model built for the phone (default: ${BINARY_ENV}, else the official "
-                            "prebuilt nightly, downloaded once into ~/.cache/tflkit/benchmark_model/)")
-    setup.add_argument("--json", action="store_true", help=JSON_HELP)
+    _phone_flags(setup, f"a benchmark_model built for the phone (default: ${BINARY_ENV}, else the official prebuilt "
+                        "nightly, downloaded once into ~/.cache/tflkit/benchmark_model/)")
     setup.set_defaults(func=run_setup)
 
     run = commands.add_parser("bench", help="benchmark models for each phone, thread count and delegate")
     run.add_argument("models", nargs="+", metavar="MODEL.tflite", help=".tflite files to push and time")
-    run.add_argument("--serial", action="extend", nargs="+", dest="serials", metavar="S",
-                     help="phone serial(s); default: every ready phone")
+    _phone_flags(run, f"benchmark_model to push (default: ${BINARY_ENV}, else the one installed by setup, else the "
+                      "official prebuilt)")
     run.add_argument("--threads", type=int, nargs="+", default=[1, 4], metavar="N", help="default: 1 4")
     run.add_argument("--delegate", nargs="+", default=["cpu"], choices=list(DELEGATE_FLAGS), dest="delegates",
                      help="cpu (XNNPACK off), xnnpack, gpu, nnapi; default: cpu")
@@ -69,10 +65,6 @@ def register(subparsers) -> argparse.ArgumentParser:
                           "first model's tflite/ folder, else that folder); rows for the same model, phone, "
                           "threads and delegate are replaced, others kept")
     run.add_argument("--keep", action="store_true", help="leave the pushed model and binary on the phone")
-    run.add_argument("--binary", metavar="PATH", default=os.environ.get(BINARY_ENV),
-                     help=f"benchmark_model to push (default: ${BINARY_ENV}, else the one installed by setup, "
-                          "else the official prebuilt)")
-    run.add_argument("--json", action="store_true", help=JSON_HELP)
     run.set_defaults(func=run_bench)
 
     parse = commands.add_parser("parse", help="read saved benchmark_model output (any version) into results")
@@ -80,6 +72,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     parse.add_argument("--json", action="store_true", help=JSON_HELP)
     parse.set_defaults(func=run_parse)
     return android
+
+
+def _phone_flags(parser, binary_help: str) -> None:
+    """--serial, --binary and --json, which setup and bench share."""
+    parser.add_argument("--serial", action="extend", nargs="+", dest="serials", metavar="S",
+                        help="phone serial(s); default: every ready phone")
+    parser.add_argument("--binary", metavar="PATH", default=os.environ.get(BINARY_ENV), help=binary_help)
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_devices(args) -> Reply:

@@ -6,9 +6,9 @@ torchvision: 2,542,856 parameters and 0.057 GMACs at 224x224 with 1000 classes.
 from __future__ import annotations
 
 from tflkit.models.layers import (
-    activation,
     conv_bn_act,
     dwconv_bn_act,
+    hard_swish_head,
     make_divisible,
     normalize,
     squeeze_excite,
@@ -64,47 +64,28 @@ def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, nu
             f"block{i}",
         )
     x = conv_bn_act(x, make_divisible(last_channels * width), 1, 1, "hard_swish", keras, "last", **_BN)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dense(head_channels, name="head_fc")(x)
-    x = activation(x, "hard_swish", keras, "head_hard_swish")
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, hard_swish_head(x, head_channels, dropout, num_classes, keras), name=name)
 
 
-@register_model(
-    "mobilenetv3",
-    default_input_size=224,
-    reference="torchvision mobilenet_v3_small",
-    reference_params=2_542_856,
-    reference_macs=56_522_000,
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def mobilenetv3_small_100(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
-                             small_input=small_input, keras=keras, name="mobilenetv3_small_100")
+def _small(width: float, name: str):
+    """The entry point of MobileNetV3-Small at `width` (registered under `name`)."""
+
+    def build(*, num_classes, input_size, small_input, keras):
+        return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
+                                 small_input=small_input, keras=keras, width=width, name=name)
+
+    build.__name__ = build.__qualname__ = name
+    return build
 
 
-@register_model(
-    "mobilenetv3",
-    default_input_size=224,
-    reference="timm mobilenetv3_small_050 (torchvision layout at width 0.5)",
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def mobilenetv3_small_050(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
-                             small_input=small_input, keras=keras, width=0.5, name="mobilenetv3_small_050")
-
-
-@register_model(
-    "mobilenetv3",
-    default_input_size=224,
-    reference="timm mobilenetv3_small_075 (torchvision layout at width 0.75)",
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def mobilenetv3_small_075(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
-                             small_input=small_input, keras=keras, width=0.75, name="mobilenetv3_small_075")
+# MobileNetV3-Small at the widths timm publishes, all in torchvision's layout (1.0 is torchvision's own model).
+for _width, _reference, _figures in (
+    (1.0, "torchvision mobilenet_v3_small", {"reference_params": 2_542_856, "reference_macs": 56_522_000}),
+    (0.5, "timm mobilenetv3_small_050 (torchvision layout at width 0.5)", {}),
+    (0.75, "timm mobilenetv3_small_075 (torchvision layout at width 0.75)", {}),
+):
+    register_model("mobilenetv3", default_input_size=224, reference=_reference, small_input_note=_SMALL_INPUT_NOTE,
+                   **_figures)(_small(_width, f"mobilenetv3_small_{round(100 * _width):03d}"))
 
 
 @register_model(

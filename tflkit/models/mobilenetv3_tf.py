@@ -14,7 +14,7 @@ count as torchvision's.
 
 from __future__ import annotations
 
-from tflkit.models.layers import activation, make_divisible, normalize
+from tflkit.models.layers import activation, hard_swish_head, make_divisible, normalize
 from tflkit.models.mobilenetv3 import _SMALL_BLOCKS, _SMALL_INPUT_NOTE
 from tflkit.models.registry import Normalization, register_model
 
@@ -74,11 +74,8 @@ def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras,
                    keras, i)
     x = keras.layers.Conv2D(make_divisible(x.shape[-1] * 6), 1, use_bias=False, name="conv_1")(x)
     x = activation(_bn(x, keras, "conv_1_bn"), "hard_swish", keras, "conv_1_hard_swish")
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dense(1024, name="conv_2")(x)  # keras.applications: a 1x1 Conv2D on the pooled map
-    x = activation(x, "hard_swish", keras, "conv_2_hard_swish")
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    # keras.applications' conv_2 is a 1x1 Conv2D on the pooled map: the same function as this Dense
+    outputs = hard_swish_head(x, 1024, dropout, num_classes, keras, names=("conv_2", "conv_2_hard_swish", "dropout"))
     return keras.Model(inputs, outputs, name=name)
 
 

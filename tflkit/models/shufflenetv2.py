@@ -8,7 +8,7 @@ converter see plain layers: split = view channels as (2, C/2) and crop one half;
 
 from __future__ import annotations
 
-from tflkit.models.layers import conv_bn_act, dwconv_bn_act, normalize
+from tflkit.models.layers import conv_bn_act, dwconv_bn_act, normalize, pooled_stem
 from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 _BN = dict(bn_eps=1e-5, bn_momentum=0.9)
@@ -59,13 +59,7 @@ def build_shufflenetv2(depths, widths, *, num_classes, input_size, small_input, 
         raise ValueError(f"stage widths must be even to split in two, got {widths[1:-1]!r}")
     inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
-    if small_input:
-        x = conv_bn_act(x, widths[0], 3, 1, "relu", keras, "stem", **_BN)
-    else:
-        x = conv_bn_act(x, widths[0], 3, 2, "relu", keras, "stem", **_BN)
-        # PyTorch pads max-pool with -inf; after a ReLU zeros are equivalent.
-        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    x = pooled_stem(x, widths[0], 3, small_input, keras, **_BN)
     for s, (depth, channels) in enumerate(zip(depths, widths[1:-1])):
         for b in range(depth):
             x = _inverted_residual(x, channels, 2 if b == 0 else 1, keras, f"stage{s + 2}_{b}")

@@ -19,29 +19,13 @@ import json
 
 from tflkit.core.fileio import atomic_write_text
 from tflkit.core.run import Run
-from tflkit.pipeline.rows import FINETUNE, FINETUNE_DETAIL, columns, run_rows
-
-
-def _fmt(key: str, value) -> str:
-    if value is None or value == "":
-        return ""
-    if key in ("top1", "top5", "top1_drop", "agreement", "tflm_top1", *FINETUNE):
-        return f"{100 * value:.2f}"
-    if key == "size_ratio" or "_speedup_t" in key:
-        return f"{value:.2f}x"
-    if "_ms_" in key:
-        return f"{value:.3f}"
-    if key == "macs":
-        return f"{value / 1e6:.2f}M"
-    if key == "params":
-        return f"{value:,}"
-    return str(value)
+from tflkit.pipeline.rows import FINETUNE, FINETUNE_DETAIL, HEADERS, columns, format_value, run_rows
 
 
 def _cell(row: dict, key: str) -> str:
     if key in FINETUNE and row.get(key) is None and row.get("finetune_steps") is not None:
         return "-"  # a recipe with extra training whose reference was not recorded: unknown, not 0
-    return _fmt(key, row.get(key))
+    return format_value(key, row.get(key))
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -50,13 +34,10 @@ def to_markdown(rows: list[dict]) -> str:
     hidden = ("file", "model", "dataset", "eval_images", "weight_sparsity", *FINETUNE_DETAIL, *per_board)
     cols = [c for c in columns(rows) if c not in hidden
             and (any(r.get(c) not in (None, "") for r in rows) or (c in FINETUNE and trained))]
-    header = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "macs": "MACs",
-              "agreement": "agreement %", "finetune_fp32_top1": "fp32 fine-tuned alike top1 % (held-out)",
-              "top1_drop_vs_finetune_fp32": "top1 drop vs fp32 fine-tuned alike (pts, held-out)"}
     lines = []
     if rows:
         lines.append(f"**{rows[0]['model']}** on **{rows[0]['dataset']}**\n")
-    lines.append("| " + " | ".join(header.get(c, c) for c in cols) + " |")
+    lines.append("| " + " | ".join(HEADERS.get(c, c) for c in cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for r in rows:
         lines.append("| " + " | ".join(_cell(r, c) for c in cols) + " |")
@@ -85,11 +66,11 @@ def _finetune_notes(trained: list[dict]) -> list[str]:
             continue
         if r.get("heldout_top1") is None:  # the file itself was not scored (its conversion or validation failed)
             continue
-        before = (f", the run's fp32 model {_fmt('top1', r['fp32_heldout_top1'])}%"
+        before = (f", the run's fp32 model {format_value('top1', r['fp32_heldout_top1'])}%"
                   if r.get("fp32_heldout_top1") is not None else "")
         notes.append(f"- {r['recipe']}: on the {r['heldout_images']} {r['heldout_split']} images the export validates "
-                     f"with: this file {_fmt('top1', r['heldout_top1'])}%, the fp32 model fine-tuned alike "
-                     f"{_fmt('top1', r['finetune_fp32_top1'])}%{before}")
+                     f"with: this file {format_value('top1', r['heldout_top1'])}%, the fp32 model fine-tuned alike "
+                     f"{format_value('top1', r['finetune_fp32_top1'])}%{before}")
     return [""] + notes if notes else []
 
 

@@ -185,3 +185,36 @@ def columns(rows: list[dict], first=IDENTITY) -> list[str]:
                      key=lambda k: (not k.startswith("host"), k.rsplit("_t", 1)[-1], k))
     others = [k for k in extra if k not in latency]
     return [*first, *figures, *latency, *others, *(c for c in TAIL if c in present)]
+
+
+# What a report shows for a column: a percentage, MB, M MACs, ms; the CSV and JSON keep the raw values.
+PERCENT = ("top1", "top5", "top1_drop", "agreement", "top1_sd", "tflm_top1", *FINETUNE)
+HEADERS = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "agreement": "agreement %",
+           "size_bytes": "size MB", "gzip_bytes": "gzip MB", "arena_bytes": "arena MB", "macs": "MACs (M)",
+           "size_ratio": "size ratio", "at_chance": "at chance", "last_gain": "last-epoch gain (pts)",
+           "top1_sd": "top1 sd over seeds (pts)", "tflm_top1": "TFLM top1 %",
+           "finetune_fp32_top1": "fp32 fine-tuned alike top1 % (held-out)",
+           "top1_drop_vs_finetune_fp32": "top1 drop vs fp32 fine-tuned alike (pts, held-out)"}
+
+
+def format_value(key: str, value) -> str:
+    """A column's value as a report's table shows it ("" for unknown)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if key in PERCENT:
+        return f"{100 * value:.2f}"
+    if key in ("size_bytes", "gzip_bytes", "arena_bytes"):
+        return f"{value / 1e6:.3f}"
+    if key == "size_ratio" or "_speedup_t" in key:
+        return f"{value:.2f}x"
+    if key == "macs":
+        return f"{value / 1e6:.2f}"
+    if key == "params":
+        return f"{value:,}"
+    if "_ms_t" in key or key.endswith("_mb"):
+        return f"{value:.3f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

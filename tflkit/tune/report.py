@@ -205,7 +205,7 @@ def write_results(study, settings, space) -> list[Path]:
     best = best_trial(study)
     if best is not None:
         write_best_yaml(best, settings, space, out / "best.yaml")
-        write_study_overrides(best, settings.model, space, out / "best_study_overrides.yaml")
+        write_study_overrides(best, settings.train.model, space, out / "best_study_overrides.yaml")
         written += [out / "best.yaml", out / "best_study_overrides.yaml"]
     importance, evaluator = importances(study)
     objective_label = f"{settings.objective.target} val top-1"

@@ -85,14 +85,6 @@ class TuneSettings:
         return cls(train=train_config(model, dataset=dataset, **train), out=str(out),
                    **{k: v for k, v in settings.items() if k in own})
 
-    @property
-    def model(self) -> str:
-        return self.train.model
-
-    @property
-    def dataset(self) -> str:
-        return self.train.dataset
-
     def check(self) -> TuneSettings:
         if self.trials < 1:
             raise UsageError(f"--trials must be at least 1, got {self.trials}")
@@ -110,7 +102,7 @@ class TuneSettings:
 
     @property
     def name(self) -> str:
-        return self.study_name or f"tune-{self.model}-{self.dataset.replace(':', '-').replace('/', '-')}"
+        return self.study_name or f"tune-{self.train.model}-{self.train.dataset.replace(':', '-').replace('/', '-')}"
 
     def base_config(self) -> TrainConfig:
         return self.train
@@ -118,8 +110,8 @@ class TuneSettings:
     def search_space(self) -> SearchSpace:
         pretrained = self.train.pretrained not in ("none", "")
         if self.space:
-            return load_space(self.space, self.model, pretrained)
-        return default_space(self.model, pretrained)
+            return load_space(self.space, self.train.model, pretrained)
+        return default_space(self.train.model, pretrained)
 
     def identity(self) -> dict:
         """What must match for a rerun to continue a stored search (trial counts, storage and where the data is may
@@ -406,15 +398,15 @@ def run_search(settings: TuneSettings, log=print, source=None):
     base = settings.base_config()
     space.check_against(base)
 
-    get_spec(settings.model)
+    get_spec(settings.train.model)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings, baseline=space.baseline(base), log=log)
     if source is None:
-        source = load_dataset(settings.dataset, data_dir=settings.train.data_dir, seed=settings.train.seed)
+        source = load_dataset(settings.train.dataset, data_dir=settings.train.data_dir, seed=settings.train.seed)
     if "val" not in source.splits:
-        raise UsageError(f"{settings.dataset} has no val split to score trials on (do not disable val carving)")
-    log(f"tune     {settings.name}: {settings.trials} trials of {settings.model} on {source.label}, "
+        raise UsageError(f"{settings.train.dataset} has no val split to score trials on (do not disable val carving)")
+    log(f"tune     {settings.name}: {settings.trials} trials of {settings.train.model} on {source.label}, "
         f"objective {settings.objective.describe()}; storage {settings.storage_shown}")
     from sqlalchemy.exc import DBAPIError
 

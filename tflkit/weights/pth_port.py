@@ -98,15 +98,20 @@ def _mobilenetv3(model):
         if not m or int(m.group(1)) not in blocks:
             return None
         prefix, order = blocks[int(m.group(1))]
-        index, rest = int(m.group(2)), m.group(3)
-        if index >= len(order):
-            return None
-        role = order[index]
-        if role == "se":
-            return {"fc1": f"{prefix}_se_fc1", "fc2": f"{prefix}_se_fc2"}.get(rest)
-        return _conv_bn_names(f"{prefix}_{role}", int(rest), depthwise=role == "dw") if rest in "01" else None
+        return _block_part(prefix, order, int(m.group(2)), m.group(3))
 
     return name
+
+
+def _block_part(prefix: str, roles: list, index: int, rest: str) -> str | None:
+    """The registry name of part `rest` of the `index`-th module of a torchvision inverted-residual block (its roles
+    in order: expand, dw, se, project, or fused): a conv, its BatchNorm, or a squeeze-excite layer."""
+    if index >= len(roles):
+        return None
+    role = roles[index]
+    if role == "se":
+        return {"fc1": f"{prefix}_se_fc1", "fc2": f"{prefix}_se_fc2"}.get(rest)
+    return _conv_bn_names(f"{prefix}_{role}", int(rest), depthwise=role == "dw") if rest in "01" else None
 
 
 def _efficientnetv2(model):
@@ -124,14 +129,8 @@ def _efficientnetv2(model):
         if not m:
             return None
         prefix = f"stage{m.group(1)}_{m.group(2)}"
-        index, rest = int(m.group(3)), m.group(4)
         roles = ["fused", "project"] if _has(model, f"{prefix}_fused_conv") else ["expand", "dw", "se", "project"]
-        if index >= len(roles):
-            return None
-        role = roles[index]
-        if role == "se":
-            return {"fc1": f"{prefix}_se_fc1", "fc2": f"{prefix}_se_fc2"}.get(rest)
-        return _conv_bn_names(f"{prefix}_{role}", int(rest), depthwise=role == "dw") if rest in "01" else None
+        return _block_part(prefix, roles, int(m.group(3)), m.group(4))
 
     return name
 
