@@ -256,7 +256,7 @@ def conditions(record: dict) -> str:
         f"CPU: {m['cpu']}, {m['cores']} cores, features {m['cpu_features'] or 'none of those recorded'}; "
         f"{m['platform']}.",
         f"Python {m['python']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, LiteRT {m['ai-edge-litert']}, "
-        f"NumPy {m['numpy']}; tflkit {m['tflkit']} ({m['tflkit_commit'] or 'not a git checkout'})"
+        f"NumPy {m['numpy']}; tflkit {m['tflkit']} (commit {m['tflkit_commit'] or 'unknown: not a git checkout'})"
         + (f"; {', '.join(switches)}" if switches else "") + ".",
         f"Load average (1, 5, 15 min): {', '.join(map(str, load['start']))} at the start, "
         f"{', '.join(map(str, load['end']))} at the end.",
