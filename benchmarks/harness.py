@@ -124,21 +124,26 @@ def fmt_spread(s: dict, digits: int = 2) -> str:
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
+def turn(names: list, round_index: int, order: str = "flip") -> list:
+    """The order of `names` in round `round_index`: "flip" reverses it every other round, "rotate" shifts it by one
+    a round (every name goes first as often as the others)."""
+    if order == "flip":
+        return list(names) if round_index % 2 == 0 else list(names)[::-1]
+    if order == "rotate":
+        k = round_index % len(names)
+        return list(names)[k:] + list(names)[:k]
+    raise ValueError(f"order must be flip or rotate, got {order!r}")
+
+
 def side_by_side(sides: dict[str, Callable[[int], object]], rounds: int, order: str = "flip",
                  on_round: Callable[[dict], None] | None = None) -> list[dict]:
-    """Call every side once a round, `sides[name](round_index)`, in an order that changes each round: "flip"
-    reverses it every other round, "rotate" shifts it by one. Returns one dict a round, {"round", "order", name:
-    value, ...}; `on_round` sees each as it is complete (to print it)."""
-    if order not in ("flip", "rotate"):
-        raise ValueError(f"order must be flip or rotate, got {order!r}")
-    names, done = list(sides), []
+    """Call every side once a round, `sides[name](round_index)`, in an order that changes each round (`turn`).
+    Returns one dict a round, {"round", "order", name: value, ...}; `on_round` sees each as it is complete."""
+    done = []
     for i in range(rounds):
-        if order == "flip":
-            turn = names if i % 2 == 0 else names[::-1]
-        else:
-            turn = names[i % len(names):] + names[:i % len(names)]
-        row = {"round": i, "order": turn}
-        for name in turn:
+        order_now = turn(list(sides), i, order)
+        row = {"round": i, "order": order_now}
+        for name in order_now:
             row[name] = sides[name](i)
         done.append(row)
         if on_round is not None:
@@ -170,8 +175,7 @@ def host_latency(paths, threads=(1,), rounds: int = 1, runs: int = 50, warmup: i
     rows: dict[tuple[str, int], list] = {(Path(p).name, t): [] for p in paths for t in threads}
     with isolate.Worker() as worker:
         for i in range(rounds):
-            turn = paths[i % len(paths):] + paths[:i % len(paths)]
-            for result in worker.call(bench_models, turn, tuple(threads), settings, with_macs=False,
+            for result in worker.call(bench_models, turn(paths, i, "rotate"), tuple(threads), settings, with_macs=False,
                                       with_memory=False):
                 rows[(result.model, result.threads)].append(result)
     out: dict[str, dict[int, dict]] = {}
@@ -237,10 +241,13 @@ class Results:
                 "load_average": {"start": self.load_start, "end": load_average()}, **extra,
                 "summary": summary, "raw": raw}
 
-    def write(self, markdown: str, summary, raw=None, **extra) -> dict:
+    def write(self, markdown, summary, raw=None, **extra) -> dict:
         """PREFIX.json: {benchmark, command, started, seconds, machine, load_average, **extra, summary, raw};
-        PREFIX.md: `markdown` (the script's table) and then the conditions. Returns the JSON record."""
+        PREFIX.md: `markdown` (the script's table; or a function of the JSON record that renders it) and then the
+        conditions. Returns the JSON record."""
         record = self.record(summary, raw, **extra)
+        if callable(markdown):
+            markdown = markdown(record)
         atomic_write_text(self.json_path, json.dumps(record, indent=1, default=str) + "\n")
         atomic_write_text(self.md_path, markdown.rstrip() + "\n\n" + conditions(record) + "\n")
         return record
