@@ -257,14 +257,16 @@ def conditions(record: dict) -> str:
     """The machine and the run, as the paragraph under every result table."""
     m, load = record["machine"], record["load_average"]
     switches = [f"{k}={m[k]}" for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS") if k in m]
+    versions = ", ".join(f"{label} {m.get(key)}" for label, key in (
+        ("Python", "python"), ("TensorFlow", "tensorflow"), ("Keras", "keras"), ("LiteRT", "ai-edge-litert"),
+        ("NumPy", "numpy"), ("tflkit", "tflkit")))
     return "\n".join([
         "## Conditions", "",
         f"Command: `{record['command']}` (started {record['started']}, {record['seconds']:.0f} s).",
-        f"CPU: {m['cpu']}, {m['cores']} cores, features {m['cpu_features'] or 'none of those recorded'}; "
-        f"{m['platform']}.",
-        f"Python {m['python']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, LiteRT {m['ai-edge-litert']}, "
-        f"NumPy {m['numpy']}; tflkit {m['tflkit']} (commit {m['tflkit_commit'] or 'unknown: not a git checkout'})"
-        + (f"; {', '.join(switches)}" if switches else "") + ".",
+        f"CPU: {m.get('cpu')}, {m.get('cores')} cores, features {m.get('cpu_features') or 'none of those recorded'}; "
+        f"{m.get('platform')}.",
+        f"{versions} (commit {m.get('tflkit_commit') or 'unknown'})" + (f"; {', '.join(switches)}" if switches else "")
+        + ".",
         f"Load average (1, 5, 15 min): {', '.join(map(str, load['start']))} at the start, "
         f"{', '.join(map(str, load['end']))} at the end.",
     ])
