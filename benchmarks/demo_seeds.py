@@ -38,8 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--onednn", nargs="+", default=["1", "0"], choices=("1", "0"))
     parser.add_argument("--note", default="", help="a line on the conditions (e.g. another job sharing the cores)")
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for onednn in args.onednn:

@@ -47,8 +47,7 @@ def main(argv=None) -> int:
     parser = harness.arguments(__doc__, NAME, out_flag="--results")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", help="keep the runs here instead of a temporary folder")
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
     runs, markdown = [], ""
     for i in range(args.repeat):
         base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="tflkit-demo-"))

@@ -38,8 +38,7 @@ def main(argv=None) -> int:
     parser = harness.arguments(__doc__, NAME)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
     with tempfile.TemporaryDirectory() as tmp:
         def side(deterministic: bool):
             return lambda r: train(Path(tmp) / f"{deterministic}_{r}", args.epochs, deterministic)

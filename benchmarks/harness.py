@@ -5,8 +5,7 @@ rounds with medians and spread, host latency through tflkit's own bench, and one
     from tflkit...                      # (isort puts this module, third-party to it, before tflkit anyway)
 
     parser = harness.arguments(__doc__, "my_bench")              # --out PREFIX (default benchmarks/results/my_bench)
-    args = parser.parse_args(argv)
-    results = harness.Results("my_bench", args.results, argv)   # the command line and the machine, from now
+    args, results = parser.start(argv)                           # the command line; the clock and load from now
     rounds = harness.side_by_side({"a": run_a, "b": run_b}, 3)   # each side once a round, order flipping
     ratio = harness.spread(harness.ratios(rounds, "a", "b"))     # median, min, max over the rounds
     results.write(markdown, summary={"ratio": ratio}, raw=rounds)  # PREFIX.json and PREFIX.md, atomically
@@ -66,16 +65,35 @@ from tflkit.core.machine import environment  # noqa: E402
 
 
 # -- the command line ----------------------------------------------------------------------------------------------
-def arguments(doc: str, name: str, out_flag: str = "--out") -> argparse.ArgumentParser:
-    """A parser described by the docstring's first paragraph, with the results option every script has:
-    `out_flag PREFIX` writes PREFIX.json and PREFIX.md (default benchmarks/results/NAME). Scripts whose `--out`
-    already names something else (a run or study directory) take `--results PREFIX` instead."""
-    parser = argparse.ArgumentParser(description=doc.strip().split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(out_flag, dest="results", type=Path, default=RESULTS / name, metavar="PREFIX",
-                        help=f"write PREFIX.json and PREFIX.md (default: benchmarks/results/{name}; a smoke run "
-                             "writes elsewhere, e.g. /tmp/x, so that the recorded result stays)")
-    return parser
+class Arguments(argparse.ArgumentParser):
+    """A benchmark's command line: described by the docstring's first paragraph, with the results option every
+    script has (`out_flag PREFIX`: PREFIX.json and PREFIX.md, default benchmarks/results/NAME; scripts whose `--out`
+    already names something else, a run or a study directory, take `--results PREFIX`). `start` parses it and opens
+    the run's Results."""
+
+    def __init__(self, doc: str, name: str, out_flag: str = "--out"):
+        super().__init__(description=doc.strip().split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+        self.name = name
+        self.add_argument(out_flag, dest="results", type=Path, default=RESULTS / name, metavar="PREFIX",
+                          help=f"write PREFIX.json and PREFIX.md (default: benchmarks/results/{name}; a smoke run "
+                               "writes elsewhere, e.g. /tmp/x, so that the recorded result stays)")
+
+    def start(self, argv=None) -> tuple[argparse.Namespace, Results]:
+        """(the parsed arguments, the Results this run writes), the clock and the load taken now."""
+        args = self.parse_args(argv)
+        return args, Results(self.name, args.results, argv)
+
+
+def arguments(doc: str, name: str, out_flag: str = "--out") -> Arguments:
+    """The parser of a benchmark called `name` (see Arguments)."""
+    return Arguments(doc, name, out_flag)
+
+
+def tensorflow():
+    """TensorFlow, imported quietly (tflkit.core.tfenv), for the scripts that build or train models."""
+    from tflkit.core.tfenv import quiet_tensorflow
+
+    return quiet_tensorflow()
 
 
 def command_line(argv=None) -> str:

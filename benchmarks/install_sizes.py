@@ -59,8 +59,7 @@ def _size(name: str) -> int:
 
 
 def main(argv=None) -> int:
-    args = harness.arguments(__doc__, "install_sizes").parse_args(argv)
-    results = harness.Results("install_sizes", args.results, argv)
+    _, results = harness.arguments(__doc__, "install_sizes").start(argv)
     own = metadata.distribution("tflkit")
     requires = own.requires or []
     base = _closure([r.split(";")[0] for r in requires if "extra ==" not in r])

@@ -307,15 +307,12 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="untimed invokes per file per round")
     parser.add_argument("--calib-samples", type=int, default=8)
     parser.add_argument("--render", action="store_true", help="rewrite the .md from the .json, measure nothing")
-    args = parser.parse_args(argv)
+    args, results = parser.start(argv)
     if args.render:
         render(args.results)
         return 0
-    results = harness.Results(NAME, args.results, argv)
 
-    from tflkit.core.tfenv import quiet_tensorflow
-
-    quiet_tensorflow()
+    harness.tensorflow()
     from tflkit.models import get_spec, list_models
 
     names = args.models.split(",") if args.models else [DEMO, *list_models()]

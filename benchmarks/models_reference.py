@@ -35,12 +35,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, fp32 and int8 taking turns (default 3)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed invocations per file per round")
     parser.add_argument("--calib-samples", type=int, default=8)
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
 
-    from tflkit.core.tfenv import quiet_tensorflow
-
-    quiet_tensorflow()
+    harness.tensorflow()
     from tflkit.models import get_spec, list_models
 
     names = args.models.split(",") if args.models else list_models()

@@ -36,12 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--train-limit", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
 
-    from tflkit.core.tfenv import quiet_tensorflow
-
-    quiet_tensorflow()
+    harness.tensorflow()
     from tflkit.core.uncertainty import difference_interval, top1_variance, wilson_interval
     from tflkit.data import load_dataset
     from tflkit.pipeline import stages

@@ -29,8 +29,7 @@ def main(argv=None) -> int:
     parser = harness.arguments(__doc__, NAME)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--study", default=str(harness.STUDIES / "smoke.yaml"))
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="ray-overhead-") as tmp:
         study = Path(tmp) / Path(args.study).name  # the study with one CPU per cell, for Ray's scheduler

@@ -69,12 +69,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="mobilenetv3_small_100")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
 
-    from tflkit.core.tfenv import quiet_tensorflow
-
-    quiet_tensorflow()
+    harness.tensorflow()
     import keras
 
     from tflkit.bench.host import BenchSettings

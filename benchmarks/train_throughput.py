@@ -170,12 +170,9 @@ def main(argv=None):
                    help="steps an epoch (the second epoch's median is measured; default: by the model's MACs)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--resume", action="store_true", help="keep PREFIX.json's rows and measure only the other entries")
-    args = p.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = p.start(argv)
 
-    from tflkit.core.tfenv import quiet_tensorflow
-
-    quiet_tensorflow()
+    harness.tensorflow()
     from tflkit.data import load_dataset
     from tflkit.training.loop import train_subset
 

@@ -121,8 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=3, help="trials per search (default 3)")
     parser.add_argument("--storage-trials", type=int, default=30, help="trials of the storage-only loop")
-    args = parser.parse_args(argv)
-    results = harness.Results(NAME, args.results, argv)
+    args, results = parser.start(argv)
     runs, storage_ms = [], {"sqlite": [], "postgresql": []}
     with tempfile.TemporaryDirectory(prefix="tune-storage-") as tmp:
         server = start_server(Path(tmp))
