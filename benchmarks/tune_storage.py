@@ -186,7 +186,7 @@ def render(result: dict) -> str:
         f"trial's storage calls take "
         f"{ms['postgresql']:.0f} ms on PostgreSQL and {ms['sqlite']:.0f} ms on SQLite, against ~{trial_s:.0f} s for "
         f"even this tiny trial.{workers}", "",
-        f"Each search ({result['seconds'] / 60:.1f} min in all): "
+        f"The whole benchmark took {result['seconds'] / 60:.1f} min. Each search: "
         f"`tflkit tune --model test_mobilenetv3 --dataset shapes --epochs 1 --train-limit 128 --trials "
         f"{settings['trials']}` with the tests' two-parameter space, W processes started at once on a new SQLite file "
         f"or a new database on a local PostgreSQL {v['postgresql']} server (127.0.0.1, fsync off), psycopg "
