@@ -1,6 +1,6 @@
 """The same .tflite timed the three ways the product times it: `tflkit bench`, `tflkit report` and the demo.
 
-    python benchmarks/latency_paths.py RUN_DIR [--files fp32,static_wi8_ai8] [--rounds 5]
+    python -m benchmarks.archive.latency_paths RUN_DIR [--files fp32,static_wi8_ai8] [--rounds 5]
 
 `tflkit bench FILE` (its defaults), what `tflkit report` runs for a file with no figures yet
 (tflkit.pipeline.stages.bench_host with default settings) and what the demo runs
@@ -8,6 +8,11 @@
 so that nothing recorded is replaced. The three are called in turn, in a rotating order, round after round, so that
 they see the same machine load; per path, the median of the per-round medians and the range over rounds, and the
 ratio of each path's to `tflkit bench`'s. Writes benchmarks/results/latency_paths.md and .json.
+
+Archived (issue 22): whether `tflkit bench`, `tflkit report` and the demo time a file alike was answered (ratios
+0.996-1.000: benchmarks/results/latency_paths.md, cited by docs/pipeline.md); report and demo have since been one
+path, tflkit.pipeline.stages.bench_host. Kept as the record of how that result was made, and runnable: from the
+repository root, `python -m benchmarks.archive.latency_paths` (benchmarks.harness puts the checkout on the path).
 """
 
 from __future__ import annotations
@@ -24,9 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.harness import RESULTS, ROOT
 
 
 def via_bench(path: Path) -> float:
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
                 print(f"{source.name:<48} {name:<14} {rows[-1]['median_ms']:.3f} ms  "
                       f"({rows[-1]['min_ms']:.3f}-{rows[-1]['max_ms']:.3f})  x{rows[-1]['ratio_to_bench']:.3f}",
                       flush=True)
-    command = "python benchmarks/latency_paths.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.archive.latency_paths " + " ".join(argv if argv is not None else sys.argv[1:])
     load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
     lines = ["# One file, three ways of timing it: tflkit bench, tflkit report, the demo", "",
              f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; "

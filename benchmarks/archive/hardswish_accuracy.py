@@ -1,6 +1,6 @@
 """Top-1 of every recipe under each hard-swish spelling issue 14 went through, on the same trained weights.
 
-    python benchmarks/hardswish_accuracy.py RUN_DIR [RUN_DIR ...] [--recipes fp32,static_wi8_ai8] [--limit N]
+    python -m benchmarks.archive.hardswish_accuracy RUN_DIR [RUN_DIR ...] [--recipes fp32,static_wi8_ai8] [--limit N]
 
 The run's trained model rebuilt three ways, its weights copied layer by layer (hard-swish has none):
 "before": one `Activation("hard_swish")` layer, which the converter turns into HARD_SWISH ops in every file, int8
@@ -13,6 +13,11 @@ test split by `tflkit eval`'s code (tflkit.training.evaluation.evaluate). A run 
 directory of a model with hard-swish (MobileNetV3).
 
 Writes benchmarks/results/hardswish_accuracy.md and .json.
+
+Archived (issue 22): which hard-swish spelling keeps int8 accuracy was answered for issue 14 (today's
+(relu6(x+3)*x)/6: benchmarks/results/hardswish_accuracy.md, cited by docs/pipeline.md and tflkit/models/layers.py).
+Kept as the record of how that result was made, and runnable: from the repository root, `python -m
+benchmarks.archive.hardswish_accuracy` (benchmarks.harness puts the checkout on the path).
 """
 
 from __future__ import annotations
@@ -26,12 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
-
-from tflkit.core.run import Run  # noqa: E402 (the checkout's tflkit, after the sys.path line)
-from tflkit.models.layers import hard_swish_op  # noqa: E402
+from benchmarks.harness import RESULTS, ROOT
+from tflkit.core.run import Run
+from tflkit.models.layers import hard_swish_op
 
 RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
 
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     rows = [measure_run(run.resolve(), args.recipes.split(","), args.calib_samples, args.limit, args.data_dir,
                         log=lambda line: print(line, flush=True)) for run in args.runs]
-    command = "python benchmarks/hardswish_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.archive.hardswish_accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
     atomic_write_text(args.out.with_suffix(".md"), markdown(rows, command))
