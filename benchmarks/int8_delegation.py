@@ -40,7 +40,7 @@ from tflkit.core.fileio import atomic_write_text
 NAME = "int8_delegation"
 THREADS = (1, 2)
 DEMO = "demo"  # the demo's model, as tflkit.pipeline.demo.DemoSettings builds it on the shapes dataset
-DEMO_BUILD = {"name": "mobilenetv3_small_050", "num_classes": 5, "input_size": 32, "small_input": True}
+DEMO_BUILD = {"name": "mobilenetv3_small_050", "num_classes": 5, "image_size": 32, "small_input": True}
 
 
 def build_pair(name: str, size: int, num_classes: int, small_input: bool = False):
@@ -48,13 +48,13 @@ def build_pair(name: str, size: int, num_classes: int, small_input: bool = False
     import tflkit.models.layers as layers
     from tflkit.models import create_model
 
-    after = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
+    after = create_model(name, num_classes=num_classes, image_size=size, small_input=small_input)
     if not any(layer.name.endswith("_plus3") for layer in after.layers):  # no hard-swish
         return after, None
     current = layers.hard_swish
     layers.hard_swish = layers.hard_swish_op
     try:
-        before = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
+        before = create_model(name, num_classes=num_classes, image_size=size, small_input=small_input)
     finally:
         layers.hard_swish = current
     return after, before
@@ -110,9 +110,9 @@ def measure(name: str, args, workdir: Path) -> dict:
 
     rng = np.random.default_rng(0)
     if name == DEMO:
-        model, size, classes, small = (DEMO_BUILD[k] for k in ("name", "input_size", "num_classes", "small_input"))
+        model, size, classes, small = (DEMO_BUILD[k] for k in ("name", "image_size", "num_classes", "small_input"))
     else:
-        model, size, classes, small = name, args.size or get_spec(name).default_input_size, args.num_classes, False
+        model, size, classes, small = name, args.size or get_spec(name).default_image_size, args.num_classes, False
     rep = rng.uniform(0, 255, (args.calib_samples, size, size, 3)).astype(np.float32)
     after, before = build_pair(model, size, classes, small)
     set_batchnorm_statistics(after, rep)

@@ -64,9 +64,9 @@ def measure(name, args) -> dict:
     from tflkit.tflite.macs import count_macs
 
     spec = get_spec(name)
-    size = spec.default_input_size
+    size = spec.default_image_size
     model = create_model(name)
-    row = {"model": name, "input_size": size, "params": count_params(model), "reference": spec.reference,
+    row = {"model": name, "image_size": size, "params": count_params(model), "reference": spec.reference,
            "reference_params": spec.reference_params, "reference_macs": spec.reference_macs}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="tflkit-bench-") as tmp:
@@ -144,7 +144,7 @@ def markdown(rows, conditions) -> str:
         exact = "" if r["reference_params"] is None else (" (exact)" if r["params"] == r["reference_params"]
                                                           else " (DIFFERS)")
         lines.append(
-            f"| {r['model']} | {r['input_size']} | {r['params']:,}{exact} | {_fmt_int(r['reference_params'])} "
+            f"| {r['model']} | {r['image_size']} | {r['params']:,}{exact} | {_fmt_int(r['reference_params'])} "
             f"| {_fmt_int(r.get('macs'))} | {_fmt_int(r['reference_macs'])} | "
             f"{'-' if 'macs_diff_pct' not in r else format(r['macs_diff_pct'], '+.2f') + '%'} "
             f"| {_mb(r.get('fp32_size_bytes'))} | {_mb(r.get('static_wi8_ai8_size_bytes'))} "

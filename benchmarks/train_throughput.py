@@ -86,7 +86,7 @@ def measure(entry: str, args, source, split_of) -> dict:
     model_name, size, *stem = entry.split(":")
     size = int(size)
     small = (stem[0] == "cifar") if stem else size <= 64
-    macs = keras_macs(create_model(model_name, num_classes=source.num_classes, input_size=size, small_input=small))
+    macs = keras_macs(create_model(model_name, num_classes=source.num_classes, image_size=size, small_input=small))
     keras.backend.clear_session()
     batch = auto_batch(macs, size)
     steps = args.steps or auto_steps(macs, batch)
@@ -106,7 +106,7 @@ def measure(entry: str, args, source, split_of) -> dict:
 
     def plain_side(rnd):
         keras.utils.set_random_seed(rnd)
-        model = create_model(model_name, num_classes=source.num_classes, input_size=size, small_input=small)
+        model = create_model(model_name, num_classes=source.num_classes, image_size=size, small_input=small)
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         timer = _timer(keras)
         model.fit(x, y, batch_size=batch, epochs=2, shuffle=True, verbose=0, callbacks=[timer])

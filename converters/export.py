@@ -336,7 +336,7 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
         return result
     info = run.model_info()
     card = build_card(path, model=config.model, recipe=recipe, run_dir=run.path, keras_path=run.model_path,
-                      input_size=config.image_size, class_names=info.get("class_names", []),
+                      image_size=config.image_size, class_names=info.get("class_names", []),
                       normalization=normalization, calibration=calibration, dataset=config.dataset,
                       fine_tune=result.fine_tune)
     write_card(path, card)

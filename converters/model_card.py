@@ -24,7 +24,7 @@ from tflkit.tflite.arena import arena_bytes
 from tflkit.tflite.inspect import io_details
 
 
-def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_size: int, class_names,
+def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, image_size: int, class_names,
                normalization: dict, calibration: dict | None, fine_tune: dict | None = None,
                dataset: str = "") -> dict:
     """`normalization`: model_normalization() of the Keras model at keras_path (read once per run by the caller)."""
@@ -38,7 +38,7 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
         "arena_bytes": _arena_bytes(tflite_path),  # activation memory the runtime plans beyond the weights: RAM
         "architecture": {"name": model, "family": spec.family, "reference": spec.reference},
         "input": {
-            "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": input_size,
+            "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": image_size,
             "pixel_range": list(spec.pixel_range),
             # The model normalizes inside (its first layer), so the app feeds raw pixels.
             "normalization": {"inside_model": True, **normalization,

@@ -78,12 +78,12 @@ def _hard_kind(layer) -> str | None:
     raise TfmotError(f"layer {layer.name}: a lambda activation that is neither hard-swish nor hard-sigmoid")
 
 
-def tf_keras_twin(model, name: str, num_classes: int, input_size: int, small_input: bool):
+def tf_keras_twin(model, name: str, num_classes: int, image_size: int, small_input: bool):
     """The tf_keras model with `model`'s weights, lambda activations replaced by `HardActivation`."""
     import tf_keras
 
 
-    twin = create_model(name, num_classes=num_classes, input_size=input_size, small_input=small_input,
+    twin = create_model(name, num_classes=num_classes, image_size=image_size, small_input=small_input,
                         keras_module=tf_keras)
     hard = hard_activation_layer()
 

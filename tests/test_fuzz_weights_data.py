@@ -181,7 +181,7 @@ def stack_global_pickle(module: str, name: str) -> bytes:
 def resnet():
     from tflkit.models import create_model
 
-    return create_model("test_resnet", num_classes=3, input_size=32, small_input=True)
+    return create_model("test_resnet", num_classes=3, image_size=32, small_input=True)
 
 
 @functools.cache
@@ -336,7 +336,7 @@ def test_fuzz_pth_slow(fuzz_env):
 def squeezenet():
     from tflkit.models import create_model
 
-    return create_model("test_squeezenet", num_classes=3, input_size=32, small_input=True)
+    return create_model("test_squeezenet", num_classes=3, image_size=32, small_input=True)
 
 
 @functools.cache

@@ -32,7 +32,7 @@ def exported(request, tmp_path_factory):
     rng = np.random.default_rng(0)
     model = create_model(request.param)
     _randomize_batchnorm(model, rng)
-    size = get_spec(request.param).default_input_size
+    size = get_spec(request.param).default_image_size
     images = rng.uniform(0, 255, (16, size, size, 3)).astype("float32")
     saved = export_saved_model(model, tmp_path_factory.mktemp(request.param) / "saved_model")
     return request.param, model, saved, images

@@ -35,7 +35,7 @@ def test_card_normalization_is_read_from_the_model():
     from converters.model_card import model_normalization
 
     spec = get_spec("squeezenet1_1")
-    model = create_model("squeezenet1_1", num_classes=10, input_size=32, small_input=True)
+    model = create_model("squeezenet1_1", num_classes=10, image_size=32, small_input=True)
     built = model_normalization(model, spec)
     assert built["name"] == "imagenet"
     np.testing.assert_allclose(built["mean"], IMAGENET.mean, rtol=1e-5)
@@ -62,10 +62,10 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
 
     from tflkit.weights.load import load_weights_file
 
-    ported = create_model("squeezenet1_1", num_classes=10, input_size=64)
+    ported = create_model("squeezenet1_1", num_classes=10, image_size=64)
     load_weights_file(ported, SQUEEZENET_H5)
     # The original, by hand: the file's kernels as they are (conv1 reads BGR), no normalization in the model.
-    original = create_model("squeezenet1_1", num_classes=10, input_size=64)
+    original = create_model("squeezenet1_1", num_classes=10, image_size=64)
     with h5py.File(SQUEEZENET_H5, "r") as f:
         for layer in f.attrs["layer_names"]:
             layer = layer.decode() if isinstance(layer, bytes) else str(layer)
@@ -94,7 +94,7 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
 def _randomized(name, num_classes, seed):
     """A tiny registry model whose every weight (BatchNorm statistics too) is seeded noise, so a port that
     leaves anything at its initial value shows."""
-    model = create_model(name, num_classes=num_classes, input_size=32, small_input=True)
+    model = create_model(name, num_classes=num_classes, image_size=32, small_input=True)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if layer.weights:
@@ -169,7 +169,7 @@ def test_keras3_weights_file_matching_no_layer_is_one_clear_line(tmp_path):
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="unrelated_dense")])
     path = tmp_path / "other.weights.h5"
     other.save_weights(path)
-    model = create_model("test_resnet", num_classes=10, input_size=32, small_input=True)
+    model = create_model("test_resnet", num_classes=10, image_size=32, small_input=True)
     with pytest.raises(ModelFileError, match="no layer") as err:
         load_weights_file(model, path)
     message = str(err.value)
@@ -196,7 +196,7 @@ def test_keras3_weights_file_without_layer_names_maps_by_structure(tmp_path):
     assert skipped == ["logits"] and sorted(loaded) == sorted(n for n in _weighted(source) if n != "logits")
     _assert_same_weights(source, target, loaded)
 
-    different = create_model("test_resnet", num_classes=10, input_size=32, small_input=True)
+    different = create_model("test_resnet", num_classes=10, image_size=32, small_input=True)
     with pytest.raises(ModelFileError, match="no layer names") as err:
         load_weights_file(different, path)
     assert "\n" not in str(err.value)

@@ -154,7 +154,7 @@ def _layers(model):
 
 def test_parameter_count_is_the_reference(reference, ours):
     spec = get_spec("resnet8")
-    assert (spec.default_input_size, spec.default_num_classes) == (32, 10)
+    assert (spec.default_image_size, spec.default_num_classes) == (32, 10)
     assert spec.pretrained_source is None  # a CIFAR-10 model: no ImageNet weights
     assert _size(reference.trainable_weights) == REFERENCE_TRAINABLE == spec.reference_params
     assert _size(reference.non_trainable_weights) == REFERENCE_BN_STATISTICS
@@ -259,7 +259,7 @@ def test_small_input_changes_nothing():
 
 @pytest.mark.parametrize("size", [33, 64])
 def test_other_input_sizes_pool_the_whole_last_map(size):
-    model = create_model("resnet8", num_classes=7, input_size=size)
+    model = create_model("resnet8", num_classes=7, image_size=size)
     last = -(-size // 4)  # two stride-2 'same' convs: ceil twice
     assert model.get_layer("pool").input.shape[1:3] == (last, last)
     assert model.get_layer("pool").output.shape[1:3] == (1, 1)

@@ -17,7 +17,7 @@ def model_and_source(tmp_path_factory):
     from tflkit.models import create_model
 
     path = tmp_path_factory.mktemp("eval") / "m.keras"
-    create_model("test_mobilenetv3", num_classes=10, input_size=32, small_input=True).save(path)
+    create_model("test_mobilenetv3", num_classes=10, image_size=32, small_input=True).save(path)
     return path, load_shapes(seed=0, sizes={"train": 16, "val": 16, "test": 600})
 
 
@@ -51,7 +51,7 @@ def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("model: test_mobilenetv3\ndataset: shapes\n")
-    create_model("test_mobilenetv3", num_classes=10, input_size=32, small_input=True).save(run / "model.keras")
+    create_model("test_mobilenetv3", num_classes=10, image_size=32, small_input=True).save(run / "model.keras")
     assert main(["eval", str(run / "model.keras"), "--dataset", "shapes", "--limit", "50", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert result["count"] == 50 and np.isfinite(result["top1"])

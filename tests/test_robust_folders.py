@@ -87,7 +87,7 @@ def test_eval_skips_unreadable_test_images(tmp_path):
 
     root = _write_tree(tmp_path / "imgs", corrupt=False)
     (root / "test" / "circle" / "circle_01.jpg").write_bytes(b"truncated")
-    model = create_model("test_mobilenetv3", num_classes=3, input_size=32, small_input=True)
+    model = create_model("test_mobilenetv3", num_classes=3, image_size=32, small_input=True)
     model.save(tmp_path / "m.keras")
     lines = []
     result = evaluate(tmp_path / "m.keras", load_dataset(f"folder:{root}"), log=lines.append)

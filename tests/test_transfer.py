@@ -61,7 +61,7 @@ def test_squeezenet_imagenet_weights_port(tmp_path):
     from tflkit.models import create_model
     from tflkit.weights.load import load_weights_file
 
-    model = create_model("squeezenet1_1", num_classes=10, input_size=64)
+    model = create_model("squeezenet1_1", num_classes=10, image_size=64)
     loaded, skipped = load_weights_file(model, SQUEEZENET_H5)
     assert len(loaded) == 25 and skipped == []  # conv1 and 8 fire modules x 3
     assert sum(int(np.prod(w.shape)) for name in loaded for w in model.get_layer(name).weights) == 722_496

@@ -217,11 +217,11 @@ def import_weights(path, model: str, out, *, image_size: int | None = None, num_
     out = Path(out)
     if out.suffix != ".keras":
         raise UsageError(f"--out {out}: must end in .keras")
-    keras_model, report = build(path, model, input_size=image_size, num_classes=num_classes)
+    keras_model, report = build(path, model, image_size=image_size, num_classes=num_classes)
     with atomic_path(out) as tmp:
         keras_model.save(tmp)
     return {"model": model, "source": report["source"], "out": str(out), "status": "ok",
-            "num_classes": int(keras_model.output_shape[-1]), "input_size": int(keras_model.input_shape[1]),
+            "num_classes": int(keras_model.output_shape[-1]), "image_size": int(keras_model.input_shape[1]),
             "layers_loaded": len(report["loaded_layers"]), "layers_skipped": report["skipped_layers"]}
 
 

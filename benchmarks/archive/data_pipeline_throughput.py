@@ -57,7 +57,7 @@ def main(argv=None):
     source = load_dataset("cifar10", data_dir=args.data_dir)
     split = source.split("train")
     config = TrainConfig(model=args.model, batch_size=args.batch_size, bn_momentum=0.9)
-    model = create_model(args.model, num_classes=10, input_size=args.image_size, small_input=True)
+    model = create_model(args.model, num_classes=10, image_size=args.image_size, small_input=True)
     compile_for_training(model, config, 10, keras)
 
     x = tf.constant(split.images[: args.batch_size].astype("float32"))

@@ -58,7 +58,7 @@ def rebuilt(config, trained, spelling):
     current = layers.hard_swish
     layers.hard_swish = SPELLINGS[spelling] or current
     try:
-        model = create_model(config.model, num_classes=trained.output_shape[-1], input_size=config.image_size,
+        model = create_model(config.model, num_classes=trained.output_shape[-1], image_size=config.image_size,
                              small_input=config.small_input)
     finally:
         layers.hard_swish = current

@@ -15,7 +15,7 @@ def cmd_models(args) -> Reply:
             macs = f"{r['macs'] / 1e6:.1f}M" if r.get("macs") else "-"
             ref_macs = f"{r['reference_macs'] / 1e6:.1f}M" if r.get("reference_macs") else "-"
             ref_params = f"{r['reference_params']:,}" if r.get("reference_params") else "-"
-            print(f"{r['name']:<24} {r['input_size']:>5} {r['params']:>12,} {macs:>10} {ref_params:>12} "
+            print(f"{r['name']:<24} {r['image_size']:>5} {r['params']:>12,} {macs:>10} {ref_params:>12} "
                   f"{ref_macs:>10}  {r.get('reference', '')}")
     return Reply("models", rows)
 

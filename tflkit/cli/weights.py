@@ -25,7 +25,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     imp.add_argument("file", metavar="FILE", help=".tflite, .pth, .h5, .weights.h5 or .keras")
     imp.add_argument("--model", required=True, help="registry name of the target layout (see `tflkit models`)")
     imp.add_argument("--out", required=True, metavar="OUT.keras", help="where to write the Keras model")
-    imp.add_argument("--input-size", type=int, help="input size of the built model (default: the source's, or "
+    imp.add_argument("--image-size", type=int, help="input size of the built model (default: the source's, or "
                                                     "the model's default)")
     imp.add_argument("--num-classes", type=int, help="classes of the built model for .h5/.keras sources "
                                                      "(default: the model's default)")
@@ -35,11 +35,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run_import(args) -> Reply:
-    summary = api.import_weights(args.file, args.model, args.out, image_size=args.input_size,
+    summary = api.import_weights(args.file, args.model, args.out, image_size=args.image_size,
                                  num_classes=args.num_classes)
     if not args.json:
         skipped = summary["layers_skipped"]
         print(f"imported {Path(args.file).name} -> {summary['out']}  ({args.model}, {summary['num_classes']} classes, "
-              f"{summary['input_size']}x{summary['input_size']}, {summary['layers_loaded']} layers loaded"
+              f"{summary['image_size']}x{summary['image_size']}, {summary['layers_loaded']} layers loaded"
               + (f", kept own init: {', '.join(skipped)}" if skipped else "") + ")")
     return Reply("weights import", [summary])

@@ -50,9 +50,9 @@ def _inverted_residual(x, kernel, expanded, out, use_se, act, stride, keras, nam
     return x
 
 
-def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, num_classes, input_size, small_input,
+def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, num_classes, image_size, small_input,
                       keras, width=1.0, dropout=0.2, name="mobilenetv3"):
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
     stem_stride = 1 if small_input else 2
     x = conv_bn_act(x, make_divisible(stem_channels * width), 3, stem_stride, "hard_swish", keras, "stem", **_BN)
@@ -70,8 +70,8 @@ def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, nu
 def _small(width: float, name: str):
     """The entry point of MobileNetV3-Small at `width` (registered under `name`)."""
 
-    def build(*, num_classes, input_size, small_input, keras):
-        return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
+    def build(*, num_classes, image_size, small_input, keras):
+        return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, image_size=image_size,
                                  small_input=small_input, keras=keras, width=width, name=name)
 
     build.__name__ = build.__qualname__ = name
@@ -84,19 +84,19 @@ for _width, _reference, _figures in (
     (0.5, "timm mobilenetv3_small_050 (torchvision layout at width 0.5)", {}),
     (0.75, "timm mobilenetv3_small_075 (torchvision layout at width 0.75)", {}),
 ):
-    register_model("mobilenetv3", default_input_size=224, reference=_reference, small_input_note=_SMALL_INPUT_NOTE,
+    register_model("mobilenetv3", default_image_size=224, reference=_reference, small_input_note=_SMALL_INPUT_NOTE,
                    **_figures)(_small(_width, f"mobilenetv3_small_{round(100 * _width):03d}"))
 
 
 @register_model(
     "mobilenetv3",
-    default_input_size=32,
+    default_image_size=32,
     default_num_classes=10,
     small_input_note=_SMALL_INPUT_NOTE,
     test_variant=True,
 )
-def test_mobilenetv3(*, num_classes, input_size, small_input, keras):
+def test_mobilenetv3(*, num_classes, image_size, small_input, keras):
     """A quarter-width, four-block MobileNetV3 for fast tests: same block types, tiny shapes."""
     blocks = (_SMALL_BLOCKS[0], _SMALL_BLOCKS[1], _SMALL_BLOCKS[3], _SMALL_BLOCKS[4])
-    return build_mobilenetv3(blocks, 16, 576, 64, num_classes=num_classes, input_size=input_size,
+    return build_mobilenetv3(blocks, 16, 576, 64, num_classes=num_classes, image_size=image_size,
                              small_input=small_input, keras=keras, width=0.25, name="test_mobilenetv3")

@@ -62,9 +62,9 @@ def _block(x, kernel, expanded, out, use_se, act, stride, keras, block_id):
     return x
 
 
-def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras, width=1.0, dropout=0.2,
+def build_mobilenetv3_tf(blocks, *, num_classes, image_size, small_input, keras, width=1.0, dropout=0.2,
                          name="mobilenetv3_small_100_tf"):
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, INCEPTION.mean, INCEPTION.std, keras)
     x = keras.layers.Conv2D(16, 3, strides=1 if small_input else 2, padding="same", use_bias=False, name="conv")(x)
     x = activation(_bn(x, keras, "conv_bn"), "hard_swish", keras, "conv_hard_swish")
@@ -81,7 +81,7 @@ def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras,
 
 @register_model(
     "mobilenetv3",
-    default_input_size=224,
+    default_image_size=224,
     normalization=INCEPTION,
     pretrained_normalization=TF_SLIM_UINT8,
     reference="keras.applications MobileNetV3Small (TF-slim layout; weights from the TF-slim .tflite)",
@@ -89,7 +89,7 @@ def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras,
     reference_macs=56_522_000,
     small_input_note=_SMALL_INPUT_NOTE,
 )
-def mobilenetv3_small_100_tf(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3_tf(_SMALL_BLOCKS, num_classes=num_classes, input_size=input_size,
+def mobilenetv3_small_100_tf(*, num_classes, image_size, small_input, keras):
+    return build_mobilenetv3_tf(_SMALL_BLOCKS, num_classes=num_classes, image_size=image_size,
                                 small_input=small_input, keras=keras)
 

@@ -1,6 +1,6 @@
 """The model registry: one small entry point per variant, one typed spec per model (timm style).
 
-An entry point is a function `fn(*, num_classes, input_size, small_input, keras) -> Model` decorated with
+An entry point is a function `fn(*, num_classes, image_size, small_input, keras) -> Model` decorated with
 `@register_model(...)`; the decorator records what a user needs to deploy it (input size, pixel contract) and what
 it must match (the reference parameter count and MACs).
 """
@@ -38,14 +38,14 @@ class ModelSpec:
     name: str
     family: str
     builder: Callable
-    default_input_size: int = 224
+    default_image_size: int = 224
     default_num_classes: int = 1000
     normalization: Normalization = IMAGENET  # what the built model's first layer does
     # What loading the published ImageNet weights (--pretrained imagenet) sets that layer to, when those weights
     # were trained with other statistics (SqueezeNet 1.1's Caffe weights: mean only, no scaling).
     pretrained_normalization: Normalization | None = None
     reference: str = "torchvision"  # whose layer-for-layer definition this matches
-    reference_params: int | None = None  # at default_input_size with default_num_classes
+    reference_params: int | None = None  # at default_image_size with default_num_classes
     reference_macs: int | None = None
     small_input_note: str = ""  # what --small-input changes, for the docs and `tflkit models`
     # Training settings this architecture needs to learn in a short run (as timm keeps a per-model config): laid
@@ -111,7 +111,7 @@ def get_spec(name: str) -> ModelSpec:
 def create_model(
     name: str,
     num_classes: int | None = None,
-    input_size: int | None = None,
+    image_size: int | None = None,
     small_input: bool = False,
     keras_module=None,
 ):
@@ -119,12 +119,12 @@ def create_model(
     spec = get_spec(name)
     if keras_module is None:
         import keras as keras_module
-    input_size = input_size or spec.default_input_size
-    if input_size < 32:
-        raise UsageError(f"input size {input_size} is too small; models take 32x32 and up")
+    image_size = image_size or spec.default_image_size
+    if image_size < 32:
+        raise UsageError(f"input size {image_size} is too small; models take 32x32 and up")
     return spec.builder(
         num_classes=num_classes or spec.default_num_classes,
-        input_size=input_size,
+        image_size=image_size,
         small_input=small_input,
         keras=keras_module,
     )

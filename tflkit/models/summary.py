@@ -51,7 +51,7 @@ def describe_models(include_test: bool = False, compute_macs: bool = False, cach
             "family": spec.family,
             "params": entry["params"],
             "macs": entry.get("macs"),
-            "input_size": spec.default_input_size,
+            "image_size": spec.default_image_size,
             "num_classes": spec.default_num_classes,
             "reference": spec.reference,
             "reference_params": spec.reference_params,
@@ -121,7 +121,7 @@ def _cache_key(name) -> str:
     modules = (inspect.getmodule(spec.builder), layers, registry, sys.modules[__name__])
     source = "".join(inspect.getsource(m) for m in modules)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return f"{name}@{spec.default_input_size}x{spec.default_num_classes}@{digest}"
+    return f"{name}@{spec.default_image_size}x{spec.default_num_classes}@{digest}"
 
 
 def _read_cache(path: Path) -> dict:

@@ -226,7 +226,7 @@ def float32_copy(path, config: TrainConfig, num_classes: int):
 
     trained = keras.models.load_model(path, compile=False)
     with dtype_policy("float32"):
-        model = create_model(config.model, num_classes=num_classes, input_size=config.image_size,
+        model = create_model(config.model, num_classes=num_classes, image_size=config.image_size,
                              small_input=config.small_input)
     model.set_weights(trained.get_weights())
     return model
@@ -312,7 +312,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
             if run.trained and not resume:
                 raise UsageError(f"{run_dir} already holds a trained model; pass --resume or choose another --out")
             with dtype_policy(config.precision):  # each layer keeps its policy (and last.keras records it)
-                model = create_model(config.model, num_classes=source.num_classes, input_size=config.image_size,
+                model = create_model(config.model, num_classes=source.num_classes, image_size=config.image_size,
                                      small_input=config.small_input)
             if config.precision != "float32":
                 model = float32_logits(model)
@@ -366,7 +366,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, verbose: int = 1, 
         else:
             float32_copy(final, config, source.num_classes).save(tmp)
 
-    run.record_model_info({"params": count_params(model), "input_size": config.image_size,
+    run.record_model_info({"params": count_params(model), "image_size": config.image_size,
                            "num_classes": source.num_classes, "class_names": list(source.class_names),
                            "dataset_label": source.label})
     return checkpoint.history

@@ -313,14 +313,14 @@ def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[st
     return loaded, skipped
 
 
-def import_weights(path, model_name: str, input_size: int | None = None, num_classes: int | None = None):
+def import_weights(path, model_name: str, image_size: int | None = None, num_classes: int | None = None):
     """(model, report) for any supported weights file."""
     path = Path(path)
     get_spec(model_name)  # an unknown name is a one-line UsageError before anything is read
     if not path.is_file():
         raise UsageError(f"weights file not found: {path}")
     if path.suffix == ".tflite":
-        return model_from_tflite(path, model_name, input_size=input_size)
-    model = create_model(model_name, num_classes=num_classes, input_size=input_size)
+        return model_from_tflite(path, model_name, image_size=image_size)
+    model = create_model(model_name, num_classes=num_classes, image_size=image_size)
     loaded, skipped = load_weights_file(model, path)
     return model, {"source": str(path), "loaded_layers": loaded, "skipped_layers": skipped}

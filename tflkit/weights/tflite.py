@@ -223,7 +223,7 @@ def import_tflite_weights(model, path, log=None) -> dict:
             "num_outputs": source.num_outputs}
 
 
-def model_from_tflite(path, model_name: str, input_size: int | None = None, log=None):
+def model_from_tflite(path, model_name: str, image_size: int | None = None, log=None):
     """A registry model built for the .tflite's own classes (its head kept) with the .tflite's weights in it.
 
     The strides are not in the weights: the model is built with the standard stem, and again with the registry's
@@ -231,16 +231,16 @@ def model_from_tflite(path, model_name: str, input_size: int | None = None, log=
     interpreter = load_interpreter(path, xnnpack=False)
     shape = interpreter.get_input_details()[0]["shape"]
     num_classes = int(interpreter.get_output_details()[0]["shape"][-1])
-    size = input_size or int(shape[1])
+    size = image_size or int(shape[1])
     first_error = None
     for small_input in (False, True):
-        model = create_model(model_name, num_classes=num_classes, input_size=size, small_input=small_input)
+        model = create_model(model_name, num_classes=num_classes, image_size=size, small_input=small_input)
         try:
             report = import_tflite_weights(model, path, log=log)
         except ModelFileError as exc:  # e.g. ResNet's small-input stem is a 3x3 conv, not a 7x7
             first_error = first_error or exc
             continue
-        mismatch = _spatial_mismatch(model, report["pairs"]) if not input_size or input_size == shape[1] else None
+        mismatch = _spatial_mismatch(model, report["pairs"]) if not image_size or image_size == shape[1] else None
         if mismatch is None:
             return model, report
         first_error = first_error or ModelFileError(f"{path}: {mismatch}; the file's strides are not "
