@@ -53,3 +53,35 @@ def test_a_broken_import_fails_the_contract(tmp_path, package, line, contract, c
     assert done.returncode == 1, done.stdout[-3000:]
     assert contract in done.stdout and "BROKEN" in done.stdout
     assert (chain or "tflkit.training.transfer -> converters.export") in done.stdout
+
+
+def in_function_imports(root: Path) -> list[str]:
+    """`path:line: source` of every import of a tflkit, converters or android_bench module inside a function."""
+    import ast
+
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            text = path.read_text()
+            lines, seen = text.splitlines(), set()
+            for function in ast.walk(ast.parse(text)):
+                if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(function):
+                    if id(node) in seen or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                        continue
+                    seen.add(id(node))
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                    if node.__class__ is ast.ImportFrom and node.level or any(n.split(".")[0] in PACKAGES
+                                                                            for n in names):
+                        found.append(f"{path.relative_to(root)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return found
+
+
+def test_in_function_imports_are_few_and_each_says_why():
+    """Modules import at the top: only a TensorFlow boundary (a TensorFlow-free module that runs TensorFlow code on
+    demand) or a registration cycle imports inside a function, and says so on its line (there were 294)."""
+    found = in_function_imports(ROOT)
+    assert len(found) <= 16, "\n".join(found)
+    unexplained = [line for line in found if "#" not in line.split(": ", 1)[1]]
+    assert not unexplained, "in-function imports without their reason:\n" + "\n".join(unexplained)

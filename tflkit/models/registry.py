@@ -138,8 +138,7 @@ def count_params(model) -> int:
 
 
 def _load_entry_points() -> None:
-    # Importing the family modules runs their @register_model decorators (a cycle: they import this module).
-    from tflkit.models import (
+    from tflkit.models import (  # a cycle: the family modules import this one, and importing them registers them
         families,  # noqa: F401
         mobilenetv3_tf,  # noqa: F401  (TF-slim / keras.applications layout)
     )
