@@ -60,6 +60,24 @@ def test_eval_replays_the_corpus(tmp_path):
     assert_clean(done, TFLITES)
     reply = json.loads(done.stdout)
     assert len(reply["results"]) + len(reply["errors"]) == len(TFLITES)
+    # XNNPACK refuses it, the built-in kernels run it: scored on them (eval's output-shape and input-quantization
+    # probes asked XNNPACK and ended the evaluation with its refusal)
+    assert "oom_xnnpack_static_shape.tflite" in {r["model"] for r in reply["results"]}, done.stderr
+
+
+def test_the_memory_probe_is_bounded_like_the_check():
+    """`bench`'s resident-memory probe (tflkit.memprobe, a fresh process) loaded the file with XNNPACK and no cap:
+    the 4.5 GB static shape the child check refuses took 17 GB of resident memory there and 37 s. Now it is probed
+    on the built-in kernels its row ran on, and the probe itself is capped as the check is."""
+    path = CORPUS / "tflite" / "oom_xnnpack_static_shape.tflite"
+    done = tflkit("bench", path, "--runs", "2", "--warmup", "1", "--json")
+    assert_clean(done, [path])
+    rows = {r["delegate"]: r for r in json.loads(done.stdout)["results"]}
+    assert rows["xnnpack"]["status"] == "xnnpack_failed" and rows["cpu"]["status"] == "ok", rows
+    assert rows["cpu"]["rss_delta_mb"] is not None and rows["cpu"]["rss_delta_mb"] < 200, rows["cpu"]
+    probe = subprocess.run([sys.executable, "-m", "tflkit.memprobe", str(path)], capture_output=True, text=True,
+                           cwd=ROOT, timeout=60)
+    assert probe.returncode == 1 and "XNNPACK refused" in probe.stderr and "Traceback" not in probe.stderr
 
 
 def test_the_other_readers_replay_the_corpus():

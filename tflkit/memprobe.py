@@ -68,7 +68,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--runtime")
     args = parser.parse_args(argv)
+    import resource
+
     from tflkit.errors import TflkitError
+    from tflkit.tflite_check import memory_cap
+
+    # the cap of the child check (tflkit.tflite_check): a file that wants more fails here, not the machine
+    cap = memory_cap(args.model) if args.model.is_file() else None
+    if cap is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     try:
         result = probe(args.model, args.threads, args.runs, not args.no_xnnpack, args.runtime)
