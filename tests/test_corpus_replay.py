@@ -19,6 +19,7 @@ TFLITES = sorted((CORPUS / "tflite").glob("*.tflite"))
 # from tests/test_fuzz_weights_data.py: weights files, CIFAR batches (`<case>__<the file it replaces>`), images
 WEIGHTS = sorted((CORPUS / "pth").glob("*.pth")) + sorted((CORPUS / "h5").glob("*.h5"))
 CIFAR = sorted((CORPUS / "cifar").glob("*__*"))
+CIFAR_BIN = sorted((CORPUS / "cifar_bin").glob("*__*"))  # tests/test_fuzz_cifar_binary.py, the same naming
 IMAGES = sorted((CORPUS / "images").glob("*"))
 
 
@@ -91,7 +92,8 @@ def test_the_other_readers_replay_the_corpus():
             "        elif p.endswith('.txt'): read_labels(p)\n"
             "        else: parse_log(read_log_text(p))\n"
             "    except TflkitError as e: print('tflkit: error:', e, file=sys.stderr)\n")
-    files = sorted(p for p in CORPUS.glob("*/*") if p.parent.name not in ("tflite", "pth", "h5", "cifar", "images"))
+    files = sorted(p for p in CORPUS.glob("*/*")
+                   if p.parent.name not in ("tflite", "pth", "h5", "cifar", "cifar_bin", "images"))
     done = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
@@ -190,6 +192,22 @@ def test_data_replays_the_cifar_corpus(tmp_path):
             assert code == "0" and not any("Traceback" in line for line in lines), lines
         else:
             one_error_line(code, lines, path.name.split("__")[1])
+
+
+def test_data_replays_the_cifar_binary_corpus(tmp_path):
+    """Each file in place of the one it names in a tiny cifar-10-batches-bin/, read by `tflkit data cifar10`: an
+    empty batches.meta.txt (a dataset of no classes, labels 0..9), one NUL (one class), bytes that are not UTF-8
+    (UnicodeDecodeError): refused in one line naming the file."""
+    from test_fuzz_cifar_binary import write_cifar_bin
+
+    runs = []
+    for path in CIFAR_BIN:
+        root = tmp_path / path.name
+        (write_cifar_bin(root) / path.name.split("__")[1]).write_bytes(path.read_bytes())
+        runs.append((path.name, ["data", "cifar10", "--data-dir", root]))
+    assert runs
+    for path, (code, lines) in zip(CIFAR_BIN, cli_each(runs).values()):
+        one_error_line(code, lines, path.name.split("__")[1])
 
 
 def test_data_check_replays_the_image_corpus(tmp_path):
