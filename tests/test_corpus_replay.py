@@ -20,6 +20,10 @@ TFLITES = sorted((CORPUS / "tflite").glob("*.tflite"))
 WEIGHTS = sorted((CORPUS / "pth").glob("*.pth")) + sorted((CORPUS / "h5").glob("*.h5"))
 CIFAR = sorted((CORPUS / "cifar").glob("*__*"))
 CIFAR_BIN = sorted((CORPUS / "cifar_bin").glob("*__*"))  # tests/test_fuzz_cifar_binary.py, the same naming
+# tests/test_fuzz_mobilenetv3.py: `<case>__<registry model>.tflite`, or `.json`: bytes to change in a file of
+# ../shared/data (which is never copied into the repository)
+WEIGHTS_TFLITE = sorted((CORPUS / "weights_tflite").glob("*__*"))
+SHARED_DATA = ROOT.parent / "shared" / "data"
 IMAGES = sorted((CORPUS / "images").glob("*"))
 
 
@@ -157,6 +161,36 @@ def test_weights_import_refuses_the_corpus(tmp_path):
     for path, (code, lines) in zip(WEIGHTS, cli_each(runs).values()):
         one_error_line(code, lines, path.name)
         assert not (tmp_path / f"{path.name}.keras").exists()
+
+
+def built_from_shared(recipe: Path, folder: Path) -> Path | None:
+    """The mutant a .json entry describes, written into `folder`; None when its seed is not here as recorded."""
+    import hashlib
+
+    entry = json.loads(recipe.read_text())
+    seed = SHARED_DATA / entry["seed"]
+    if not seed.is_file() or hashlib.sha256(seed.read_bytes()).hexdigest() != entry["seed_sha256"]:
+        return None
+    data = bytearray(seed.read_bytes())
+    for at, value in entry["bytes"].items():
+        data[int(at)] = value
+    path = folder / f"{recipe.stem}.tflite"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_weights_import_refuses_the_tflite_weights_corpus(tmp_path):
+    """A weight tensor whose buffer holds no data (a buffer table's offset made 0): LiteRT's get_tensor raised
+    ValueError out of `tflkit weights import FILE.tflite` (a traceback); one line naming the file now, exit 1."""
+    pytest.importorskip("tensorflow")
+    files = [p if p.suffix == ".tflite" else built_from_shared(p, tmp_path) for p in WEIGHTS_TFLITE]
+    files = [p for p in files if p is not None]
+    assert any(p.parent == CORPUS / "weights_tflite" for p in files)  # the one kept in the repository
+    runs = [(p.name, ["weights", "import", p, "--model", p.stem.split("__")[1], "--out", tmp_path / f"{p.stem}.keras"])
+            for p in files]
+    for path, (code, lines) in zip(files, cli_each(runs).values()):
+        assert "holds no data" in one_error_line(code, lines, path.name)
+        assert not (tmp_path / f"{path.stem}.keras").exists()
 
 
 def test_a_pth_cannot_change_how_later_files_decode(tmp_path):

@@ -140,9 +140,9 @@ def _fuzz_cifar_bin(folder: Path, n: int):
             source = one_outcome(load_dataset, "cifar10", data_dir=root)
             if source is not None:
                 assert len(source.class_names) == source.num_classes == 10, source.class_names
-                names = source.class_names
-                assert all(isinstance(c, str) and c and c.strip() == c and c.isprintable() for c in names)
-                assert len(set(names)) == len(names), names
+                classes = source.class_names
+                assert all(isinstance(c, str) and c and c.strip() == c and c.isprintable() for c in classes)
+                assert len(set(classes)) == len(classes), classes
                 for split in source.splits.values():
                     assert split.images.dtype == np.uint8 and split.images.shape[1:] == (32, 32, 3)
                     assert split.labels.ndim == 1 and len(split.labels) == len(split.images)
