@@ -192,6 +192,29 @@ def test_a_labels_file_over_the_limit_is_refused(tmp_path, monkeypatch):
         read_labels(path)
 
 
+def test_a_100_gb_cifar_batch_is_refused_from_its_size(tmp_path):
+    """numpy's MemoryError before the limit (np.fromfile asked for 100 GiB); a 6 GB one was read, then refused."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_fuzz_cifar_binary import write_cifar_bin
+
+    for layout, name in (("bin", "data_batch_1.bin"), ("py", "data_batch_1")):
+        root = tmp_path / layout
+        if layout == "bin":
+            folder = write_cifar_bin(root)
+        else:
+            from test_fuzz_weights_data import write_cifar
+
+            folder = write_cifar(root, "cifar10")
+        with open(folder / name, "r+b") as f:
+            f.truncate(100 << 30)  # sparse: no disk taken
+        code = "import sys\nfrom tflkit.cli import main\nsys.exit(main(['data', 'cifar10', '--data-dir', sys.argv[1]]))"
+        m = measured_rss(code, root)
+        report(f"a 100 GB sparse CIFAR-10 batch ({layout})", m)
+        assert m["code"] == 1 and m["seconds"] < 30 and m["peak_mb"] < 500, m
+        assert f"{name}: 100.0 GiB is over" in m["err"] and "TFLKIT_MAX_CIFAR_FILE_BYTES" in m["err"]
+        assert "Traceback" not in m["err"]
+
+
 def test_limits_are_listed_once_in_json():
     from tflkit.core.limits import ALL
 

@@ -92,7 +92,7 @@ def register(sub) -> None:
     p.add_argument("--allow-changes", nargs="+", metavar="CELL",
                    help="after the study file changed: the cells to redo (their results are dropped), or all")
     p.add_argument("--retry-failed", action="store_true", help="run failed stages again (they are kept otherwise)")
-    p.add_argument("--remeasure", nargs="+", choices=("convert", "eval", "bench_host", "bench_phone"),
+    p.add_argument("--remeasure", nargs="+", choices=("convert", "eval", "bench_host", "bench_phone", "mcu"),
                    help="measure these stages of every cell again (e.g. bench_host on a quiet machine); trained "
                         "models are kept; `convert` converts every recipe again (a newer converter) and measures "
                         "its files again (a run killed midway resumes without the flag)")

@@ -74,6 +74,9 @@ ZIP_RATIO = Limit("TFLKIT_MAX_ZIP_RATIO", 100, "the compression ratio of a membe
 # One weight array of an .h5 / .weights.h5, from its declared shape before it is read: HDF5 fills a dataset the file
 # never stored with zeros, so a few KB can declare terabytes. As large as a .pth member may be.
 H5_DATASET_BYTES = Limit("TFLKIT_MAX_H5_DATASET_BYTES", 4 << 30, "one dataset of an HDF5 weights file read into memory")
+# One file of the official CIFAR layouts (batches, meta), read whole: the largest official one is CIFAR-100's train
+# pickle (150 MB). A 100 GB batch file was numpy's MemoryError, a 6 GB one read into memory before it was refused.
+CIFAR_FILE_BYTES = Limit("TFLKIT_MAX_CIFAR_FILE_BYTES", 1 << 30, "one CIFAR file read into memory")
 
 # The address space of the child that loads a .tflite first (tflkit.tflite.check): this plus 4x the file's size. A
 # mutant whose static output shape claims 1.1 billion floats made XNNPACK take 4.5 GB, until the OOM killer came.
@@ -81,4 +84,4 @@ TFLITE_CHECK_BYTES = Limit("TFLKIT_MAX_TFLITE_CHECK_BYTES", 2 << 30,
                            "the memory a .tflite may take to load (plus 4x its size)")
 
 ALL = (TFLITE_BYTES, TFLITE_CHECK_BYTES, IMAGE_PIXELS, YAML_BYTES, YAML_ALIASES, YAML_NODES, LABELS_BYTES,
-       PTH_MEMBER_BYTES, ZIP_RATIO, H5_DATASET_BYTES)
+       PTH_MEMBER_BYTES, ZIP_RATIO, H5_DATASET_BYTES, CIFAR_FILE_BYTES)

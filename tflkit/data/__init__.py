@@ -107,7 +107,7 @@ def _folder(data_dir=None, seed=0, val=None, path=None, allow_empty_classes=Fals
         root = Path(data_dir).expanduser() / root
     empty = [] if allow_empty_classes else None
     parts = read_folder(root, empty)
-    notes = [f"read from {root}"]
+    notes = [f"read from {root}"] + ([parts["size_note"]] if parts["size_note"] else [])
     splits = with_val({k: parts[k] for k in ("train", "val", "test") if k in parts}, seed, notes, val)
     return DatasetSource(name=f"folder:{root}", class_names=parts["class_names"], image_size=parts["image_size"],
                          splits=splits, label=f"image folder {root.name}",

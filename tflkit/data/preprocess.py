@@ -109,7 +109,7 @@ def for_model(path, flags: Preprocessing | None = None, log=print) -> Preprocess
 
 def _from_input_quantization(path) -> Preprocessing | None:
     """An integer input whose quantization covers one of the usual float ranges tells the range itself."""
-    detail = load_interpreter(path).get_input_details()[0]
+    detail = load_interpreter(path, xnnpack=False).get_input_details()[0]  # XNNPACK's refusal is not ours to meet
     if not np.issubdtype(detail["dtype"], np.integer):
         return None
     scale, zero_point = detail["quantization"]

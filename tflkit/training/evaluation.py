@@ -89,7 +89,9 @@ class Predictor:
 def output_shape_problem(path) -> str | None:
     """Why a .tflite is not a classifier eval can score (several outputs, or an output that is not one vector of
     class scores per image), else None."""
-    outputs = load_interpreter(path).get_output_details()
+    # the built-in kernels: a file XNNPACK refuses is still scored on them (TFLiteClassifier falls back), so its
+    # refusal must not end the evaluation here
+    outputs = load_interpreter(path, xnnpack=False).get_output_details()
     shapes = [list(map(int, o["shape"])) for o in outputs]
     if len(outputs) != 1:
         return f"{len(outputs)} outputs {shapes} (a detection model?)"

@@ -74,9 +74,14 @@ def _array(obj, where: str) -> np.ndarray:
 
     if not isinstance(obj, h5py.Dataset):
         raise ModelFileError(f"{where}: a {type(obj).__name__}, not a weights dataset")
-    if obj.shape is None or obj.dtype.kind not in "biuf":
-        raise ModelFileError(f"{where}: a dataset of {obj.dtype} {obj.shape}, not an array of numbers")
-    nbytes = int(np.prod(obj.shape, dtype=object)) * obj.dtype.itemsize
+    try:
+        shape, dtype = obj.shape, obj.dtype
+    except (ValueError, TypeError) as exc:  # a damaged datatype message h5py cannot map to a numpy type: a float
+        # whose exponent bias one flipped byte made 65,663 (found by tests/test_fuzz_mobilenetv3.py)
+        raise ModelFileError(f"{where}: a dataset whose type h5py cannot read ({shown(exc, 120)})") from None
+    if shape is None or dtype.kind not in "biuf":
+        raise ModelFileError(f"{where}: a dataset of {dtype} {shape}, not an array of numbers")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     H5_DATASET_BYTES.check(nbytes, f"{where} (dataset {shown(obj.name)})", ModelFileError)
     if obj.id.get_create_plist().get_nfilters() == 0 and obj.id.get_storage_size() < nbytes:
         raise ModelFileError(f"{where}: dataset {shown(obj.name)} declares {nbytes:,} bytes and the file holds "
@@ -104,6 +109,10 @@ def _text(value, where: str) -> str:
         except UnicodeDecodeError:
             raise ModelFileError(f"{where}: a name that is not UTF-8 ({shown(bytes(value))})") from None
     if isinstance(value, str):
+        try:  # h5py hands a stored name that is not UTF-8 over with surrogate escapes; looked up, it raised
+            value.encode()  # UnicodeEncodeError (found by tests/test_fuzz_mobilenetv3.py: one flipped byte)
+        except UnicodeEncodeError:
+            raise ModelFileError(f"{where}: a name that is not UTF-8 ({shown(value)})") from None
         return value
     raise ModelFileError(f"{where}: a name expected, found a {type(value).__name__}")
 
