@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tflkit.core.errors import DatasetError
+from tflkit.core.limits import CIFAR_FILE_BYTES
 from tflkit.data.safe_pickle import safe_load, shown
 
 CIFAR10_PY = "cifar-10-batches-py"
@@ -54,8 +55,6 @@ def _labels(values, rows: int, classes: int, where: str) -> np.ndarray:
 
 def _require(path: Path) -> Path:
     """`path`, a file within tflkit.core.limits.CIFAR_FILE_BYTES (every CIFAR file is read whole)."""
-    from tflkit.core.limits import CIFAR_FILE_BYTES
-
     if not path.is_file():
         raise DatasetError(f"missing CIFAR file {path}; is the download complete?")
     CIFAR_FILE_BYTES.check(path.stat().st_size, path, DatasetError)
