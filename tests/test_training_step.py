@@ -23,11 +23,16 @@ def shapes():
 
 
 class Probe(keras.callbacks.Callback):
-    """Reads the compiled model's settings at the end of fit (epoch hooks only, like tflkit's own callbacks)."""
+    """Reads the compiled model's settings at the end of fit (epoch hooks only, like tflkit's own callbacks), and
+    how often Keras traced its train step (the tf.function inside model.train_function)."""
 
     def on_train_end(self, logs=None):
+        import inspect
+
+        step = inspect.getclosurevars(self.model.train_function).nonlocals["multi_step_on_iterator"]
         self.seen = {"run_eagerly": self.model.run_eagerly, "jit_compile": self.model.jit_compile,
-                     "steps_per_execution": self.model.steps_per_execution}
+                     "steps_per_execution": self.model.steps_per_execution,
+                     "traced": step.experimental_get_tracing_count()}
 
 
 def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
@@ -40,9 +45,10 @@ def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
 
 def test_a_run_compiles_the_plain_keras_step_and_states_its_cost(tmp_path, shapes):
     probe, lines = Probe(), []
-    config = TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=32, bn_momentum=0.9)
+    config = TrainConfig(model="test_mobilenetv3", epochs=2, batch_size=32, bn_momentum=0.9)
     train(config, tmp_path / "cifar_stem", verbose=0, source=shapes, callbacks=[probe], log=lines.append)
-    assert probe.seen == {"run_eagerly": False, "jit_compile": False, "steps_per_execution": 1}
+    # one compiled step, traced once and reused by every batch of both epochs: no retrace per epoch or per batch
+    assert probe.seen == {"run_eagerly": False, "jit_compile": False, "steps_per_execution": 1, "traced": 1}
 
     standard = []
     train(TrainConfig(**{**config.__dict__, "small_input": False}), tmp_path / "imagenet_stem", verbose=0,
