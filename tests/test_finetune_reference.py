@@ -76,7 +76,7 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
     """QAT and pruning converted in different runs of `convert`: the second takes the first's reference."""
     from dataclasses import replace
 
-    import converters.qat
+    import converters.export
     from converters.export import HeldOut, _finetune_reference
     from converters.recipes import FineTuneSettings
 
@@ -90,7 +90,7 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
         trained.append(settings.steps)
         return Twin()
 
-    monkeypatch.setattr(converters.qat, "float_fine_tuned", fake_float_fine_tuned)
+    monkeypatch.setattr(converters.export, "float_fine_tuned", fake_float_fine_tuned)  # as the export calls it
 
     source = small_shapes()
     labels = np.array([0, 1, 2, 3])
