@@ -31,7 +31,11 @@ def _cell(row: dict, key: str) -> str:
 def to_markdown(rows: list[dict]) -> str:
     trained = [r for r in rows if r.get("finetune_steps") is not None]
     per_board = [c for c in columns(rows) if c.startswith(("fits_", "vela_")) and c != "fits_on"]  # in JSON/CSV
-    hidden = ("file", "model", "dataset", "eval_images", "weight_sparsity", *FINETUNE_DETAIL, *per_board)
+    # the host process's own peak RSS and the partitions at every thread count but the first stay in JSON/CSV: the
+    # table keeps what the model adds (rss_delta) and how XNNPACK takes it once
+    partitions = sorted(c for c in columns(rows) if c.startswith("host_partitions_t"))[1:]
+    hidden = ("file", "model", "dataset", "eval_images", "weight_sparsity", "host_peak_memory_mb", *partitions,
+              *FINETUNE_DETAIL, *per_board)
     cols = [c for c in columns(rows) if c not in hidden
             and (any(r.get(c) not in (None, "") for r in rows) or (c in FINETUNE and trained))]
     lines = []
