@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tflkit.errors import DeviceError
+from tflkit.core.errors import DeviceError
 
 ADB_MISSING = "adb not found on PATH; install Debian's `adb` package or the Android platform-tools"
 DEFAULT_TIMEOUT_S = 30.0

@@ -8,7 +8,6 @@ reported here, in one line, before any model is benchmarked.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
@@ -22,7 +21,8 @@ from pathlib import Path
 
 from android_bench.adb import Adb, DeviceFacts
 from android_bench.parser import parse_log
-from tflkit.errors import DeviceError, UsageError
+from tflkit.core.errors import DeviceError, UsageError
+from tflkit.core.fileio import atomic_path, sha256_file
 
 REMOTE_DIR = "/data/local/tmp/tflkit"
 REMOTE_BINARY = f"{REMOTE_DIR}/benchmark_model"
@@ -66,12 +66,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "tflkit" / "benchmark_model"
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prebuilt_suffix(abis: tuple[str, ...] | list[str]) -> str:
@@ -141,8 +135,6 @@ def download_prebuilt(
     url_template: str | None = None,
 ) -> Path:
     """The cached official prebuilt for `suffix`, downloading it once."""
-    from tflkit.fileio import atomic_path
-
     cache_dir = cache_dir or default_cache_dir()
     target = cache_dir / f"android_{suffix}_benchmark_model"
     if target.is_file() and elf_machine(target) is not None:

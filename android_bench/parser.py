@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from tflkit.benchresult import STATUS_OK, BenchResult
-from tflkit.errors import TflkitError
+from tflkit.core.errors import TflkitError
+from tflkit.core.results import STATUS_OK, BenchResult
 
 STATUS_TRUNCATED = "truncated"  # the run started but its output stops before the timings
 # Undecodable bytes and control characters tolerated in a log (a mangled device name, a stray byte) before it

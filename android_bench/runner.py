@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from android_bench.adb import Adb, DeviceFacts
-from android_bench.install import REMOTE_DIR, check_local_binary, ensure_benchmark_model, sha256_file
+from android_bench.install import REMOTE_DIR, check_local_binary, ensure_benchmark_model
 from android_bench.parser import parse_log
-from tflkit.benchresult import BenchResult
-from tflkit.errors import DeviceError, ModelFileError, UsageError, unknown_choice
+from tflkit.core.errors import DeviceError, ModelFileError, UsageError, unknown_choice
+from tflkit.core.fileio import sha256_file
+from tflkit.core.results import BenchResult
 
 # One row per delegate; "cpu" turns XNNPACK off so that cpu and xnnpack are really different rows.
 DELEGATE_FLAGS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tflkit.benchresult import BenchResult
+from tflkit.core.results import BenchResult
 
 COLUMNS = ("model", "target", "delegate", "threads", "status", "median_ms", "mean_ms", "std_ms", "min_ms",
            "init_ms", "peak_mb", "ops deleg/cpu")

@@ -2,41 +2,29 @@
 0, 1, 2, with TensorFlow's oneDNN kernels on and off (TF_ENABLE_ONEDNN_OPTS=0: other kernels, the nearest stand-in
 on one machine for another CPU's numerics), and each demo's wall time.
 
-    python benchmarks/demo_seeds.py [--seeds 0 1 2] [--onednn 1 0]
+    python benchmarks/demo_seeds.py [--seeds 0 1 2] [--onednn 1 0] [--out PREFIX]
 
 Each demo runs as `tflkit demo --fresh` in its own process (the switch is read when TensorFlow loads). Writes
-benchmarks/results/demo_seeds.{md,json} with the CPU, its features and the installed versions.
+benchmarks/results/demo_seeds.{md,json} (benchmarks/harness.py's writer: the CPU, its features, the versions).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
-from tflkit.machine import machine
+import harness
 
-RESULTS = Path(__file__).resolve().parent / "results"
-TFLKIT = [sys.executable, "-m", "tflkit"]
+NAME = "demo_seeds"
 TARGET_FP32, TARGET_DROP = 85.0, 1.0  # issue 21: fp32 >= 85%, int8 within 1 point
 
 
 def run_demo(out: Path, seed: int, onednn: str) -> dict:
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn}
-    start = time.perf_counter()
-    proc = subprocess.run([*TFLKIT, "demo", "--out", str(out), "--seed", str(seed), "--fresh"], env=env,
-                          capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"demo seed {seed} oneDNN {onednn} failed:\n{proc.stderr[-2000:]}")
+    wall, proc = harness.run(harness.tflkit("demo", "--out", out, "--seed", seed, "--fresh"),
+                             env={"TF_ENABLE_ONEDNN_OPTS": onednn})
     rows = {row["recipe"]: row for row in json.loads((out / "report.json").read_text())}
     stages = re.search(r"^time: (.*)$", proc.stdout, re.M)
     val = json.loads((out / "history.json").read_text())["val_top1"]
@@ -46,43 +34,39 @@ def run_demo(out: Path, seed: int, onednn: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.arguments(__doc__, NAME)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--onednn", nargs="+", default=["1", "0"], choices=("1", "0"))
     parser.add_argument("--note", default="", help="a line on the conditions (e.g. another job sharing the cores)")
-    args = parser.parse_args(argv)
-    results = []
+    args, results = parser.start(argv)
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for onednn in args.onednn:
             for seed in args.seeds:
                 row = run_demo(Path(tmp) / f"demo_{onednn}_{seed}", seed, onednn)
-                results.append(row)
+                runs.append(row)
                 print(f"seed {seed}  oneDNN {onednn}  fp32 {row['fp32']:.2f}%  int8 {row['int8']:.2f}%  "
                       f"wall {row['wall_s']:.0f}s  val/epoch {row['val_top1_per_epoch']}", flush=True)
-    fp32 = [r["fp32"] for r in results]
-    drops = [r["fp32"] - r["int8"] for r in results]
-    walls = [r["wall_s"] for r in results]
-    ok = min(fp32) >= TARGET_FP32 and max(drops) <= TARGET_DROP
-    env = machine()
+    fp32 = harness.spread(r["fp32"] for r in runs)
+    drops = harness.spread(r["fp32"] - r["int8"] for r in runs)
+    walls = harness.spread(r["wall_s"] for r in runs)
+    ok = fp32["min"] >= TARGET_FP32 and drops["max"] <= TARGET_DROP
     lines = ["# `tflkit demo` across seeds and kernels", "",
-             f"`python benchmarks/demo_seeds.py --seeds {' '.join(map(str, args.seeds))} --onednn "
-             f"{' '.join(args.onednn)}`. CPU: {env['cpu']}, {env['cores']} cores, features "
-             f"{env['cpu_features'] or 'unknown'}; TensorFlow {env['tensorflow']}, Keras {env['keras']}, LiteRT "
-             f"{env['ai-edge-litert']}." + (f" {args.note}" if args.note else ""), "",
-             "| seed | oneDNN | fp32 top-1 % | int8 top-1 % | int8 drop (pts) | wall s | val top-1 % per epoch |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['seed']} | {'on' if r['onednn'] == '1' else 'off'} | {r['fp32']:.2f} | {r['int8']:.2f} | "
-              f"{r['fp32'] - r['int8']:.2f} | {r['wall_s']:.0f} | {' / '.join(map(str, r['val_top1_per_epoch']))} |"
-              for r in results]
-    lines += ["", f"fp32: {min(fp32):.2f}-{max(fp32):.2f}% (median {statistics.median(fp32):.2f}); int8 drop "
-                  f"{min(drops):.2f} to {max(drops):.2f} points; wall {min(walls):.0f}-{max(walls):.0f} s. Target "
-                  f"(fp32 >= {TARGET_FP32:.0f}%, int8 within {TARGET_DROP:.0f} point): "
-                  f"{'met by every run' if ok else 'NOT met'}.", ""]
+             f"Seeds {' '.join(map(str, args.seeds))}, TensorFlow's oneDNN kernels {' and '.join(args.onednn)} "
+             "(TF_ENABLE_ONEDNN_OPTS), each demo a fresh process." + (f" {args.note}" if args.note else ""), "",
+             *harness.table(["seed", "oneDNN", "fp32 top-1 %", "int8 top-1 %", "int8 drop (pts)", "wall s",
+                             "val top-1 % per epoch"],
+                            [[r["seed"], "on" if r["onednn"] == "1" else "off", f"{r['fp32']:.2f}", f"{r['int8']:.2f}",
+                              f"{r['fp32'] - r['int8']:.2f}", f"{r['wall_s']:.0f}",
+                              " / ".join(map(str, r["val_top1_per_epoch"]))] for r in runs]),
+             "", f"fp32: {fp32['min']:.2f}-{fp32['max']:.2f}% (median {fp32['median']:.2f}); int8 drop "
+                 f"{drops['min']:.2f} to {drops['max']:.2f} points; wall {walls['min']:.0f}-{walls['max']:.0f} s. "
+                 f"Target (fp32 >= {TARGET_FP32:.0f}%, int8 within {TARGET_DROP:.0f} point): "
+                 f"{'met by every run' if ok else 'NOT met'}."]
     markdown = "\n".join(lines)
     print(markdown)
-    RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / "demo_seeds.md", markdown)
-    atomic_write_text(RESULTS / "demo_seeds.json", json.dumps({"machine": env, "runs": results}, indent=1) + "\n")
+    results.write(markdown, summary={"fp32_top1_pct": fp32, "int8_drop_pts": drops, "wall_s": walls, "target_met": ok},
+                  raw=runs, settings={"seeds": args.seeds, "onednn": args.onednn, "note": args.note})
     return 0 if ok else 1
 
 

@@ -1,32 +1,29 @@
 """Where `tflkit demo`'s time goes: wall seconds per stage (data, train, export, each recipe, eval, bench, report).
 
-    python benchmarks/demo_stages.py [--out DIR] [--repeat N]
+    python benchmarks/demo_stages.py [--out DIR] [--repeat N] [--results PREFIX]
 
-Runs the real demo N times in fresh directories and prints the median and spread per stage, then writes
-benchmarks/results/demo_stages.md. Conditions (CPU, cores, load) are printed beside the numbers.
+Runs the real demo (tflkit.api.demo) N times in fresh directories and prints the median and spread per stage, then
+writes benchmarks/results/demo_stages.{md,json} (benchmarks/harness.py's writer: the CPU, its features, the versions
+and the load beside the numbers). `--out DIR` keeps the runs there instead of a temporary folder.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
-import shlex
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_text
-from tflkit.machine import cpu_name
-from tflkit.pipeline import DemoSettings, StageTimer, demo
+import harness
 
-RESULTS = Path(__file__).resolve().parent / "results" / "demo_stages.md"
+from tflkit import api
+from tflkit.pipeline.demo import DemoSettings
+
+NAME = "demo_stages"
 
 
 def run_once(out_dir: Path) -> tuple[dict, str]:
-    timer = StageTimer()
     lines = []
 
     def log(line):
@@ -34,8 +31,8 @@ def run_once(out_dir: Path) -> tuple[dict, str]:
         print(line, flush=True)
 
     start = time.perf_counter()
-    markdown = demo(out_dir, DemoSettings(), log=log, timer=timer)
-    stages = dict(timer.seconds)
+    markdown, _, seconds = api.demo(out_dir, log=log)
+    stages = dict(seconds)
     # split the convert and eval stages from the log lines: the one export, each recipe, each model's evaluation
     for line in lines:
         if m := re.match(r"(export|convert)\s+(\S+)\s+([\d.]+)s", line):
@@ -46,11 +43,11 @@ def run_once(out_dir: Path) -> tuple[dict, str]:
     return stages, markdown
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = harness.arguments(__doc__, NAME, out_flag="--results")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", help="keep the runs here instead of a temporary folder")
-    args = parser.parse_args()
+    args, results = parser.start(argv)
     runs, markdown = [], ""
     for i in range(args.repeat):
         base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="tflkit-demo-"))
@@ -60,26 +57,23 @@ def main():
     parent = {"export": "convert", "convert": "convert", "eval": "eval"}
     keys = [row for key in top
             for row in [key] + [k for k in runs[0] if k.startswith("  ") and parent.get(k.split()[0]) == key]]
-    load = os.getloadavg()[0]
+    per_stage = {key: harness.spread(r.get(key, 0.0) for r in runs) for key in keys}
+    total = per_stage["total"]["median"]
     lines = ["# tflkit demo: where the time goes", "",
-             f"CPU: {cpu_name()}, {os.cpu_count()} cores, load average at the end {load:.2f}; "
              f"{args.repeat} run(s); settings {DemoSettings()}", "",
-             f"Command: `python benchmarks/demo_stages.py {shlex.join(sys.argv[1:])}`", "",
-             "| stage | median s | min s | max s | share of total |", "|---|---|---|---|---|"]
-    total = statistics.median(r["total"] for r in runs)
-    for key in keys:
-        values = [r.get(key, 0.0) for r in runs]
-        med = statistics.median(values)
-        lines.append(f"| {key} | {med:.1f} | {min(values):.1f} | {max(values):.1f} | {100 * med / total:.0f}% |")
-    lines += ["", "Indented rows split a stage (from the log lines). Recipes "
-              "convert two at a time in worker processes while the finished ones validate, so their seconds add "
-              "up to more than the convert stage.", "", "Last run's report:", "", markdown]
-    text = "\n".join(lines) + "\n"
+             *harness.table(["stage", "median s", "min s", "max s", "share of total"],
+                            [[key, f"{s['median']:.1f}", f"{s['min']:.1f}", f"{s['max']:.1f}",
+                              f"{100 * s['median'] / total:.0f}%"] for key, s in per_stage.items()]),
+             "", "Indented rows split a stage (from the log lines). Recipes convert two at a time in worker processes "
+             "while the finished ones validate, so their seconds add up to more than the convert stage.", "",
+             "Last run's report:", "", markdown]
+    text = "\n".join(lines)
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS, text)
-    print(f"written: {RESULTS}")
+    results.write(text, summary={key.strip(): s for key, s in per_stage.items()}, raw=runs,
+                  settings={"repeat": args.repeat, "demo": str(DemoSettings())})
+    print(f"written: {results.md_path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,21 +1,20 @@
 """What each optional extra adds to an install: the distributions it pulls in beyond the base install, and their
 size on disk, read from the installed packages' own metadata (RECORD files) in this environment.
 
-    python benchmarks/install_sizes.py
+    python benchmarks/install_sizes.py [--out PREFIX]
 
-Writes benchmarks/results/install_sizes.{md,json}.
+Writes benchmarks/results/install_sizes.{md,json} (benchmarks/harness.py's writer, with the machine and versions).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import harness
+
 EXTRAS = ("tune", "ray", "mcu")
 
 
@@ -59,7 +58,8 @@ def _size(name: str) -> int:
     return total
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    _, results = harness.arguments(__doc__, "install_sizes").start(argv)
     own = metadata.distribution("tflkit")
     requires = own.requires or []
     base = _closure([r.split(";")[0] for r in requires if "extra ==" not in r])
@@ -69,16 +69,13 @@ def main() -> int:
         added = sorted(_closure(direct) - base)
         sizes = {name: _size(name) for name in added}
         rows.append({"extra": extra, "requires": direct, "adds": sizes, "total_bytes": sum(sizes.values())})
-    result = {"date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0], "extras": rows}
-    (RESULTS / "install_sizes.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"# What each optional extra adds to the install ({result['date']}, Python {result['python']})", "",
-             "Command: `python benchmarks/install_sizes.py`. Distributions beyond the base install's, with their "
-             "installed size (from their RECORD files).", "", "| extra | requires | adds | size on disk |",
-             "|---|---|---|---|"]
-    for r in rows:
-        adds = ", ".join(f"{n} ({s / 1e6:.1f} MB)" for n, s in sorted(r["adds"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"| {r['extra']} | {', '.join(r['requires'])} | {adds} | {r['total_bytes'] / 1e6:.1f} MB |")
-    (RESULTS / "install_sizes.md").write_text("\n".join(lines) + "\n")
+    cells = [[r["extra"], ", ".join(r["requires"]),
+              ", ".join(f"{n} ({s / 1e6:.1f} MB)" for n, s in sorted(r["adds"].items(), key=lambda kv: -kv[1])),
+              f"{r['total_bytes'] / 1e6:.1f} MB"] for r in rows]
+    lines = ["# What each optional extra adds to the install", "",
+             "Distributions beyond the base install's, with their installed size (from their RECORD files).", "",
+             *harness.table(["extra", "requires", "adds", "size on disk"], cells)]
+    results.write("\n".join(lines), summary={r["extra"]: r["total_bytes"] for r in rows}, raw=rows)
     print("\n".join(lines))
     return 0
 

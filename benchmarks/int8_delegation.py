@@ -2,6 +2,7 @@
 at 1 and 2 threads side by side, with the hard-swish spelling before and after issue 14's change.
 
     python benchmarks/int8_delegation.py [--models mobilenetv3_small_100,resnet18] [--size N] [--rounds 40]
+                                         [--per-round 3] [--warmup 5] [--out PREFIX] [--render]
 
 Every registry model at its reference input size (or --size N for all), and the demo's model as the demo builds
 it (mobilenetv3_small_050 at 32x32 with the CIFAR stem, 5 classes). Per model: the Keras model with today's
@@ -10,40 +11,36 @@ model rebuilt with the old single `Activation("hard_swish")` ("before", the conv
 carrying the same weights; the float outputs of the two are compared (max abs logit difference). Both are
 converted (fp32, static_wi8_ai8 calibrated on random pixels: enough for structure and speed, meaningless for
 accuracy; BatchNorm statistics are first set from a batch of those pixels, see `set_batchnorm_statistics`), their
-XNNPACK partitions counted (tflkit.runtime.delegation_of), and every file is timed in a fresh
-process that imports only the runtime: one interpreter per (file, threads), invoked in turn, round after round,
-so that all of them see the same machine load; median and the 10th-90th percentile spread. static_wi8_ai16 of
+XNNPACK partitions counted (tflkit.tflite.runtime.delegation_of), and every file is timed by tflkit's own host
+bench in one fresh process that imports only the runtime (benchmarks/harness.py host_latency): round after round,
+each (file, threads) gets a fresh interpreter, --warmup invokes and --per-round timed ones, the files taking turns in
+a rotating order so that all of them see the same machine load; the median of the per-round medians and their range
+over rounds. (Results before issue 22 interleaved one interpreter per file invoke by invoke in a loop of this
+script's own and gave the 10th-90th percentile of all invokes; their JSON still renders.) static_wi8_ai16 of
 mobilenetv3_small_100 is converted and run once. Float files carry HARD_SWISH again after conversion
 (converters.convert.float_graph), so fp32 "after" is the fused graph and fp32 after/before is 1.0 within noise.
 
-Writes benchmarks/results/int8_delegation.md and .json.
+Writes benchmarks/results/int8_delegation.md and .json (benchmarks/harness.py's writer: the CPU, its features, the
+versions). `--render` rewrites the .md from the .json, measuring nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tflkit.core.fileio import atomic_write_text
 
-RESULTS = ROOT / "benchmarks" / "results"
+NAME = "int8_delegation"
 THREADS = (1, 2)
-
-
-
-
-DEMO = "demo"  # the demo's model, as tflkit.pipeline.DemoSettings builds it on the shapes dataset
-DEMO_BUILD = {"name": "mobilenetv3_small_050", "num_classes": 5, "input_size": 32, "small_input": True}
+DEMO = "demo"  # the demo's model, as tflkit.pipeline.demo.DemoSettings builds it on the shapes dataset
+DEMO_BUILD = {"name": "mobilenetv3_small_050", "num_classes": 5, "image_size": 32, "small_input": True}
 
 
 def build_pair(name: str, size: int, num_classes: int, small_input: bool = False):
@@ -51,13 +48,13 @@ def build_pair(name: str, size: int, num_classes: int, small_input: bool = False
     import tflkit.models.layers as layers
     from tflkit.models import create_model
 
-    after = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
+    after = create_model(name, num_classes=num_classes, image_size=size, small_input=small_input)
     if not any(layer.name.endswith("_plus3") for layer in after.layers):  # no hard-swish
         return after, None
     current = layers.hard_swish
     layers.hard_swish = layers.hard_swish_op
     try:
-        before = create_model(name, num_classes=num_classes, input_size=size, small_input=small_input)
+        before = create_model(name, num_classes=num_classes, image_size=size, small_input=small_input)
     finally:
         layers.hard_swish = current
     return after, before
@@ -99,8 +96,8 @@ def convert(model, recipe, rep, workdir: Path, stem: str):
 
 
 def structure(path: Path) -> dict:
-    from tflkit.runtime import delegation_of, load_interpreter
-    from tflkit.tflite_inspect import op_counts
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.runtime import delegation_of, load_interpreter
 
     d = delegation_of(load_interpreter(path, threads=1))
     return {"partitions": d.partitions, "delegated_nodes": d.delegated_nodes, "total_nodes": d.total_nodes,
@@ -108,52 +105,14 @@ def structure(path: Path) -> dict:
             "hard_swish_ops": op_counts(path).get("HARD_SWISH", 0)}
 
 
-def time_files(paths: list[str], rounds: int, per_round: int, warmup: int) -> dict:
-    """Child process (imports the runtime only): every (file, threads) interpreter invoked in turn."""
-    from tflkit.hostbench import random_inputs
-    from tflkit.runtime import load_interpreter
-
-    runners = []
-    for path in paths:
-        for threads in THREADS:
-            interpreter = load_interpreter(path, threads=threads)
-            for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):
-                interpreter.set_tensor(detail["index"], array)
-            for _ in range(warmup):
-                interpreter.invoke()
-            runners.append((f"{Path(path).name}@t{threads}", interpreter, []))
-    clock = time.perf_counter
-    for _ in range(rounds):
-        for _, interpreter, times in runners:
-            for _ in range(per_round):
-                t0 = clock()
-                interpreter.invoke()
-                times.append((clock() - t0) * 1e3)
-    out = {}
-    for key, _, times in runners:
-        a = np.asarray(times)
-        out[key] = {"median_ms": float(np.median(a)), "p10_ms": float(np.percentile(a, 10)),
-                    "p90_ms": float(np.percentile(a, 90)), "count": int(a.size)}
-    return out
-
-
-def time_in_fresh_process(paths, args) -> dict:
-    cmd = [sys.executable, __file__, "--time-files", *map(str, paths), "--rounds", str(args.rounds),
-           "--per-round", str(args.per_round), "--warmup", str(args.warmup)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
-    if done.returncode != 0:
-        raise RuntimeError(f"timing child failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def measure(name: str, args, workdir: Path) -> dict:
     from tflkit.models import get_spec
 
     rng = np.random.default_rng(0)
     if name == DEMO:
-        model, size, classes, small = (DEMO_BUILD[k] for k in ("name", "input_size", "num_classes", "small_input"))
+        model, size, classes, small = (DEMO_BUILD[k] for k in ("name", "image_size", "num_classes", "small_input"))
     else:
-        model, size, classes, small = name, args.size or get_spec(name).default_input_size, args.num_classes, False
+        model, size, classes, small = name, args.size or get_spec(name).default_image_size, args.num_classes, False
     rep = rng.uniform(0, 255, (args.calib_samples, size, size, 3)).astype(np.float32)
     after, before = build_pair(model, size, classes, small)
     set_batchnorm_statistics(after, rep)
@@ -180,16 +139,16 @@ def measure(name: str, args, workdir: Path) -> dict:
         path, error = convert(after, "static_wi8_ai16", rep, workdir, f"{name}.after")
         row["after_static_wi8_ai16"] = {"error": error} if error else {**structure(path), "runs": _runs_once(path)}
     row["loadavg_1m_before_timing"] = round(os.getloadavg()[0], 2)  # what else ran on the cores (2 here)
-    timings = time_in_fresh_process(list(files.values()), args)
+    timings = harness.host_latency(list(files.values()), threads=THREADS, rounds=args.rounds, runs=args.per_round,
+                                   warmup=args.warmup)
     for (variant, recipe), path in files.items():
         for threads in THREADS:
-            row[f"{variant}_{recipe}"][f"t{threads}"] = timings[f"{path.name}@t{threads}"]
+            row[f"{variant}_{recipe}"][f"t{threads}"] = timings[path.name][threads]
     return row
 
 
 def _runs_once(path) -> bool:
-    from tflkit.hostbench import random_inputs
-    from tflkit.runtime import load_interpreter
+    from tflkit.tflite.runtime import load_interpreter, random_inputs
 
     interpreter = load_interpreter(path, threads=1)
     for detail, array in zip(interpreter.get_input_details(), random_inputs(interpreter)):
@@ -201,14 +160,22 @@ def _runs_once(path) -> bool:
 
 def _fmt_t(entry, threads):
     t = entry.get(f"t{threads}") if entry else None
-    return f"{t['median_ms']:.2f} ({t['p10_ms']:.2f}-{t['p90_ms']:.2f})" if t else "-"
+    if not t or "median_ms" not in t:
+        return t.get("status", "-") if t else "-"
+    low, high = (t["p10_ms"], t["p90_ms"]) if "p10_ms" in t else (t["round_min_ms"], t["round_max_ms"])
+    return f"{t['median_ms']:.2f} ({low:.2f}-{high:.2f})"
+
+
+def _median(entry, threads):
+    t = (entry or {}).get(f"t{threads}") or {}
+    return t.get("median_ms")
 
 
 def _thread_ratio(row, variant, recipe="static_wi8_ai8"):
     q = row.get(f"{variant}_{recipe}") or {}
-    if "t1" not in q or "t2" not in q:
+    if _median(q, 1) is None or _median(q, 2) is None:
         return None
-    return q["t2"]["median_ms"] / q["t1"]["median_ms"]
+    return _median(q, 2) / _median(q, 1)
 
 
 def verdict(rows) -> list[str]:
@@ -230,10 +197,8 @@ def verdict(rows) -> list[str]:
 
 
 def _ratio(row, variant, threads):
-    f, q = row.get(f"{variant}_fp32"), row.get(f"{variant}_static_wi8_ai8")
-    if not f or not q or f"t{threads}" not in f or f"t{threads}" not in q:
-        return "-"
-    return f"{q[f't{threads}']['median_ms'] / f[f't{threads}']['median_ms']:.2f}"
+    f, q = _median(row.get(f"{variant}_fp32"), threads), _median(row.get(f"{variant}_static_wi8_ai8"), threads)
+    return "-" if f is None or q is None else f"{q / f:.2f}"
 
 
 NOTES = """Notes on reading this table:
@@ -245,18 +210,23 @@ NOTES = """Notes on reading this table:
   layer's int8 scales are those of a working network (a freshly initialised MobileNetV3's activations shrink to
   ~1e-10 by the logits, and XNNPACK then refuses int8 ADDs whose input and output scales are too far apart: 18
   partitions for a reason that has nothing to do with the activation).
-- fp32 and int8 of one model, at 1 and 2 threads, were interleaved invoke by invoke, so their ratios are the
+- fp32 and int8 of one model, at 1 and 2 threads, {how}, so their ratios are the
   comparable figures. The 1-minute load average before each model's timing is listed below the table (on two
   busy cores two threads are slower than one, which says nothing about an idle device).
 """
 
 
-def markdown(rows, conditions, command) -> str:
+def markdown(rows, conditions, command=None) -> str:
+    per_invoke = any("p10_ms" in (row.get(f"{v}_{r}") or {}).get("t1", {})
+                     for row in rows for v in ("before", "after") for r in ("fp32", "static_wi8_ai8"))
+    how = ("median ms (10th-90th percentile), every (file, threads) interpreter invoked in turn in one fresh process "
+           "that imports only LiteRT" if per_invoke else
+           "median of the per-round medians in ms (their range over rounds), tflkit's host bench in one fresh "
+           "process that imports only LiteRT, the files taking turns round after round")
     lines = ["# int8 delegation: XNNPACK partitions and fp32 vs static_wi8_ai8 latency", "",
-             f"Command: `{command}`", "",
-             "Conditions: " + ", ".join(f"{k} {v}" for k, v in conditions.items()), "",
-             "Latency: median ms (10th-90th percentile), every (file, threads) interpreter invoked in turn in one "
-             "fresh process that imports only LiteRT. `int8/fp32` is the ratio of medians. `before`: the same "
+             *([f"Command: `{command}`", ""] if command else []),
+             ("Conditions: " if command else "Settings: ") + ", ".join(f"{k} {v}" for k, v in conditions.items()), "",
+             f"Latency: {how}. `int8/fp32` is the ratio of medians. `before`: the same "
              "weights with the old single hard-swish layer (HARD_SWISH op).", "",
              "| model | size | variant | int8 partitions | int8 nodes delegated | left on reference kernels | "
              "fp32 HARD_SWISH ops | fp32 t1 | int8 t1 | int8/fp32 t1 | fp32 t2 | int8 t2 | int8/fp32 t2 | "
@@ -290,47 +260,59 @@ def markdown(rows, conditions, command) -> str:
                     f"{a16['runs']})" if "error" not in a16 or not a16.get("error") else f"fails: {a16['error']}")
             lines += ["", f"static_wi8_ai16 of {row['model']} at {row['size']}x{row['size']}: {text}."]
     pairs = [(row["model"], row["before_fp32"], row["after_fp32"]) for row in rows
-             if "t1" in row.get("before_fp32", {}) and "t1" in row.get("after_fp32", {})]
+             if all(_median(row.get(k), t) for k in ("before_fp32", "after_fp32") for t in THREADS)]
     if pairs:
         lines += ["", "fp32 files, after/before median (after: the split hard-swish fused back into HARD_SWISH by "
                   "converters.convert.float_graph; 1.0 is the target):", ""]
-        lines += [f"- {m}: t1 {a['t1']['median_ms'] / b['t1']['median_ms']:.2f}x, "
-                  f"t2 {a['t2']['median_ms'] / b['t2']['median_ms']:.2f}x" for m, b, a in pairs]
-    lines += ["", NOTES]
+        lines += [f"- {m}: t1 {_median(a, 1) / _median(b, 1):.2f}x, "
+                  f"t2 {_median(a, 2) / _median(b, 2):.2f}x" for m, b, a in pairs]
+    lines += ["", NOTES.format(how="were interleaved invoke by invoke" if per_invoke else
+                               "took turns round after round in one process")]
     errors = [(row["model"], k, v) for row in rows for k, v in row.items() if k.endswith("_error")]
     if errors:
         lines += ["", "Conversion failures:", ""] + [f"- {m} {k}: {v}" for m, k, v in errors]
     return "\n".join(lines) + "\n"
 
 
+def per_round(rows) -> dict:
+    """The per-round medians out of the rows (the JSON's raw numbers), keyed model/variant_recipe/tN."""
+    raw = {}
+    for row in rows:
+        for key, entry in row.items():
+            for threads in THREADS:
+                timing = entry.get(f"t{threads}") if isinstance(entry, dict) else None
+                if timing and "per_round_median_ms" in timing:
+                    raw[f"{row['model']}/{key}/t{threads}"] = timing.pop("per_round_median_ms")
+    return raw
+
+
+def render(prefix: Path) -> None:
+    """PREFIX.md again from PREFIX.json (after a change to this file's layout), measuring nothing."""
+    saved = json.loads(Path(f"{prefix}.json").read_text())
+    if "summary" in saved:  # written by benchmarks/harness.py
+        text = markdown(saved["summary"]["rows"], saved["settings"]) + "\n" + harness.conditions(saved)
+    else:  # before issue 22
+        text = markdown(saved["rows"], saved["conditions"], saved["command"].strip())
+    atomic_write_text(Path(f"{prefix}.md"), text.rstrip() + "\n")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments(__doc__, NAME)
     parser.add_argument("--models", help="comma-separated names (default: every non-test registry model)")
     parser.add_argument("--size", type=int, default=0, help="input size for every model (default: each one's "
                         "reference size; the demo row keeps the demo's 32)")
     parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=40, help="rounds over all interpreters (default 40)")
-    parser.add_argument("--per-round", type=int, default=3, help="invokes per interpreter per round")
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=40, help="rounds over all files (default 40)")
+    parser.add_argument("--per-round", type=int, default=3, help="timed invokes per file per round")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed invokes per file per round")
     parser.add_argument("--calib-samples", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=RESULTS / "int8_delegation")
     parser.add_argument("--render", action="store_true", help="rewrite the .md from the .json, measure nothing")
-    parser.add_argument("--time-files", nargs="+", help=argparse.SUPPRESS)  # the timing child
-    args = parser.parse_args(argv)
-    if args.time_files:
-        print(json.dumps(time_files(args.time_files, args.rounds, args.per_round, args.warmup)))
-        return 0
+    args, results = parser.start(argv)
     if args.render:
-        from tflkit.fileio import atomic_write_text
-
-        saved = json.loads(args.out.with_suffix(".json").read_text())
-        atomic_write_text(args.out.with_suffix(".md"), markdown(saved["rows"], saved["conditions"],
-                                                                saved["command"].strip()))
+        render(args.results)
         return 0
 
-    from tflkit.tfenv import quiet_tensorflow
-
-    tf = quiet_tensorflow()
+    harness.tensorflow()
     from tflkit.models import get_spec, list_models
 
     names = args.models.split(",") if args.models else [DEMO, *list_models()]
@@ -345,21 +327,13 @@ def main(argv=None) -> int:
             q = rows[-1].get("after_static_wi8_ai8") or {}
             print(f"{name:<24} {time.perf_counter() - start:6.1f}s  partitions {q.get('partitions')}  "
                   f"int8/fp32 t1 {_ratio(rows[-1], 'after', 1)}", flush=True)
-    from tflkit.machine import cpu_name
-
     size = f"{args.size}x{args.size}" if args.size else "each model's reference size"
-    conditions = {"input": size, "classes": args.num_classes, "threads": "1 and 2",
-                  "rounds": args.rounds, "invokes per round": args.per_round, "cpu": cpu_name(),
-                  "cores": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    command = "python benchmarks/int8_delegation.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    from tflkit.fileio import atomic_write_text
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"),
-                      json.dumps({"conditions": conditions, "command": command, "rows": rows}, indent=2) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), markdown(rows, conditions, command.strip()))
-    print(f"wrote {args.out.with_suffix('.md')}")
+    settings = {"input": size, "classes": args.num_classes, "threads": "1 and 2", "rounds": args.rounds,
+                "invokes per round": args.per_round, "warm-up per round": args.warmup}
+    raw = per_round(rows)
+    results.write(markdown(rows, settings), summary={"targets": verdict(rows), "rows": rows}, raw=raw,
+                  settings=settings)
+    print(f"wrote {results.md_path}")
     return 0
 
 

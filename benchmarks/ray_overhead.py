@@ -1,8 +1,9 @@
 """What the Ray executor costs against the local one, on the same cores and the same study.
 
-    python benchmarks/ray_overhead.py [--rounds 3] [--study benchmarks/studies/smoke.yaml]
+    python benchmarks/ray_overhead.py [--rounds 3] [--study benchmarks/studies/smoke.yaml] [--out PREFIX]
 
-Per round, in alternating order, each a fresh `tflkit study run` into a new directory:
+Per round, in alternating order (benchmarks/harness.py side_by_side), each a fresh `tflkit study run` into a new
+directory:
   local: `--executor local --jobs C` (C: this machine's cores; one worker process per cell, C at once)
   ray:   `--executor ray` (a Ray instance started by tflkit on this machine with C CPUs; each cell one CPU, so C at
          once as well: the same worker processes, plus Ray's start, its scheduling and the records' queue actor)
@@ -13,84 +14,51 @@ benchmarks/results/ray_overhead.{md,json}.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+import harness
+
+NAME = "ray_overhead"
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def timed(command) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **RAY_ENV})
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, command))}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - start
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = harness.arguments(__doc__, NAME)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--study", default=str(ROOT / "benchmarks" / "studies" / "smoke.yaml"))
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from tflkit.fileio import atomic_write_text
-    from tflkit.machine import cpu_features, cpu_name
-
+    parser.add_argument("--study", default=str(harness.STUDIES / "smoke.yaml"))
+    args, results = parser.start(argv)
     cores = os.cpu_count() or 1
-    rounds = []
     with tempfile.TemporaryDirectory(prefix="ray-overhead-") as tmp:
         study = Path(tmp) / Path(args.study).name  # the study with one CPU per cell, for Ray's scheduler
         study.write_text(Path(args.study).read_text() + "\nresources: {num_cpus: 1}\n")
-        for i in range(args.rounds):
-            sides = {
-                "local": [sys.executable, "-m", "tflkit", "study", "run", study, "--out", f"{tmp}/local{i}",
-                          "--executor", "local", "--jobs", str(cores)],
-                "ray": [sys.executable, "-m", "tflkit", "study", "run", study, "--out", f"{tmp}/ray{i}",
-                        "--executor", "ray"],
-            }
-            order = ["local", "ray"] if i % 2 == 0 else ["ray", "local"]
-            walls = {name: timed(sides[name]) for name in order}
-            walls["overhead"] = walls["ray"] / walls["local"] - 1
-            walls["first"] = order[0]
-            rounds.append(walls)
-            print(f"round {i + 1}: local {walls['local']:.1f}s  ray {walls['ray']:.1f}s  "
-                  f"overhead {100 * walls['overhead']:+.1f}%  (first: {walls['first']})", flush=True)
-    overheads = [r["overhead"] for r in rounds]
-    result = {
-        "command": f"python benchmarks/ray_overhead.py --rounds {args.rounds} --study "
-                   f"{Path(args.study).resolve().relative_to(ROOT)}",
-        "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "cpu_features": cpu_features(), "cores": cores,
-        "rounds": rounds, "median_overhead": statistics.median(overheads), "min_overhead": min(overheads),
-        "max_overhead": max(overheads), "median_local_s": statistics.median(r["local"] for r in rounds),
-        "median_ray_s": statistics.median(r["ray"] for r in rounds),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / "ray_overhead.json", json.dumps(result, indent=2) + "\n")
+        sides = {
+            "local": lambda i: harness.run(harness.tflkit("study", "run", study, "--out", f"{tmp}/local{i}",
+                                                          "--executor", "local", "--jobs", cores), env=RAY_ENV)[0],
+            "ray": lambda i: harness.run(harness.tflkit("study", "run", study, "--out", f"{tmp}/ray{i}",
+                                                        "--executor", "ray"), env=RAY_ENV)[0],
+        }
+        rounds = harness.side_by_side(sides, args.rounds, on_round=lambda r: print(
+            f"round {r['round'] + 1}: local {r['local']:.1f}s  ray {r['ray']:.1f}s  overhead "
+            f"{100 * (r['ray'] / r['local'] - 1):+.1f}%  (first: {r['order'][0]})", flush=True))
+    overhead = harness.spread(ratio - 1 for ratio in harness.ratios(rounds, "ray", "local"))
+    local, ray = (harness.spread(harness.column(rounds, side)) for side in ("local", "ray"))
     lines = [
         "# The Ray executor's cost against the local one", "",
-        f"Command: `{result['command']}` ({result['date']}); CPU {result['cpu']}, {cores} cores, features "
-        f"{' '.join(result['cpu_features'])}.", "",
         f"Per round, alternating which goes first: `tflkit study run --executor local --jobs {cores}` against "
         f"`--executor ray` (Ray started by tflkit on this machine, one CPU per cell), each into a new directory.", "",
-        "| round | first | local s | ray s | overhead |", "|---|---|---|---|---|",
-        *[f"| {i + 1} | {r['first']} | {r['local']:.1f} | {r['ray']:.1f} | {100 * r['overhead']:+.1f}% |"
-          for i, r in enumerate(rounds)],
+        *harness.table(["round", "first", "local s", "ray s", "overhead"],
+                       [[r["round"] + 1, r["order"][0], f"{r['local']:.1f}", f"{r['ray']:.1f}",
+                         f"{100 * (r['ray'] / r['local'] - 1):+.1f}%"] for r in rounds]),
         "",
-        f"**Median overhead {100 * result['median_overhead']:+.1f}%** (range {100 * result['min_overhead']:+.1f}% "
-        f"to {100 * result['max_overhead']:+.1f}%); median walls: local {result['median_local_s']:.1f} s, ray "
-        f"{result['median_ray_s']:.1f} s.", "",
+        f"**Median overhead {100 * overhead['median']:+.1f}%** (range {100 * overhead['min']:+.1f}% "
+        f"to {100 * overhead['max']:+.1f}%); median walls: local {local['median']:.1f} s, ray {ray['median']:.1f} s.",
     ]
-    atomic_write_text(RESULTS / "ray_overhead.md", "\n".join(lines))
-    print("\n".join(lines[-2:]))
+    results.write("\n".join(lines), summary={"overhead": overhead, "local_s": local, "ray_s": ray}, raw=rounds,
+                  settings={"rounds": args.rounds, "study": args.study, "jobs": cores})
+    print("\n".join(lines[-1:]))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Kill a study midway with SIGKILL, run the same command again, and check that nothing finished was redone.
 
     python benchmarks/study_kill_resume.py STUDY.yaml --out DIR [--kill-when train|any] [--after N]
+                                           [--results PREFIX]
                                            [-- FIRST RUN's MORE FLAGS, e.g. --allow-changes CELL / --remeasure ...]
 
 Starts `tflkit study run STUDY --out DIR [FLAGS]` in its own process group, watches DIR/study.db, and SIGKILLs the
@@ -13,14 +14,13 @@ compares, stage by stage:
   - every file row and latency row recorded before the kill is identical after it;
   - the stage that was running when the kill came is finished after the resume (redone from its start; a training
     stage continues from its last finished epoch).
-Prints the verdict and writes DIR/kill_resume.json (what was killed when, the stages kept, the rows compared).
-Exit 0 when every check holds, 1 otherwise.
+Prints the verdict and writes DIR/kill_resume.{json,md} (benchmarks/harness.py's writer: what was killed when, the
+stages kept, the rows compared, with the machine; `--results PREFIX` writes them elsewhere). Exit 0 when every check
+holds, 1 otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import sqlite3
@@ -29,7 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import harness
+
+NAME = "kill_resume"
 
 
 def snapshot(db: Path) -> dict:
@@ -56,7 +58,7 @@ def finished(stages: dict) -> dict:
 
 def run_until_killed(command: list[str], db: Path, kind: str, after: int, log) -> dict:
     start = time.time()
-    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, cwd=harness.ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     while proc.poll() is None:
         time.sleep(0.2)  # a stage can finish within a second
         stages = snapshot(db)["stages"]
@@ -94,7 +96,8 @@ def _file_was_final(kept: dict, key) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = harness.arguments(__doc__, NAME, out_flag="--results")
+    parser.set_defaults(results=None)  # DIR/kill_resume, beside the study's own records
     parser.add_argument("study")
     parser.add_argument("--out", required=True)
     parser.add_argument("--kill-when", default="train", help="kill while a stage of this kind runs "
@@ -103,8 +106,9 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)  # the rest: more `tflkit study run` flags, after --
     extra = [a for a in extra if a != "--"]
     out = Path(args.out)
+    results = harness.Results(NAME, args.results or out / NAME, argv)
     db = out / "study.db"
-    resume = [sys.executable, "-m", "tflkit", "study", "run", args.study, "--out", str(out)]
+    resume = harness.tflkit("study", "run", args.study, "--out", out)
     command = [*resume, *extra]
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "kill_resume.log", "a") as log:
@@ -120,22 +124,26 @@ def main(argv=None) -> int:
         print(f"SIGKILL after {kill['finished_in_this_run']} stages of this run, while running: "
               + ", ".join("/".join(k) for k in kill["running"]), flush=True)
         print(f"run 2 (resume): {' '.join(resume)}", flush=True)
-        start = time.time()
-        code = subprocess.run(resume, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
-        resume_s = time.time() - start
+        resume_s, done = harness.run(resume, check=False, stdout=log, stderr=subprocess.STDOUT)
     final = snapshot(db)
-    result = {"command": command, "resume_command": resume, "kill": kill, "resume_exit": code, "resume_s": resume_s,
-              **compare(kept, final, kill["running"])}
-    ok = (code == 0 and not result["redone"] and not result["file_rows_changed"]
-          and not result["latency_rows_changed"] and not result["killed_stages_unfinished_after_resume"])
-    result["ok"] = ok
-    (out / "kill_resume.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"resume: exit {code} in {resume_s:.0f} s; {result['stages_finished_before_kill']} stages finished before "
-          f"the kill, {len(result['redone'])} redone; {result['file_rows_before_kill']} file rows and "
-          f"{result['latency_rows_before_kill']} latency rows before, {len(result['file_rows_changed'])} and "
-          f"{len(result['latency_rows_changed'])} changed; killed stage(s) finished after the resume: "
-          f"{'yes' if not result['killed_stages_unfinished_after_resume'] else 'NO'}")
-    print("OK" if ok else "FAILED", f"(details: {out / 'kill_resume.json'})")
+    checks = compare(kept, final, kill["running"])
+    ok = (done.returncode == 0 and not checks["redone"] and not checks["file_rows_changed"]
+          and not checks["latency_rows_changed"] and not checks["killed_stages_unfinished_after_resume"])
+    verdict = (f"resume: exit {done.returncode} in {resume_s:.0f} s; {checks['stages_finished_before_kill']} stages "
+               f"finished before the kill, {len(checks['redone'])} redone; {checks['file_rows_before_kill']} file rows "
+               f"and {checks['latency_rows_before_kill']} latency rows before, {len(checks['file_rows_changed'])} and "
+               f"{len(checks['latency_rows_changed'])} changed; killed stage(s) finished after the resume: "
+               f"{'yes' if not checks['killed_stages_unfinished_after_resume'] else 'NO'}")
+    markdown = "\n".join([
+        "# A study killed midway and resumed: nothing finished was redone", "",
+        f"First run: `{' '.join(map(str, command))}`, SIGKILLed (the whole process group) after "
+        f"{kill['finished_in_this_run']} stages of this run, while running: "
+        + ", ".join("/".join(k) for k in kill["running"]) + f". Resume: `{' '.join(map(str, resume))}`.", "",
+        f"**{'OK' if ok else 'FAILED'}**: {verdict}."])
+    results.write(markdown, summary={"ok": ok, "resume_exit": done.returncode, "resume_s": resume_s, **checks},
+                  raw={"kill": kill, "first_command": command, "resume_command": resume})
+    print(verdict)
+    print("OK" if ok else "FAILED", f"(details: {results.json_path})")
     return 0 if ok else 1
 
 

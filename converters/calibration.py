@@ -14,7 +14,7 @@ def calibration_indices(n_available: int, n_samples: int, seed: int) -> np.ndarr
 
 
 def calibration_images(split, image_size: int, n_samples: int = DEFAULT_CALIB_SAMPLES, seed: int = 0) -> np.ndarray:
-    from tflkit.data.pipeline import load_images
+    from tflkit.data.pipeline import load_images  # TensorFlow: the CLI reads this module's default
 
     return load_images(split, image_size, calibration_indices(len(split), n_samples, seed))
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from converters.calibration import representative_dataset
 from converters.recipes import Recipe, get_recipe
-from tflkit.errors import TflkitError
+from tflkit.core.errors import TflkitError
+from tflkit.models.layers import hard_swish, hard_swish_op
 
 
 class ConversionError(TflkitError):
@@ -51,7 +52,6 @@ def float_graph(model):
     (tflkit/weights/tflite.py). The float function is the same."""
     import keras
 
-    from tflkit.models.layers import hard_swish_op
 
     return _with_hard_swish(model, lambda x, name: hard_swish_op(x, keras, name))
 
@@ -63,7 +63,6 @@ def integer_graph(model):
     hardswish_accuracy.md), so models trained before the change convert as well as new ones."""
     import keras
 
-    from tflkit.models.layers import hard_swish
 
     if not any(layer.name.endswith("_div6") for layer in model.layers):
         return None

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,11 +31,26 @@ import numpy as np
 from converters.calibration import DEFAULT_CALIB_SAMPLES, calibration_images, calibration_indices
 from converters.convert import ConversionError, export_saved_model
 from converters.isolated import ConverterPool, IsolatedConverter
-from converters.qat import FineTuneSettings
-from converters.recipes import DEFAULT_RECIPES, resolve_recipes
-from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES
-from tflkit.errors import ModelFileError
-from tflkit.fileio import atomic_write_bytes, atomic_write_text
+from converters.model_card import build_card, model_normalization, write_card
+from converters.pruning import pruned_model
+from converters.qat import float_fine_tuned, qat_model
+from converters.recipes import DEFAULT_RECIPES, FineTuneSettings, resolve_recipes
+from converters.twin import TfmotError, save_for_conversion
+from converters.validate import DEFAULT_TENSOR_SAMPLES, DEFAULT_VALIDATION_SAMPLES, validate
+from tflkit.core.errors import ModelFileError
+from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
+from tflkit.core.results import ExportResult
+from tflkit.core.run import Run, validation_path
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.data import load_dataset
+from tflkit.data.check import screen_images
+from tflkit.data.pipeline import load_images
+from tflkit.models import get_spec
+from tflkit.tflite.describe import file_figures
+from tflkit.tflite.inspect import gzip_size, weight_sparsity
+from tflkit.tflite.model import TFLiteClassifier
+from tflkit.training.evaluation import load_keras_model, topk_accuracy
+from tflkit.training.loop import train_subset
 
 MAX_CONVERT_WORKERS = 2  # conversions in flight at once (each its own process); the demo machine has 2 cores
 
@@ -52,44 +66,13 @@ class HeldOut:
     logits: np.ndarray | None
 
     def top1(self, logits: np.ndarray) -> float:
-        from tflkit.evaluation import topk_accuracy
-
         return topk_accuracy(logits, self.labels, 1)
 
 
-@dataclass
-class ExportResult:
-    recipe: str
-    status: str  # ok, qat_failed, prune50_failed, convert_failed, run_failed
-    path: str | None = None
-    size_bytes: int | None = None
-    seconds: float | None = None
-    message: str = ""
-    gzip_bytes: int | None = None
-    weight_sparsity: float | None = None  # zeros in CONV_2D/FULLY_CONNECTED weights, read from the .tflite
-    validation: dict | None = None  # Validation.summary(); the full record is <artifact>.validation.json
-    fine_tune: dict | None = None  # the extra training a QAT / pruning recipe had (steps, images, seconds)
-    settings: dict | None = None  # what was asked for (calibration samples, fine-tune), to tell a rerun what is done
-
-    @classmethod
-    def from_record(cls, row: dict) -> ExportResult:
-        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__ if k in row})
 
 
-def artifact_name(model: str, dataset: str, recipe: str) -> str:
-    """`<model>.<dataset>.<recipe>.tflite`, with the dataset spec made file-name safe (folder:/a/b -> folder-b)."""
-    name, _, arg = dataset.partition(":")
-    slug = name if not arg else f"{name}-{Path(arg.rstrip('/')).name}"
-    return f"{model}.{re.sub(r'[^A-Za-z0-9_-]+', '-', slug)}.{recipe}.tflite"
 
 
-def tflite_dir(run_dir) -> Path:
-    return Path(run_dir) / "tflite"
-
-
-def validation_path(tflite_path) -> Path:
-    path = Path(tflite_path)
-    return path.with_name(path.name[: -len(".tflite")] + ".validation.json")
 
 
 def _settings(recipe, calib_samples: int, calib_given: bool, fine_tune: FineTuneSettings) -> dict:
@@ -112,13 +95,13 @@ def _already_done(row: dict | None, settings: dict) -> bool:
 LOW_AGREEMENT = 0.90
 
 
-def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CALIB_SAMPLES, log=print,
+def export_run(run, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CALIB_SAMPLES, log=print,
                source=None, validate_samples: int = DEFAULT_VALIDATION_SAMPLES,
                tensor_samples: int = DEFAULT_TENSOR_SAMPLES, fine_tune: FineTuneSettings | None = None,
                calib_images=None, *, on_result: Callable[[ExportResult], None] | None = None,
                skip_done: bool = True) -> list[ExportResult]:
-    """Convert, validate and document `recipes` for the run in `run_dir`. `calib_images` overrides the calibration
-    set (tests feed a deliberately broken one).
+    """Convert, validate and document `recipes` for `run` (a Run or its directory). `calib_images` overrides the
+    calibration set (tests feed a deliberately broken one).
 
     Each recipe's row is merged into tflite/exports.json the moment it is final, then `on_result(result)` is
     called, so a run killed midway keeps every finished file. With `skip_done`, a recipe whose file and ok record
@@ -127,12 +110,10 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     recipes = resolve_recipes(recipes)
     recipes.sort(key=lambda r: r.name != "fp32")  # fp32 first: the per-tensor reference of the others
     fine_tune = fine_tune or FineTuneSettings()
-    out_dir = tflite_dir(run_dir)
-    record_path = out_dir / "exports.json"
-    from tflkit.training import RunFiles, load_run_config
+    run = Run.of(run)
 
-    config = load_run_config(run_dir)
-    recorded = {row["recipe"]: row for row in load_export_record(run_dir)}
+    config = run.config
+    recorded = {row["recipe"]: row for row in run.exports()}
     settings = {r.name: _settings(r, calib_samples, calib_images is not None, fine_tune) for r in recipes}
     done = {r.name: ExportResult.from_record(recorded[r.name]) for r in recipes
             if skip_done and _already_done(recorded.get(r.name), settings[r.name])}
@@ -142,19 +123,11 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
     if not todo:
         return [done[r.name] for r in recipes]
 
-    from tflkit.tfenv import quiet_tensorflow
 
     quiet_tensorflow()
-    from converters.model_card import model_normalization
-    from tflkit.data import load_dataset
-    from tflkit.data.pipeline import load_images
-    from tflkit.evaluation import load_keras_model
-    from tflkit.models import get_spec
 
-    files = RunFiles(Path(run_dir))
-    model = load_keras_model(files.model)
+    model = load_keras_model(run.model_path)
     source = source or load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
-    from tflkit.data.check import screen_images
 
     screen_images(source, strict=config.strict, log=log)  # an unreadable file must not stop calibration
     calib = calib_images
@@ -198,7 +171,7 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
         prepared = {}  # prepare kind -> (a converter over its SavedModel, the fine-tune record) or the TfmotError
         references = {}  # fine-tune -> the figures of the fp32 model fine-tuned alike (QAT and pruning share one)
         for recipe in todo:
-            path = out_dir / artifact_name(config.model, config.dataset, recipe.name)
+            path = run.artifact_path(config.model, config.dataset, recipe.name)
             start = time.perf_counter()
             result = _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp,
                                  workers, log, reference=lambda sub, resolved: _finetune_reference(
@@ -208,13 +181,13 @@ def export_run(run_dir, recipes=DEFAULT_RECIPES, calib_samples: int = DEFAULT_CA
             result.settings = settings[recipe.name]
             if result.status == "ok":
                 log(f"convert  {recipe.name:<22} {result.seconds:6.1f}s  {path}  ({result.size_bytes / 1e6:.2f} MB)")
-                result = _validate_and_document(result, recipe, held, fp32_ref, tensor_samples, config, files,
+                result = _validate_and_document(result, recipe, held, fp32_ref, tensor_samples, config, run,
                                                 calibration, normalization, log)
             else:
                 log(f"convert  {recipe.name:<22} FAILED ({result.status})  {result.message}")
             if recipe.name == "fp32" and result.status == "ok" and wants_ref:
                 fp32_ref = Path(result.path)
-            _merge_export_record(record_path, batch_meta, result)
+            run.record_export(asdict(result), batch_meta)
             results[recipe.name] = result
             if on_result is not None:
                 on_result(result)
@@ -230,8 +203,6 @@ def _recorded_fp32(recorded: dict) -> Path | None:
 
 def _export_one(recipe, path, convert, calib, prepared, model, config, source, fine_tune, tmp, workers, log,
                 reference=None):
-    from converters.twin import TfmotError
-
     trained = None
     if recipe.prepare is not None:
         if recipe.prepare not in prepared:
@@ -258,8 +229,6 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
     `reference(source, settings)`, when given, adds the figures of the fp32 model fine-tuned alike to the record."""
     from dataclasses import replace
 
-    from converters.twin import save_for_conversion
-    from tflkit.training import train_subset
 
     train = train_subset(source.split("train"), config.train_limit, config.seed)
     source = replace(source, splits={**source.splits, "train": train})
@@ -268,13 +237,9 @@ def _prepare(kind: str, model, config, source, fine_tune: FineTuneSettings, tmp,
     log(f"prepare  {kind:<22} fine-tune {settings.steps} steps of batch {settings.batch_size} on the run's "
         f"{len(train)} training images")
     if kind == "qat":
-        from converters.qat import qat_model
-
         prepared = qat_model(model, config.model, source, config.image_size, config.small_input, settings,
                              seed=config.seed, log=log)
     elif kind == "prune50":
-        from converters.pruning import pruned_model
-
         prepared = pruned_model(model, config.model, source, config.image_size, config.small_input, settings,
                                 seed=config.seed, log=log)
     else:
@@ -319,8 +284,6 @@ def _finetune_reference(cache: dict, recorded: dict, model, config, source, sett
             log(f"prepare  fp32 fine-tuned alike: top1 {100 * cache[key]['fp32_same_finetune_top1']:.2f}% on "
                 f"{len(held.labels)} {held.split} images, from the {row['recipe']} record")
             return cache[key]
-    from converters.qat import float_fine_tuned
-    from converters.twin import TfmotError
 
     start = time.perf_counter()
     log(f"prepare  fp32 fine-tuned alike: {settings.steps} steps of batch {settings.batch_size}, same data order "
@@ -339,17 +302,14 @@ def _finetune_reference(cache: dict, recorded: dict, model, config, source, sett
     return cache[key]
 
 
-def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_samples, config, files, calibration,
+def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_samples, config, run: Run, calibration,
                            normalization, log):
-    from converters.model_card import build_card, write_card
-    from converters.validate import validate
-    from tflkit.runrecords import load_model_info
-    from tflkit.tflite_inspect import gzip_size, weight_sparsity
-
     path = Path(result.path)
     try:
         result.gzip_bytes = gzip_size(path)
         result.weight_sparsity = weight_sparsity(path)
+        for key, value in file_figures(path).items():
+            setattr(result, key, value)
         if held.logits is not None:
             validation = validate(path, held.logits, held.images, fp32_path=None if recipe.name == "fp32" else fp32_ref,
                                   tensor_samples=tensor_samples, integer_only=recipe.integer_only)
@@ -362,7 +322,6 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
                     f"float model's top-1 (worst layer {result.validation['worst_layer'] or 'unknown'}): check this "
                     f"file's test top-1 before deploying it")
             if result.fine_tune and "heldout_images" in result.fine_tune:  # on the images its references scored on
-                from tflkit.tflite_model import TFLiteClassifier
 
                 top1 = held.top1(TFLiteClassifier(path).predict(held.images))
                 result.fine_tune = {**result.fine_tune, "heldout_top1": round(top1, 4)}
@@ -375,36 +334,15 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
         result.status, result.message = "run_failed", str(exc).splitlines()[0][:300]
         log(f"validate {recipe.name:<22} FAILED  {result.message}")
         return result
-    info = load_model_info(files.root)
-    card = build_card(path, model=config.model, recipe=recipe, run_dir=files.root, keras_path=files.model,
-                      input_size=config.image_size, class_names=info.get("class_names", []),
+    info = run.model_info()
+    card = build_card(path, model=config.model, recipe=recipe, run_dir=run.path, keras_path=run.model_path,
+                      image_size=config.image_size, class_names=info.get("class_names", []),
                       normalization=normalization, calibration=calibration, dataset=config.dataset,
                       fine_tune=result.fine_tune)
     write_card(path, card)
     return result
 
 
-def _merge_export_record(path: Path, batch_meta: dict, result: ExportResult) -> None:
-    """Merge one recipe's row into exports.json: read, replace that row, write the whole file atomically. Rows of
-    other recipes (earlier batches, files converted before) are kept; a reader never sees a half-written file."""
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    rows = {r["recipe"]: r for r in record.get("results", [])}
-    rows[result.recipe] = asdict(result)
-    record = {**record, **batch_meta, "results": list(rows.values())}
-    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-def load_export_record(run_dir) -> list[dict]:
-    """The run's export rows, each `path` rebased onto this run's tflite/ folder: a run directory copied or moved
-    (to a phone's host, into a study, an archive) names its own files, never the ones where it was converted."""
-    path = tflite_dir(run_dir) / "exports.json"
-    rows = json.loads(path.read_text())["results"] if path.is_file() else []
-    for row in rows:
-        if row.get("path"):
-            row["path"] = str(tflite_dir(run_dir) / Path(row["path"]).name)
-    return rows
 
-
-def recipe_of_file(path) -> str:
-    """The recipe in an artifact name `<model>.<dataset>.<recipe>.tflite` (the last dotted part before .tflite)."""
-    return Path(path).name[: -len(".tflite")].rsplit(".", 1)[-1]

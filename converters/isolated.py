@@ -2,18 +2,15 @@
 
 The TFLite converter is C++ and can abort or segfault on models it cannot quantize (seen here: a Softplus layer
 under full-integer int8 ends the process with SIGSEGV after "scale out of expressed type range"). One worker
-process (converters/worker.py) imports TensorFlow once and converts every recipe in turn; when it dies, the recipe
-it was converting becomes a ConversionError naming the signal, and a fresh worker takes the remaining recipes.
-A plain subprocess rather than multiprocessing: nothing depends on the caller's __main__ being importable.
+process (tflkit.core.isolate.Worker running `convert_file`) imports TensorFlow once and converts every recipe in
+turn; when it dies, the recipe it was converting becomes a ConversionError naming the signal, and a fresh worker
+takes the remaining recipes. The C++ converter prints to stdout as well: the worker's stdout is this process's
+stderr, so a command's own output (`--json`) stays clean.
 """
 
 from __future__ import annotations
 
-import json
 import queue
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +19,25 @@ from pathlib import Path
 import numpy as np
 
 from converters.convert import ConversionError
+from tflkit.core import isolate
+from tflkit.core.tfenv import quiet_tensorflow
+
+
+def convert_file(saved_model_dir: str, recipe: str, calibration_path: str | None = None) -> bytes:
+    """In the worker: one recipe's .tflite bytes (calibration images from an .npy file written once per model, not
+    sent again with every recipe). A failure the converter does not document is this recipe's failure too, as a
+    crash is: one line, and the other recipes go on."""
+    quiet_tensorflow()  # TensorFlow's C++ start-up lines, once per worker, would interleave with the demo's log
+    from converters.convert import convert_saved_model  # in the child only: the parent never loads the converter
+
+    images = np.load(calibration_path) if calibration_path else None
+    try:
+        return convert_saved_model(saved_model_dir, recipe, images)
+    except ConversionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a row with the reason, as for a crash, not a traceback
+        line = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ConversionError(f"{recipe}: the TFLite converter failed ({type(exc).__name__}: {line})") from None
 
 
 class IsolatedConverter:
@@ -34,54 +50,33 @@ class IsolatedConverter:
         if calibration_images is not None:
             self.calib_path = str(Path(self._tmp.name) / "calibration.npy")
             np.save(self.calib_path, calibration_images)
-        self._worker = None
+        self._worker = isolate.Worker(stdout=2)  # the converter's C++ prints go to stderr, as its logging does
 
     def __enter__(self):
         return self
 
     def start(self) -> IsolatedConverter:
         """Start the worker now, so its TensorFlow import overlaps the caller's work instead of the first call."""
-        self._process()
+        self._worker.start()
         return self
 
     def __exit__(self, *exc):
         self.close()
 
     def close(self):
-        if self._worker is not None:
-            self._worker.stdin.close()
-            self._worker.wait()
-            self._worker = None
+        self._worker.close()
         self._tmp.cleanup()
-
-    def _process(self) -> subprocess.Popen:
-        if self._worker is None:
-            self._worker = subprocess.Popen([sys.executable, "-m", "converters.worker"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, text=True, bufsize=1)
-        return self._worker
 
     def __call__(self, recipe, needs_calibration: bool | None = None) -> bytes:
         name = recipe if isinstance(recipe, str) else recipe.name
         if needs_calibration is None:
             needs_calibration = getattr(recipe, "needs_calibration", False)
-        out_path = Path(self._tmp.name) / f"{name}.tflite"
-        request = {"saved_model": self.saved_model_dir, "recipe": name, "out": str(out_path),
-                   "calib": self.calib_path if needs_calibration else None}
-        worker = self._process()
         try:
-            worker.stdin.write(json.dumps(request) + "\n")
-            worker.stdin.flush()
-        except BrokenPipeError:
-            pass  # the worker is already gone: reported below
-        answer = worker.stdout.readline()
-        if not answer:
-            code = worker.wait()
-            self._worker = None
-            raise ConversionError(f"{name}: the TFLite converter crashed ({_describe_exit(code)})")
-        reply = json.loads(answer)
-        if "error" in reply:
-            raise ConversionError(reply["error"])
-        return out_path.read_bytes()
+            return self._worker.call(convert_file, self.saved_model_dir, name,
+                                     self.calib_path if needs_calibration else None)
+        except isolate.Crashed as exc:
+            raise ConversionError(f"{name}: the TFLite converter crashed ({isolate.describe_exit(exc.code)})") \
+                from None
 
 
 class ConverterPool:
@@ -137,12 +132,3 @@ class ConverterPool:
         finally:
             self.seconds[recipe if isinstance(recipe, str) else recipe.name] = time.perf_counter() - start
             self._idle.put(converter)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"

@@ -1,8 +1,8 @@
-"""MACs of a Keras model as deployed: converted to fp32 TFLite, then counted by tflkit.tflite_macs."""
+"""MACs of a Keras model as deployed: converted to fp32 TFLite, then counted by tflkit.tflite.macs."""
 
 from __future__ import annotations
 
-from tflkit.tflite_macs import MacCount, count_macs
+from tflkit.tflite.macs import MacCount, count_macs
 
 
 def count_keras_macs(model) -> MacCount:

@@ -11,48 +11,34 @@ file does. It is named when it matches one the registry spec knows (`imagenet`, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from tflkit.fileio import atomic_write_text
-
-CARD_SUFFIX = ".card.json"
-
-
-def card_path(tflite_path) -> Path:
-    path = Path(tflite_path)
-    return path.with_name(path.name[: -len(".tflite")] + CARD_SUFFIX)
+from tflkit.core.fileio import atomic_write_text, sha256_file
+from tflkit.core.run import card_path
+from tflkit.models import get_spec
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.tflite.arena import arena_bytes
+from tflkit.tflite.inspect import io_details
 
 
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_size: int, class_names,
+def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, image_size: int, class_names,
                normalization: dict, calibration: dict | None, fine_tune: dict | None = None,
                dataset: str = "") -> dict:
     """`normalization`: model_normalization() of the Keras model at keras_path (read once per run by the caller)."""
-    from tflkit.models import get_spec
-    from tflkit.tflite_inspect import io_details
-
     spec = get_spec(model)
     io = io_details(tflite_path)
     return {
         "format": "tflkit.model_card/1",
         "file": Path(tflite_path).name,
-        "sha256": sha256(tflite_path),
+        "sha256": sha256_file(tflite_path),
         "size_bytes": Path(tflite_path).stat().st_size,  # weights and graph: flash
         "arena_bytes": _arena_bytes(tflite_path),  # activation memory the runtime plans beyond the weights: RAM
         "architecture": {"name": model, "family": spec.family, "reference": spec.reference},
         "input": {
-            "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": input_size,
+            "shape": io["inputs"][0]["shape"], "layout": "NHWC", "color": "RGB", "size": image_size,
             "pixel_range": list(spec.pixel_range),
             # The model normalizes inside (its first layer), so the app feeds raw pixels.
             "normalization": {"inside_model": True, **normalization,
@@ -70,14 +56,12 @@ def build_card(tflite_path, *, model: str, recipe, run_dir, keras_path, input_si
         "calibration": calibration if recipe.needs_calibration else None,
         "fine_tune": fine_tune,
         "source": {"run_dir": str(run_dir), "dataset": dataset, "keras": Path(keras_path).name,
-                   "keras_sha256": sha256(keras_path)},
+                   "keras_sha256": sha256_file(keras_path)},
     }
 
 
 def model_normalization(keras_model, spec) -> dict:
     """{"name", "mean", "std"} of the model's normalization layer, in 0..255 pixel units (RGB)."""
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     kernel, bias = keras_model.get_layer(NORMALIZE_LAYER).get_weights()  # y = x * kernel + bias
     scale = np.asarray(kernel, np.float64).reshape(-1)
     mean = [round(float(m), 4) for m in -np.asarray(bias, np.float64) / scale]
@@ -88,8 +72,6 @@ def model_normalization(keras_model, spec) -> dict:
 
 
 def _arena_bytes(tflite_path) -> int:
-    from tflkit.tflite_arena import arena_bytes
-
     return arena_bytes(tflite_path)
 
 

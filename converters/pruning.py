@@ -8,7 +8,8 @@ frozen normalization layer (a depthwise conv holding the mean and std) must keep
 
 from __future__ import annotations
 
-from converters.qat import FineTuneSettings, progress_callback
+from converters.qat import progress_callback
+from converters.recipes import FineTuneSettings
 from converters.twin import TfmotError, fine_tune, import_tfmot, tf_keras_twin
 from tflkit.models.layers import NORMALIZE_LAYER
 

@@ -7,9 +7,9 @@ images, `dynamic` ones quantize activations at run time. Adding a recipe is one 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tflkit.errors import unknown_choice
+from tflkit.core.errors import UsageError, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,26 @@ def resolve_recipes(names) -> list[Recipe]:
     if names == ["all"]:
         return list(RECIPES.values())
     return [get_recipe(n) for n in names]
+
+
+MAX_AUTO_STEPS = 300  # the default fine-tune: one epoch of the run's own training images, at most this many steps
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    steps: int | None = None  # None: one epoch of the run's training subset, capped at MAX_AUTO_STEPS
+    batch_size: int = 64
+    lr: float = 1e-4
+    # tfmot's activation ranges start at [-6, 6] and follow an EMA with decay 0.999: after 300 steps they are only a
+    # quarter of the way to the real ranges (clipping wide layers, wasting resolution on narrow ones), and QAT ends
+    # worse than post-training calibration. A short fine-tune needs a faster EMA (0.99: converged in ~300 steps).
+    range_ema_decay: float = 0.99
+
+    def resolved(self, train_images: int) -> FineTuneSettings:
+        """With `steps` fixed: one pass over `train_images` (the run's own subset), capped. A fixed length whatever
+        the run's budget made a small run's QAT file train several times longer than its float model did."""
+        if self.steps is not None:
+            if self.steps < 1:
+                raise UsageError(f"fine-tune steps must be at least 1, got {self.steps}")
+            return self
+        return replace(self, steps=max(1, min(MAX_AUTO_STEPS, -(-train_images // self.batch_size))))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 
-from tflkit.errors import TflkitError
+from tflkit.core.errors import TflkitError
+from tflkit.data.pipeline import make_dataset
+from tflkit.models import create_model
 
 
 class TfmotError(TflkitError):
@@ -76,13 +78,12 @@ def _hard_kind(layer) -> str | None:
     raise TfmotError(f"layer {layer.name}: a lambda activation that is neither hard-swish nor hard-sigmoid")
 
 
-def tf_keras_twin(model, name: str, num_classes: int, input_size: int, small_input: bool):
+def tf_keras_twin(model, name: str, num_classes: int, image_size: int, small_input: bool):
     """The tf_keras model with `model`'s weights, lambda activations replaced by `HardActivation`."""
     import tf_keras
 
-    from tflkit.models import create_model
 
-    twin = create_model(name, num_classes=num_classes, input_size=input_size, small_input=small_input,
+    twin = create_model(name, num_classes=num_classes, image_size=image_size, small_input=small_input,
                         keras_module=tf_keras)
     hard = hard_activation_layer()
 
@@ -114,7 +115,6 @@ def fine_tune(model, source, image_size: int, steps: int, batch_size: int = 64, 
     """A short fit on the training split (same input pipeline as training); returns the last training loss."""
     import tf_keras
 
-    from tflkit.data.pipeline import make_dataset
 
     train = source.split("train")
     per_epoch = max(1, len(train) // batch_size)

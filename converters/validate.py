@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tflkit.runtime import load_interpreter
-from tflkit.tflite_inspect import float_ops, op_counts
-from tflkit.tflite_model import TFLiteClassifier, dequantize, quantize
+from tflkit.tflite.inspect import float_ops, op_counts
+from tflkit.tflite.model import TFLiteClassifier, dequantize, quantize
+from tflkit.tflite.runtime import load_interpreter
 
 DEFAULT_VALIDATION_SAMPLES = 200
 DEFAULT_TENSOR_SAMPLES = 8  # per-tensor comparison runs batch 1 with every tensor kept: a few images suffice

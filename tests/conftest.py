@@ -22,7 +22,8 @@ def tiny_shapes():
 def tiny_run(tmp_path_factory, tiny_shapes):
     """A trained test_mobilenetv3 run converted under the four default recipes."""
     from converters.export import export_run
-    from tflkit.training import TrainConfig, train
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("run")
     config = TrainConfig(model="test_mobilenetv3", dataset="shapes", epochs=4, batch_size=32, lr=3e-3,

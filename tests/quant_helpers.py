@@ -17,7 +17,8 @@ def small_shapes():
 
 def make_run(run_dir: Path, model: str, epochs: int = 1, source=None):
     """A run directory as `tflkit train` leaves it, trained briefly on `source` (32x32, small input stem)."""
-    from tflkit.training import TrainConfig, train
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.training.loop import train
 
     source = source or small_shapes()
     config = TrainConfig(model=model, dataset="shapes", image_size=32, epochs=epochs, batch_size=64, lr=3e-3,

@@ -19,7 +19,7 @@ from android_bench.adb import (
     parse_devices,
     parse_getprop,
 )
-from tflkit.errors import DeviceError
+from tflkit.core.errors import DeviceError
 
 DEVICES_L = """\
 * daemon not running; starting now at tcp:5037

@@ -14,7 +14,7 @@ from doubles.fake_phone import fake_binary, fake_phone, tiny_model  # noqa: F401
 import android_bench.install
 from android_bench.__main__ import main
 from android_bench.cli import default_out_path
-from tflkit.benchresult import load_results
+from tflkit.core.results import load_results
 
 SAMPLE_LOG = """\
 INFO: Num threads: [2]

@@ -18,7 +18,7 @@ from android_bench.install import (
     ensure_benchmark_model,
     prebuilt_suffix,
 )
-from tflkit.errors import DeviceError, UsageError
+from tflkit.core.errors import DeviceError, UsageError
 
 
 def test_prebuilt_suffix_follows_the_phones_preferred_abi():

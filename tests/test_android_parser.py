@@ -530,7 +530,7 @@ def test_the_model_from_the_loaded_model_line_without_a_graph_echo():
 
 def test_read_log_text_refuses_a_binary_file_with_one_line(tmp_path):
     from android_bench.parser import read_log_text
-    from tflkit.errors import TflkitError
+    from tflkit.core.errors import TflkitError
 
     binary = tmp_path / "model.tflite"
     binary.write_bytes(b"\x1c\x00\x00\x00TFL3\x00\x00\x12\x00\x1c\x00\x04\x00\x08\x00" * 64)

@@ -7,7 +7,7 @@ from doubles.fake_phone import EM_X86_64, fake_binary, fake_phone, tiny_model, w
 
 from android_bench.parser import parse_log
 from android_bench.runner import bench, benchmark_command
-from tflkit.errors import DeviceError, ModelFileError, UsageError
+from tflkit.core.errors import DeviceError, ModelFileError, UsageError
 
 FAST = dict(runs=5, warmup=1, cooldown_s=0, timeout_s=60)
 

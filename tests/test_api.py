@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tflkit
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 
 TINY = """\
 name: api
@@ -68,6 +68,6 @@ def test_the_readme_python_example_runs(tmp_path, capsys):
     assert "model.keras top-1" in printed and "static_wi8_ai8" in printed and " ms" in printed
     run = tflkit.Run(tmp_path / "runs" / "api")
     assert run.config.model == "test_mobilenetv3" and (run.path / "report.csv").is_file()
-    assert [p.name.split(".")[-2] for p in run.tflite_files] == ["fp32", "static_wi8_ai8"]
-    info = tflkit.inspect(run.tflite_files[1])
+    assert [p.name.split(".")[-2] for p in run.tflite_files()] == ["fp32", "static_wi8_ai8"]
+    info = tflkit.inspect(run.tflite_files()[1])
     assert info["macs"] > 0 and {d["dtype"] for d in info["inputs"]} == {"int8"}

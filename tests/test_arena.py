@@ -1,4 +1,4 @@
-"""The activation-arena planner (tflkit/tflite_arena.py): valid plans, close to a brute-force optimum on small
+"""The activation-arena planner (tflkit/tflite/arena.py): valid plans, close to a brute-force optimum on small
 graphs, TFLite's own placement on a hand-checked case, and byte-equal to the arena LiteRT lays out itself."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from tflkit.tflite_arena import (
+from tflkit.tflite.arena import (
     FOREVER,
     Buffer,
     align,
@@ -90,7 +90,7 @@ def test_plans_are_valid_and_near_the_brute_force_optimum():
 
 def test_check_plan_catches_an_overlap():
     a, b = Buffer(0, 128, 0, 1), Buffer(1, 128, 1, 2)
-    from tflkit.tflite_arena import ArenaPlan
+    from tflkit.tflite.arena import ArenaPlan
 
     with pytest.raises(AssertionError, match="overlap"):
         check_plan(ArenaPlan(256, {0: 0, 1: 64}, (a, b), 256))
@@ -115,8 +115,8 @@ def converted(tmp_path_factory):
 
 
 def test_plan_matches_the_arena_litert_lays_out(converted):
-    from tflkit.runtime import load_interpreter
-    from tflkit.tflite_arena import arena_plan, runtime_arena_span
+    from tflkit.tflite.arena import arena_plan, runtime_arena_span
+    from tflkit.tflite.runtime import load_interpreter
 
     for (name, recipe), path in converted.items():
         litert = runtime_arena_span(load_interpreter(path, xnnpack=False))

@@ -1,4 +1,4 @@
-"""Recomputed BatchNorm statistics (tflkit.bn_stats): the exact pooled mean and variance of each trainable
+"""Recomputed BatchNorm statistics (tflkit.training.bn_stats): the exact pooled mean and variance of each trainable
 BatchNorm's input over the given images in training mode; frozen BatchNorms untouched."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _model():
 
 
 def test_statistics_are_the_pooled_moments_of_each_input_in_training_mode():
-    from tflkit.bn_stats import BatchNormStats
+    from tflkit.training.bn_stats import BatchNormStats
 
     keras.utils.set_random_seed(0)
     model = _model()
@@ -40,7 +40,7 @@ def test_statistics_are_the_pooled_moments_of_each_input_in_training_mode():
 
 
 def test_only_the_first_batches_count_and_a_model_without_batchnorm_is_a_no_op():
-    from tflkit.bn_stats import BatchNormStats
+    from tflkit.training.bn_stats import BatchNormStats
 
     model = _model()
     images = np.random.default_rng(1).uniform(0, 255, (64, 8, 8, 3)).astype(np.float32)
@@ -53,7 +53,8 @@ def test_only_the_first_batches_count_and_a_model_without_batchnorm_is_a_no_op()
 def test_a_run_validates_and_saves_recomputed_statistics_and_trains_the_same(tmp_path, tiny_shapes):
     """Training itself uses batch statistics: recomputing the moving ones changes validation and the saved model,
     never the training curve."""
-    from tflkit.training import TrainConfig, train
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.training.loop import train
 
     kw = dict(model="test_mobilenetv3", epochs=2, batch_size=32, lr=3e-3)
     moving = train(TrainConfig(**kw, bn_stats_batches=0), tmp_path / "moving", verbose=0, source=tiny_shapes)
@@ -65,8 +66,8 @@ def test_a_run_validates_and_saves_recomputed_statistics_and_trains_the_same(tmp
     model = keras.models.load_model(tmp_path / "recomputed" / "model.keras")
     bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
     # the saved statistics are the pooled ones of the run's first 4 batches (epoch 0's order): recompute them
-    from tflkit.bn_stats import BatchNormStats
     from tflkit.data.pipeline import epoch_order, make_dataset
+    from tflkit.training.bn_stats import BatchNormStats
 
     split = tiny_shapes.split("train")
     first = split.take(epoch_order(len(split), 0, 0)[:4 * 32])

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import dataclass
 
 import pytest
 import yaml
 
 from tflkit.cli import main
-from tflkit.config import add_flags, coerce, flag_values, from_dict, load_yaml, save_yaml
-from tflkit.errors import UsageError
-from tflkit.pipeline import DemoSettings
-from tflkit.training import AUGMENT_PRESETS, TrainConfig
+from tflkit.core.config import add_flags, coerce, flag_values, from_dict, load_yaml, save_yaml
+from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import AUGMENT_PRESETS, TrainConfig
+from tflkit.pipeline.demo import DemoSettings
 
 
 def write_yaml(path, text):
@@ -58,9 +59,29 @@ def test_coerce_never_mixes_bools_and_numbers():
     for value, kind in ((True, int), (False, float), (1, bool), ("yes", bool), (None, int)):
         with pytest.raises(ValueError):
             coerce(value, kind)
-    assert coerce(None, int, optional=True) is None
-    assert coerce(["1", 2], tuple, element=int) == (1, 2)
-    assert coerce("fp32", tuple, element=str) == ("fp32",)
+
+
+@dataclass(frozen=True)
+class Inner:
+    runs: int = 1
+
+
+@dataclass(frozen=True)
+class Outer:
+    threads: tuple[int, ...] = (1,)
+    recipes: tuple[str, ...] = ()
+    limit: int | None = 5
+    inner: Inner = Inner()
+
+
+def test_one_loader_for_nested_optional_and_list_fields():
+    """tflkit.core.config.from_dict is the loader of every config: optional, list and nested fields coerce alike."""
+    from tflkit.core.config import from_dict
+
+    got = from_dict(Outer, {"threads": ["1", 2], "recipes": "fp32", "limit": None, "inner": {"runs": "3"}})
+    assert got == Outer(threads=(1, 2), recipes=("fp32",), limit=None, inner=Inner(runs=3))
+    with pytest.raises(UsageError, match=r"x.yaml: inner.runs must be an integer, got 'lots'"):
+        from_dict(Outer, {"inner": {"runs": "lots"}}, source="x.yaml")
 
 
 def test_saved_config_round_trips(tmp_path):

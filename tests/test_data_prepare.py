@@ -10,9 +10,9 @@ import zipfile
 
 import pytest
 
+from tflkit.core.download import file_digest
+from tflkit.core.errors import DatasetError, UsageError
 from tflkit.data.prepare import Archive, prepare
-from tflkit.download import file_digest
-from tflkit.errors import DatasetError, UsageError
 
 
 def _tar(path, members: dict[str, bytes], link: str | None = None):
@@ -62,7 +62,7 @@ def test_a_wrong_checksum_a_link_or_an_escaping_member_is_refused(tmp_path):
 
 
 def test_offline_download_fails_within_seconds_naming_the_file(tmp_path):
-    from tflkit.download import host_reachable
+    from tflkit.core.download import host_reachable
 
     if host_reachable("www.cs.toronto.edu"):
         pytest.skip("a network exists here: the download would run")

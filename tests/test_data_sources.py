@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tflkit.core.errors import DatasetError, UsageError
 from tflkit.data import load_dataset
 from tflkit.data.safe_pickle import safe_load
 from tflkit.data.splits import holdout_indices
-from tflkit.errors import DatasetError, UsageError
 
 
 class _RunsCode:

@@ -55,9 +55,9 @@ def files(tmp_path_factory):
 
 
 def test_bench_records_partitions_nodes_and_leftover_ops(files, tmp_path):
-    from tflkit.benchresult import load_results, save_results
-    from tflkit.hostbench import BenchSettings, bench_models
-    from tflkit.tflite_arena import arena_bytes
+    from tflkit.bench.host import BenchSettings, bench_models
+    from tflkit.core.results import load_results, save_results
+    from tflkit.tflite.arena import arena_bytes
 
     lines = []
     results = bench_models([files["old_int8"], files["new_int8"]], threads=(1,), settings=BenchSettings(runs=5),
@@ -74,7 +74,7 @@ def test_bench_records_partitions_nodes_and_leftover_ops(files, tmp_path):
 
 
 def test_rss_delta_grows_with_the_model(files):
-    from tflkit.memprobe import rss_delta_mb
+    from tflkit.bench.memprobe import rss_delta_mb
 
     small, big = rss_delta_mb(files["new_fp16"]), rss_delta_mb(files["big_fp32"])
     size_mb = files["big_fp32"].stat().st_size / 2**20
@@ -90,9 +90,9 @@ def test_xnnpack_refusal_falls_back_to_the_builtin_kernels(files, monkeypatch):
     wrapped to raise LiteRT's own wording whenever the default delegate is on; everything else is the real LiteRT."""
     import types
 
-    import tflkit.runtime as runtime
-    from tflkit.hostbench import BenchSettings, bench_models
-    from tflkit.tflite_model import TFLiteClassifier
+    import tflkit.tflite.runtime as runtime
+    from tflkit.bench.host import BenchSettings, bench_models
+    from tflkit.tflite.model import TFLiteClassifier
 
     real = runtime.interpreter_module()
 
@@ -123,7 +123,7 @@ def test_xnnpack_refusal_falls_back_to_the_builtin_kernels(files, monkeypatch):
 
 def test_inspect_parameters_dtypes_partitions_arena_and_layers(files, capsys):
     from tflkit.cli import main
-    from tflkit.tflite_macs import count_macs
+    from tflkit.tflite.macs import count_macs
 
     assert main(["inspect", str(files["old_int8"]), "--json", "--layers"]) == 0
     (info,) = json.loads(capsys.readouterr().out)["results"]  # tflkit's JSON envelope

@@ -63,8 +63,8 @@ def test_float_function_and_weights_unchanged(monkeypatch):
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_int8_runs_in_one_xnnpack_partition(name, tmp_path):
     from converters.convert import convert_model
-    from tflkit.runtime import delegation_of, load_interpreter
-    from tflkit.tflite_inspect import op_counts
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.runtime import delegation_of, load_interpreter
 
     images = _pixels(16)
     model = _with_batchnorm_statistics(create_model(name), images)
@@ -77,7 +77,7 @@ def test_int8_runs_in_one_xnnpack_partition(name, tmp_path):
 
 def test_static_wi8_ai16_converts_and_runs_for_mobilenetv3(tmp_path):
     from converters.convert import convert_model
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.model import TFLiteClassifier
 
     images = _pixels(16)
     model = _with_batchnorm_statistics(create_model("test_mobilenetv3"), images)
@@ -112,8 +112,8 @@ def test_float_files_get_one_hard_swish_op_each(recipe, spelling, tmp_path, monk
 
     import tflkit.models.layers as layers
     from converters.convert import convert_model
-    from tflkit.tflite_inspect import op_counts
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.model import TFLiteClassifier
 
     if spelling == "split_before":
         monkeypatch.setattr(layers, "hard_swish", _split_hard_swish_before)
@@ -148,7 +148,7 @@ def test_a_model_saved_with_the_earlier_split_converts_with_today_s(monkeypatch,
 
     import tflkit.models.layers as layers
     from converters.convert import convert_model, integer_graph
-    from tflkit.tflite_inspect import op_counts
+    from tflkit.tflite.inspect import op_counts
 
     keras.utils.set_random_seed(0)
     images = _pixels(16)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tflkit.benchresult import load_results
 from tflkit.cli import main
+from tflkit.core.results import load_results
 
 
 def test_report_has_partitions_and_arena_for_every_recipe(tiny_run, capsys):
@@ -18,12 +18,12 @@ def test_report_has_partitions_and_arena_for_every_recipe(tiny_run, capsys):
     assert {"fp32", "static_wi8_ai8"} <= set(rows)
     for recipe, row in rows.items():
         # dynamic-range int8: XNNPACK has no hybrid depthwise kernel, which stays out (2 partitions)
-        assert row["partitions"] == (2 if recipe == "dynamic_wi8_afp32" else 1), (recipe, row)
+        assert row["host_partitions_t1"] == (2 if recipe == "dynamic_wi8_afp32" else 1), (recipe, row)
         assert row["arena_bytes"] > 0
     # int8 activations: about a quarter of float32's arena
     assert rows["static_wi8_ai8"]["arena_bytes"] < 0.4 * rows["fp32"]["arena_bytes"]
     header = next(line for line in markdown.splitlines() if line.startswith("| recipe"))
-    assert "partitions" in header and "arena_bytes" in header
+    assert "host_partitions_t1" in header and "arena MB" in header
     host = [r for r in load_results(tiny_run / "bench" / "host.json")
             if r.model.endswith(".static_wi8_ai8.tflite") and r.delegate == "xnnpack"]
     assert host and all(r.reference_ops == {} and r.delegated_nodes == r.total_nodes for r in host)

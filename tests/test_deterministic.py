@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 TRAIN = """
 import sys
 from tflkit.data.shapes import load_shapes
-from tflkit.training import TrainConfig, train
+from tflkit.training.loop import TrainConfig, train
 source = load_shapes(seed=0, sizes={"train": 256, "val": 64, "test": 64})
 train(TrainConfig(model="test_mobilenetv3", epochs=2, batch_size=32, lr=3e-3, augment="basic",
                   deterministic=True), sys.argv[1], verbose=0, source=source)

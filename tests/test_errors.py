@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tflkit.cli import main
-from tflkit.fileio import atomic_path, atomic_write_bytes
+from tflkit.core.fileio import atomic_path, atomic_write_bytes
 
 
 def run_cli(capsys, *argv):
@@ -69,7 +69,8 @@ def test_not_a_run_directory(capsys, tmp_path):
 
 
 def test_cli_help_imports_no_tensorflow():
-    code = "import sys; from tflkit.cli import build_parser; build_parser(); assert 'tensorflow' not in sys.modules"
+    code = ("import sys; from tflkit.cli import build_parser; build_parser(); "
+            "assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from converters.export import load_export_record
-from tflkit.pipeline import run_artifacts
+from tflkit.core.run import Run
 
 
 def test_a_moved_run_names_its_own_files(tmp_path):
@@ -20,6 +19,6 @@ def test_a_moved_run_names_its_own_files(tmp_path):
     shutil.copytree(original, moved)
     shutil.rmtree(original)  # the place it was converted in is gone
 
-    assert [r["path"] for r in load_export_record(moved)] == [str(moved / "tflite" / name)]
-    assert run_artifacts(moved) == [moved / "tflite" / name]
+    assert [r["path"] for r in Run(moved).exports()] == [str(moved / "tflite" / name)]
+    assert Run(moved).tflite_files() == [moved / "tflite" / name]
 

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from quant_helpers import make_run, small_shapes
 
+from tflkit.core.run import Run
+
 pytest.importorskip("tensorflow")
 needs_tfmot = pytest.mark.skipif(importlib.util.find_spec("tensorflow_model_optimization") is None,
                                  reason="tensorflow-model-optimization is not installed")
@@ -40,9 +42,9 @@ def _recording_fine_tunes(monkeypatch):
 
 @needs_tfmot
 def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
-    from converters.export import export_run, load_export_record
-    from converters.qat import FineTuneSettings
-    from tflkit.report import write_report
+    from converters.export import export_run
+    from converters.recipes import FineTuneSettings
+    from tflkit.pipeline.report import write_report
 
     source = make_run(tmp_path / "run", "test_resnet", source=small_shapes())
     calls = _recording_fine_tunes(monkeypatch)
@@ -59,7 +61,7 @@ def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
     for key in ("fp32_same_finetune_top1", "fp32_heldout_top1", "heldout_top1"):
         assert 0.0 <= trained[key] <= 1.0 and round(trained[key] * 48) == pytest.approx(trained[key] * 48, abs=0.01)
     assert sum("fp32 fine-tuned alike: 4 steps" in line for line in lines) == 1
-    assert load_export_record(tmp_path / "run")[0]["fine_tune"] == trained  # recorded as returned
+    assert Run(tmp_path / "run").exports()[0]["fine_tune"] == trained  # recorded as returned
 
     rows, markdown = write_report(tmp_path / "run")
     (row,) = rows
@@ -74,9 +76,9 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
     """QAT and pruning converted in different runs of `convert`: the second takes the first's reference."""
     from dataclasses import replace
 
-    import converters.qat
+    import converters.export
     from converters.export import HeldOut, _finetune_reference
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
 
     trained = []
 
@@ -88,7 +90,7 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
         trained.append(settings.steps)
         return Twin()
 
-    monkeypatch.setattr(converters.qat, "float_fine_tuned", fake_float_fine_tuned)
+    monkeypatch.setattr(converters.export, "float_fine_tuned", fake_float_fine_tuned)  # as the export calls it
 
     source = small_shapes()
     labels = np.array([0, 1, 2, 3])
@@ -117,7 +119,7 @@ def test_the_reference_is_reused_from_a_record_with_the_same_fine_tune(monkeypat
 
 
 def test_report_shows_the_drop_against_fp32_fine_tuned_alike_and_dash_when_unknown(tiny_run, tmp_path):
-    from tflkit.report import write_report
+    from tflkit.pipeline.report import write_report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("bench", "report.*", "checkpoints"))
@@ -170,7 +172,7 @@ def test_report_shows_the_drop_against_fp32_fine_tuned_alike_and_dash_when_unkno
 @pytest.mark.slow  # QAT graph, two fine-tunes and two conversions: minutes on the shared 2-core machine
 def test_qat_and_pruning_share_one_reference(tmp_path, monkeypatch):
     from converters.export import export_run
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
 
     source = make_run(tmp_path / "run", "test_mobilenetv3", source=small_shapes())
     calls = _recording_fine_tunes(monkeypatch)

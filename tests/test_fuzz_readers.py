@@ -1,11 +1,11 @@
 """Issue 26: every reader of a file tflkit did not write, fuzzed. One outcome per input: a valid result or a
 TflkitError whose message is one line; never another exception, never a hang (each input under a wall-clock alarm),
-never a dead process (a .tflite is loaded in a child first: tflkit.tflite_check).
+never a dead process (a .tflite is loaded in a child first: tflkit.tflite.check).
 
 Readers: the .tflite readers behind `tflkit inspect`, `bench` and `eval` (structure-aware mutants of a real 2 KB
 model: uoffsets, shape dims, buffer / opcode / tensor indices, types, vector lengths and string bytes, from
 tests/tflite_mutants.py, plus random byte flips and truncations), labels files (read_labels), study and tune YAML
-(tflkit.config.read_yaml, as load_study and load_space read them), and benchmark_model logs (parse_log on mutated
+(tflkit.core.config.read_yaml, as load_study and load_space read them), and benchmark_model logs (parse_log on mutated
 copies of ../shared/fixtures/benchmark_model/).
 
 Why Hypothesis rather than atheris: atheris does install here (`pip install atheris` takes a 35 MB manylinux
@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 from tflite_mutants import INTERESTING_32, KINDS, field_sites, mutate  # noqa: E402
 
-from tflkit.errors import TflkitError  # noqa: E402
+from tflkit.core.errors import TflkitError  # noqa: E402
 
 CORPUS = Path(__file__).parent / "corpus"
 SEED = CORPUS / "tiny.seed.tflite"  # Conv2D(4, 3) -> GlobalAveragePooling2D -> Dense(3) on 8x8x3, 2,248 bytes
@@ -122,9 +122,9 @@ def tflite_mutants(draw) -> bytes:
 def read_tflite_every_way(path: Path):
     """What inspect, bench and eval read of a file: describe() (every .tflite reader), a short benchmark, and the
     preprocessing eval would pick (TFLite metadata, input quantization)."""
-    from converters.cli import describe
+    from tflkit.bench.host import BenchSettings, bench_model
     from tflkit.data.preprocess import for_model
-    from tflkit.hostbench import BenchSettings, bench_model
+    from tflkit.tflite.describe import describe
 
     outcomes = [one_outcome(describe, path, layers=True)]
     outcomes.append(one_outcome(bench_model, path, BenchSettings(runs=2, warmup=1, max_seconds=5)))
@@ -144,7 +144,7 @@ def _fuzz_tflite(tmp_path_factory, n: int):
     def check(data):
         path = folder / f"m{next(names)}.tflite"  # a new name each: never another mutant's cached check
         path.write_bytes(data)
-        from tflkit import tflite_check
+        from tflkit.tflite import check as tflite_check
 
         outcome = tflite_check.checked(path)
         if any(v and "crashed" in v for v in outcome.values()):
@@ -238,7 +238,7 @@ def yaml_mutants(draw) -> str:
 
 
 def _fuzz_yaml(tmp_path_factory, n: int):
-    from tflkit.config import read_yaml
+    from tflkit.core.config import read_yaml
     from tflkit.study.spec import load_study
     from tflkit.tune.space import load_space
 

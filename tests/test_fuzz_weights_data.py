@@ -20,7 +20,7 @@ Readers, each fed structure-aware mutants of a small valid file built here (no t
             truncations, and header dimensions set to interesting values (up to 4 billion pixels). With the pixel
             limit lowered for the test, every image that is decoded must be within it.
 
-The limits (tflkit/limits.py) are lowered while fuzzing, so that an input that slips past a check costs megabytes,
+The limits (tflkit/core/limits.py) are lowered while fuzzing, so that an input that slips past a check costs megabytes,
 not the machine. Defaults run 300 to 400 inputs per reader (100 images), about 30 s on 2 busy cores; `-m slow`
 runs 1,000 each; `FUZZ_EXAMPLES=N` overrides both. Inputs that found something are kept in $FUZZ_FOUND_DIR
 (/tmp/tflkit-fuzz-found); tests/corpus/ holds the ones kept, replayed through the CLI by tests/test_corpus_replay.py.
@@ -181,7 +181,7 @@ def stack_global_pickle(module: str, name: str) -> bytes:
 def resnet():
     from tflkit.models import create_model
 
-    return create_model("test_resnet", num_classes=3, input_size=32, small_input=True)
+    return create_model("test_resnet", num_classes=3, image_size=32, small_input=True)
 
 
 @functools.cache
@@ -336,7 +336,7 @@ def test_fuzz_pth_slow(fuzz_env):
 def squeezenet():
     from tflkit.models import create_model
 
-    return create_model("test_squeezenet", num_classes=3, input_size=32, small_input=True)
+    return create_model("test_squeezenet", num_classes=3, image_size=32, small_input=True)
 
 
 @functools.cache
@@ -775,10 +775,10 @@ def image_mutants(draw) -> tuple[str, bytes]:
 
 
 def _fuzz_images(folder: Path, n: int):
+    from tflkit.core.limits import IMAGE_PIXELS
     from tflkit.data import load_dataset
     from tflkit.data.check import screen_images
     from tflkit.data.pipeline import _decode_file, make_dataset
-    from tflkit.limits import IMAGE_PIXELS
 
     limit = IMAGE_PIXELS.value()
     tally = {"inputs": 0, "kept": 0, "skipped": 0}

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from tflkit.benchresult import BenchResult, load_results, save_results
+from tflkit.bench.host import BenchSettings, InputImages, bench_model, open_input_data
 from tflkit.cli import main
-from tflkit.hostbench import BenchSettings, InputImages, bench_model, open_input_data
+from tflkit.core.results import BenchResult, load_results, save_results
 
 FEW = BenchSettings(runs=5, warmup=1)
 
@@ -37,15 +37,15 @@ class _Recording:
 
 
 def _bench_recording(monkeypatch, path, images, settings=FEW):
-    import tflkit.hostbench
+    import tflkit.bench.host
 
     recorded = []
 
     def load(*args, **kwargs):
-        recorded.append(_Recording(tflkit.runtime.load_interpreter(*args, **kwargs)))
+        recorded.append(_Recording(tflkit.tflite.runtime.load_interpreter(*args, **kwargs)))
         return recorded[-1]
 
-    monkeypatch.setattr(tflkit.hostbench, "load_interpreter", load)
+    monkeypatch.setattr(tflkit.bench.host, "load_interpreter", load)
     result = bench_model(path, settings, images=images)
     return result, recorded[0]
 
@@ -53,7 +53,7 @@ def _bench_recording(monkeypatch, path, images, settings=FEW):
 def _what_eval_feeds(source, path, count):
     """The arrays `tflkit eval` gives this model for the first `count` test images (its own code path)."""
     from tflkit.data.pipeline import make_dataset
-    from tflkit.tflite_model import TFLiteClassifier, quantize
+    from tflkit.tflite.model import TFLiteClassifier, quantize
 
     model = TFLiteClassifier(path)
     images = np.concatenate([x.numpy() for x, _ in make_dataset(source.split("test"), model.image_size, 256)])

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from tflkit.bench.host import BenchSettings, InputImages, bench_model  # noqa: E402
 from tflkit.cli import main  # noqa: E402
-from tflkit.hostbench import BenchSettings, InputImages, bench_model  # noqa: E402
 
 FEW = BenchSettings(runs=3, warmup=1)
 
@@ -32,28 +32,28 @@ def minus_one_one_model(tmp_path_factory):
 
 
 def _what_eval_feeds(monkeypatch, path, source, count, **flags):
-    """The arrays `tflkit.evaluation.evaluate` sets on the interpreter for the first `count` test images, recorded
-    from eval itself (its TFLiteClassifier quantizes and sets one batch per invoke)."""
-    import tflkit.tflite_model
+    """The arrays `tflkit.training.evaluation.evaluate` sets on the interpreter for the first `count` test images,
+    recorded from eval itself (its TFLiteClassifier quantizes and sets one batch per invoke)."""
+    import tflkit.tflite.model
     from tflkit.data.preprocess import from_flags
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     fed = []
-    original = tflkit.tflite_model.TFLiteClassifier._invoke
+    original = tflkit.tflite.model.TFLiteClassifier._invoke
 
     def recording(self, batch):
-        fed.append(tflkit.tflite_model.quantize(batch, self.input))
+        fed.append(tflkit.tflite.model.quantize(batch, self.input))
         return original(self, batch)
 
-    monkeypatch.setattr(tflkit.tflite_model.TFLiteClassifier, "_invoke", recording)
+    monkeypatch.setattr(tflkit.tflite.model.TFLiteClassifier, "_invoke", recording)
     evaluate(path, source, preprocessing=from_flags(**flags))
     monkeypatch.undo()
     return np.concatenate(fed)[:count]
 
 
 def _what_bench_feeds(monkeypatch, path, images):
-    import tflkit.hostbench
-    import tflkit.runtime
+    import tflkit.bench.host
+    import tflkit.tflite.runtime
 
     fed = []
 
@@ -68,8 +68,8 @@ def _what_bench_feeds(monkeypatch, path, images):
         def __getattr__(self, name):
             return getattr(self._interpreter, name)
 
-    monkeypatch.setattr(tflkit.hostbench, "load_interpreter",
-                        lambda *a, **kw: Recording(tflkit.runtime.load_interpreter(*a, **kw)))
+    monkeypatch.setattr(tflkit.bench.host, "load_interpreter",
+                        lambda *a, **kw: Recording(tflkit.tflite.runtime.load_interpreter(*a, **kw)))
     result = bench_model(path, FEW, images=images)
     monkeypatch.undo()
     assert result.ok, result.message

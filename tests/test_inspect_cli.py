@@ -15,7 +15,7 @@ def int8_model(tmp_path_factory):
     from converters.convert import convert_model
     from tflkit.models import create_model
 
-    model = create_model("test_squeezenet", num_classes=4, input_size=32, small_input=True)
+    model = create_model("test_squeezenet", num_classes=4, image_size=32, small_input=True)
     images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
     path = tmp_path_factory.mktemp("inspect") / "m.static_wi8_ai8.tflite"
     path.write_bytes(convert_model(model, "static_wi8_ai8", images))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tflkit.core.errors import UsageError
 from tflkit.data.preprocess import class_outputs, read_labels
-from tflkit.errors import UsageError
 
 
 def test_tf_slim_indexed_labels_match_as_names(tmp_path):

@@ -1,5 +1,5 @@
-"""Issue 26, part 3: the stated limits (tflkit.limits), each refused fast and small, with the limit and its variable
-named in one line. Each hostile input is read in a fresh process whose wall time and peak resident memory
+"""Issue 26, part 3: the stated limits (tflkit.core.limits), each refused fast and small, with the limit and its
+variable named in one line. Each hostile input is read in a fresh process whose wall time and peak resident memory
 (wait4's ru_maxrss) are measured and printed."""
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def report(what: str, m: dict) -> None:
 
 
 def test_limit_values_and_the_variable_that_raises_them(monkeypatch):
-    from tflkit.errors import UsageError
-    from tflkit.limits import ALL, TFLITE_BYTES
+    from tflkit.core.errors import UsageError
+    from tflkit.core.limits import ALL, TFLITE_BYTES
 
     assert TFLITE_BYTES.value() == 2 << 30
     monkeypatch.setenv("TFLKIT_MAX_TFLITE_BYTES", "8G")
@@ -78,8 +78,8 @@ def test_a_10_gb_sparse_tflite_is_refused_in_seconds_and_megabytes(tmp_path):
 
 
 def test_the_tflite_limit_is_raised_by_its_variable(tmp_path):
-    code = ("import sys; from tflkit.runtime import check_tflite_file\n"
-            "from tflkit.errors import TflkitError\n"
+    code = ("import sys; from tflkit.tflite.runtime import check_tflite_file\n"
+            "from tflkit.core.errors import TflkitError\n"
             "try: check_tflite_file(sys.argv[1]); print('ok')\n"
             "except TflkitError as e: print(e)")
     assert measured(code, SEED)["out"].strip() == "ok"
@@ -111,7 +111,7 @@ def test_a_decompression_bomb_png_is_refused_from_its_header(tmp_path):
     from tflkit.data.check import image_header_problem, require_decodable
 
     assert image_header_problem(small) is None
-    from tflkit.errors import DatasetError
+    from tflkit.core.errors import DatasetError
 
     with pytest.raises(DatasetError, match="bomb.png: not decoded"):
         require_decodable([str(small), str(bomb)])
@@ -141,7 +141,7 @@ BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".jo
 def test_a_billion_laughs_yaml_is_refused_fast(tmp_path):
     bomb = tmp_path / "study.yaml"
     bomb.write_text(BILLION_LAUGHS)
-    code = ("import sys; from tflkit.config import read_yaml\nfrom tflkit.errors import UsageError\n"
+    code = ("import sys; from tflkit.core.config import read_yaml\nfrom tflkit.core.errors import UsageError\n"
             "try: read_yaml(sys.argv[1])\nexcept UsageError as e: print(e, file=sys.stderr); sys.exit(2)")
     m = measured_rss(code, bomb)
     report(f"a billion-laughs YAML ({len(BILLION_LAUGHS)} bytes, 81 aliases, 4.9e8 nodes expanded)", m)
@@ -149,8 +149,8 @@ def test_a_billion_laughs_yaml_is_refused_fast(tmp_path):
     assert "TFLKIT_MAX_YAML_NODES" in m["err"]
     many = tmp_path / "aliases.yaml"
     many.write_text("a: &a 1\nb: [" + ", ".join(["*a"] * 1001) + "]\n")
-    from tflkit.config import read_yaml
-    from tflkit.errors import UsageError
+    from tflkit.core.config import read_yaml
+    from tflkit.core.errors import UsageError
 
     with pytest.raises(UsageError, match="1,001 aliases is over .*TFLKIT_MAX_YAML_ALIASES"):
         read_yaml(many)
@@ -173,7 +173,7 @@ def test_a_zip_bomb_posing_as_a_pth_is_refused_before_inflating(tmp_path):
             zeros = b"\0" * (1 << 20)
             for _ in range(256):  # 256 MiB of zeros, about 250 KB deflated
                 member.write(zeros)
-    code = ("import sys; from tflkit.weights.pth import load_state_dict\nfrom tflkit.errors import TflkitError\n"
+    code = ("import sys; from tflkit.weights.pth import load_state_dict\nfrom tflkit.core.errors import TflkitError\n"
             "try: load_state_dict(sys.argv[1])\nexcept TflkitError as e: print(e, file=sys.stderr); sys.exit(1)")
     m = measured_rss(code, bomb)
     report(f"a zip bomb posing as a .pth ({bomb.stat().st_size / 1e3:.0f} KB, 256 MiB inflated)", m)
@@ -182,8 +182,8 @@ def test_a_zip_bomb_posing_as_a_pth_is_refused_before_inflating(tmp_path):
 
 
 def test_a_labels_file_over_the_limit_is_refused(tmp_path, monkeypatch):
+    from tflkit.core.errors import UsageError
     from tflkit.data.preprocess import read_labels
-    from tflkit.errors import UsageError
 
     path = tmp_path / "labels.txt"
     path.write_text("cat\ndog\n" * 1000)
@@ -192,7 +192,30 @@ def test_a_labels_file_over_the_limit_is_refused(tmp_path, monkeypatch):
         read_labels(path)
 
 
+def test_a_100_gb_cifar_batch_is_refused_from_its_size(tmp_path):
+    """numpy's MemoryError before the limit (np.fromfile asked for 100 GiB); a 6 GB one was read, then refused."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_fuzz_cifar_binary import write_cifar_bin
+
+    for layout, name in (("bin", "data_batch_1.bin"), ("py", "data_batch_1")):
+        root = tmp_path / layout
+        if layout == "bin":
+            folder = write_cifar_bin(root)
+        else:
+            from test_fuzz_weights_data import write_cifar
+
+            folder = write_cifar(root, "cifar10")
+        with open(folder / name, "r+b") as f:
+            f.truncate(100 << 30)  # sparse: no disk taken
+        code = "import sys\nfrom tflkit.cli import main\nsys.exit(main(['data', 'cifar10', '--data-dir', sys.argv[1]]))"
+        m = measured_rss(code, root)
+        report(f"a 100 GB sparse CIFAR-10 batch ({layout})", m)
+        assert m["code"] == 1 and m["seconds"] < 30 and m["peak_mb"] < 500, m
+        assert f"{name}: 100.0 GiB is over" in m["err"] and "TFLKIT_MAX_CIFAR_FILE_BYTES" in m["err"]
+        assert "Traceback" not in m["err"]
+
+
 def test_limits_are_listed_once_in_json():
-    from tflkit.limits import ALL
+    from tflkit.core.limits import ALL
 
     json.dumps({limit.env: limit.default for limit in ALL})  # docs/reliability.md's table is written from these

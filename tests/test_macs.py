@@ -10,9 +10,9 @@ import keras
 import pytest
 
 from converters.macs import count_keras_macs
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
 from tflkit.models import create_model, get_spec, list_models
-from tflkit.tflite_macs import count_macs
+from tflkit.tflite.macs import count_macs
 
 
 def test_counts_conv_depthwise_grouped_and_dense_exactly():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA
+from tflkit.core.run import Run
 
 pytest.importorskip("tflite_micro")
 pytest.importorskip("ethosu")
@@ -65,6 +66,40 @@ def test_the_arena_is_the_smallest_that_allocates_and_invokes(models, name):
     assert attempt(models[name], result.arena_bytes, invoke=True).ok
     assert not attempt(models[name], result.arena_bytes - 1, invoke=True).ok
     assert result.reported_bytes is not None and result.reported_bytes <= result.arena_bytes
+
+
+def test_a_size_that_crashes_the_child_counts_as_too_small_and_a_new_child_goes_on(monkeypatch):
+    """The search's own logic on both sides, with TFLM replaced: below 2 KB the 'interpreter' kills its process
+    (isolate's Crashed, the size being tried as its last message), below 3000 bytes it refuses the arena."""
+    from tflkit.core import isolate
+    from tflkit.mcu import tflm, tflm_child
+
+    class Segfault(Exception):
+        pass
+
+    def load(path, size):
+        if size < 2048:
+            raise Segfault
+        if size < 3000:
+            raise RuntimeError("Arena size is too small")
+
+    children = []
+
+    def call(func, *args, on_message=None, **kwargs):  # one fresh "child": messages as sent, a crash as Crashed
+        children.append(args)
+        sent = []
+        monkeypatch.setattr(tflm_child.isolate, "send", lambda m: (sent.append(m), on_message(m)))
+        try:
+            return func(*args)
+        except Segfault:
+            raise isolate.Crashed("search crashed (killed by SIGSEGV)", -11, sent[-1]) from None
+
+    monkeypatch.setattr(tflm_child, "_load", load)
+    monkeypatch.setattr(tflm.isolate, "call", call)
+    arena, tries = tflm.smallest_arena("m.tflite")
+    assert arena == 3000
+    assert [lo for _, lo, _ in children] == [0, 1024]  # the crash at 1 KiB: a second child from above it
+    assert tries > 2
 
 
 def test_the_two_models_need_different_arenas_and_the_plan_is_compared(models):
@@ -123,7 +158,7 @@ def test_vela_figures_and_files_beside_the_source(models, tmp_path, spec):
 
 
 def test_a_vela_target_outside_its_list_is_a_usage_error():
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
     from tflkit.mcu.vela import VelaTarget
 
     with pytest.raises(UsageError, match="ethos-u55-128"):
@@ -152,7 +187,7 @@ def test_builtin_boards_carry_a_source_for_their_figures():
 
 
 def test_a_users_boards_file(tmp_path):
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
     from tflkit.mcu.boards import read_boards
 
     good = tmp_path / "boards.yaml"
@@ -195,11 +230,10 @@ def test_without_the_extra_the_command_says_how_to_install_it(models, monkeypatc
 
 
 def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run, tiny_shapes, tmp_path):
-    from tflkit.evaluation import evaluate
-    from tflkit.mcu.cli import format_result
+    from tflkit.cli.mcu import format_result
     from tflkit.mcu.measure import measure
-    from tflkit.report import build_rows
-    from tflkit.runrecords import record_mcu
+    from tflkit.pipeline.rows import run_rows
+    from tflkit.training.evaluation import evaluate
 
     run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     int8 = next((run / "tflite").glob("*.static_wi8_ai8.tflite"))
@@ -212,9 +246,9 @@ def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run
     from tflkit.mcu.boards import BOARDS
 
     measured = measure(int8, [BOARDS["nrf52840"]])
-    record_mcu(run, measured.to_dict())
+    Run(run).record_mcu(measured.to_dict())
     assert "runs under TFLite Micro" in format_result(measured)
-    row = next(r for r in build_rows(run) if r["recipe"] == "static_wi8_ai8")
+    row = next(r for r in run_rows(Run(run)) if r["recipe"] == "static_wi8_ai8")
     assert row["tflm_arena_bytes"] == measured.arena_bytes and row["fits_on"] == "nrf52840"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tf_keras
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.models import count_params, create_model, get_spec, list_models
 
 REFERENCE_MODELS = [
@@ -49,7 +49,7 @@ def test_bad_arguments_name_the_value():
     with pytest.raises(UsageError, match="'resnet19'"):
         create_model("resnet19")
     with pytest.raises(UsageError, match="16"):
-        create_model("test_resnet", input_size=16)
+        create_model("test_resnet", image_size=16)
 
 
 def test_unknown_model_lists_only_the_real_entries():
@@ -64,7 +64,7 @@ def test_unknown_model_lists_only_the_real_entries():
 def test_reference_parameter_count_is_exact(name):
     spec = get_spec(name)
     model = create_model(name)
-    assert model.input_shape == (None, spec.default_input_size, spec.default_input_size, 3)
+    assert model.input_shape == (None, spec.default_image_size, spec.default_image_size, 3)
     assert model.output_shape == (None, spec.default_num_classes)
     assert count_params(model) == spec.reference_params
     assert {type(layer).__name__ for layer in model.layers} <= PLAIN_LAYERS
@@ -72,7 +72,7 @@ def test_reference_parameter_count_is_exact(name):
 
 @pytest.mark.parametrize("name", list_models())
 def test_small_input_keeps_a_4x4_map_at_32x32(name):
-    model = create_model(name, num_classes=10, input_size=32, small_input=True)
+    model = create_model(name, num_classes=10, image_size=32, small_input=True)
     pool = next(layer for layer in model.layers
                 if isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.AveragePooling2D))
                 and layer.name in ("pool", "logits"))
@@ -83,7 +83,7 @@ def test_small_input_keeps_a_4x4_map_at_32x32(name):
 @pytest.mark.parametrize("size", [32, 33, 47, 64])
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_any_input_size_from_32(name, size):
-    model = create_model(name, num_classes=7, input_size=size)
+    model = create_model(name, num_classes=7, image_size=size)
     x = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     assert model(x, training=False).shape == (2, 7)
 
@@ -140,7 +140,7 @@ def test_trains_in_graph_mode():
 
 def _train_steps(name, size, small_input, eager):
     keras.utils.set_random_seed(0)
-    model = create_model(name, num_classes=10, input_size=size, small_input=small_input)
+    model = create_model(name, num_classes=10, image_size=size, small_input=small_input)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   run_eagerly=eager)
     rng = np.random.default_rng(0)
@@ -162,7 +162,7 @@ def test_describe_models_measures_once_then_reads_the_cache(tmp_path, monkeypatc
     assert [r["name"] for r in rows] == ["test_resnet", "test_squeezenet"]
     assert rows[0]["params"] == count_params(create_model("test_resnet"))
     assert all(isinstance(r["macs"], int) and r["macs"] > 0 for r in rows)
-    assert {"family", "input_size", "num_classes", "reference", "reference_params", "reference_macs",
+    assert {"family", "image_size", "num_classes", "reference", "reference_params", "reference_macs",
             "small_input_note"} <= set(rows[0])
 
     def measure(*args):

@@ -13,7 +13,7 @@ import pytest
 
 from converters.convert import convert_saved_model, export_saved_model
 from tflkit.models import create_model, get_spec, list_models
-from tflkit.runtime import load_interpreter
+from tflkit.tflite.runtime import load_interpreter
 
 TEST_MODELS = list_models("test_*", include_test=True)
 INTEGER_TYPES = {np.dtype("int8"), np.dtype("int32")}  # int32: biases and shape operands
@@ -32,7 +32,7 @@ def exported(request, tmp_path_factory):
     rng = np.random.default_rng(0)
     model = create_model(request.param)
     _randomize_batchnorm(model, rng)
-    size = get_spec(request.param).default_input_size
+    size = get_spec(request.param).default_image_size
     images = rng.uniform(0, 255, (16, size, size, 3)).astype("float32")
     saved = export_saved_model(model, tmp_path_factory.mktemp(request.param) / "saved_model")
     return request.param, model, saved, images

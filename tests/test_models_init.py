@@ -19,7 +19,7 @@ def _images(n=16, size=64, seed=0):
 
 @pytest.mark.parametrize("name", ["squeezenet1_0", "squeezenet1_1"])
 def test_squeezenet_keeps_its_signal_from_stem_to_classifier(name):
-    model = create_model(name, num_classes=10, input_size=64)
+    model = create_model(name, num_classes=10, image_size=64)
     probe = keras.Model(model.input, [model.get_layer("conv1").output, model.get_layer("fire9_concat").output])
     stem, last_fire = (np.asarray(t) for t in probe(_images()))
     assert last_fire.std() > 0.1 * stem.std(), (stem.std(), last_fire.std())  # was 0.0008x with Glorot

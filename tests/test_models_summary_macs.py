@@ -1,5 +1,5 @@
 """`tflkit models` counts MACs from the Keras layers (no conversion): the count must equal the one read from the
-converted .tflite (tflkit/tflite_macs.py) for every family's tiny test variant."""
+converted .tflite (tflkit/tflite/macs.py) for every family's tiny test variant."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def test_card_normalization_is_read_from_the_model():
     from converters.model_card import model_normalization
 
     spec = get_spec("squeezenet1_1")
-    model = create_model("squeezenet1_1", num_classes=10, input_size=32, small_input=True)
+    model = create_model("squeezenet1_1", num_classes=10, image_size=32, small_input=True)
     built = model_normalization(model, spec)
     assert built["name"] == "imagenet"
     np.testing.assert_allclose(built["mean"], IMAGENET.mean, rtol=1e-5)
@@ -62,10 +62,10 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
 
     from tflkit.weights.load import load_weights_file
 
-    ported = create_model("squeezenet1_1", num_classes=10, input_size=64)
+    ported = create_model("squeezenet1_1", num_classes=10, image_size=64)
     load_weights_file(ported, SQUEEZENET_H5)
     # The original, by hand: the file's kernels as they are (conv1 reads BGR), no normalization in the model.
-    original = create_model("squeezenet1_1", num_classes=10, input_size=64)
+    original = create_model("squeezenet1_1", num_classes=10, image_size=64)
     with h5py.File(SQUEEZENET_H5, "r") as f:
         for layer in f.attrs["layer_names"]:
             layer = layer.decode() if isinstance(layer, bytes) else str(layer)
@@ -89,12 +89,12 @@ def test_ported_squeezenet_on_rgb_is_the_caffe_model_on_bgr_minus_mean():
 
 
 # Keras 3 `save_weights("x.weights.h5")` files, through the paths a user reaches them by: `--pretrained PATH`
-# (tflkit.transfer.load_pretrained) and tflkit.weights.load.load_weights_file.
+# (tflkit.training.transfer.load_pretrained) and tflkit.weights.load.load_weights_file.
 
 def _randomized(name, num_classes, seed):
     """A tiny registry model whose every weight (BatchNorm statistics too) is seeded noise, so a port that
     leaves anything at its initial value shows."""
-    model = create_model(name, num_classes=num_classes, input_size=32, small_input=True)
+    model = create_model(name, num_classes=num_classes, image_size=32, small_input=True)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if layer.weights:
@@ -113,7 +113,7 @@ def _assert_same_weights(a, b, names):
 
 
 def test_keras3_weights_file_ports_every_tensor(tmp_path):
-    from tflkit.transfer import load_pretrained
+    from tflkit.training.transfer import load_pretrained
     from tflkit.weights.load import copy_matching_weights, weights_from_keras3_h5
 
     source = _randomized("test_mobilenetv3", 10, seed=0)
@@ -139,7 +139,7 @@ def test_keras3_weights_file_ports_every_tensor(tmp_path):
 def test_keras3_weights_file_other_head_ports_backbone_skips_classifier(tmp_path):
     import keras
 
-    from tflkit.transfer import load_pretrained
+    from tflkit.training.transfer import load_pretrained
 
     source = _randomized("test_mobilenetv3", 10, seed=0)
     path = tmp_path / "src.weights.h5"
@@ -163,13 +163,13 @@ def test_keras3_weights_file_other_head_ports_backbone_skips_classifier(tmp_path
 def test_keras3_weights_file_matching_no_layer_is_one_clear_line(tmp_path):
     import keras
 
-    from tflkit.errors import ModelFileError
+    from tflkit.core.errors import ModelFileError
     from tflkit.weights.load import load_weights_file
 
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="unrelated_dense")])
     path = tmp_path / "other.weights.h5"
     other.save_weights(path)
-    model = create_model("test_resnet", num_classes=10, input_size=32, small_input=True)
+    model = create_model("test_resnet", num_classes=10, image_size=32, small_input=True)
     with pytest.raises(ModelFileError, match="no layer") as err:
         load_weights_file(model, path)
     message = str(err.value)
@@ -182,7 +182,7 @@ def test_keras3_weights_file_without_layer_names_maps_by_structure(tmp_path):
     structure is the file's."""
     import h5py
 
-    from tflkit.errors import ModelFileError
+    from tflkit.core.errors import ModelFileError
     from tflkit.weights.load import load_weights_file
 
     source = _randomized("test_mobilenetv3", 10, seed=0)
@@ -196,7 +196,7 @@ def test_keras3_weights_file_without_layer_names_maps_by_structure(tmp_path):
     assert skipped == ["logits"] and sorted(loaded) == sorted(n for n in _weighted(source) if n != "logits")
     _assert_same_weights(source, target, loaded)
 
-    different = create_model("test_resnet", num_classes=10, input_size=32, small_input=True)
+    different = create_model("test_resnet", num_classes=10, image_size=32, small_input=True)
     with pytest.raises(ModelFileError, match="no layer names") as err:
         load_weights_file(different, path)
     assert "\n" not in str(err.value)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from quant_helpers import make_run
 
-from converters.export import validation_path
+from tflkit.core.run import validation_path
 
 pytest.importorskip("tensorflow")
 
@@ -73,9 +73,9 @@ def test_broken_calibration_is_caught_by_validation(trained):
 
 def test_int8_input_scaling_camera_pixels_give_float_top1(trained):
     from tflkit.data.pipeline import load_images
-    from tflkit.evaluation import load_keras_model
-    from tflkit.runtime import load_interpreter
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.model import TFLiteClassifier
+    from tflkit.tflite.runtime import load_interpreter
+    from tflkit.training.evaluation import load_keras_model
 
     run, source = trained
     result = _export(run, source, ["static_wi8_ai8"])[0]
@@ -109,13 +109,14 @@ def test_int8_input_scaling_camera_pixels_give_float_top1(trained):
 
 
 def test_model_card_describes_the_file(trained):
-    from converters.model_card import card_path, sha256
+    from tflkit.core.fileio import sha256_file
+    from tflkit.core.run import card_path
 
     run, source = trained
     result = _export(run, source, ["static_wi8_ai8_fio"])[0]
     card = json.loads(card_path(result.path).read_text())
-    assert card["sha256"] == sha256(result.path)
-    assert card["source"]["keras_sha256"] == sha256(run / "model.keras")
+    assert card["sha256"] == sha256_file(result.path)
+    assert card["source"]["keras_sha256"] == sha256_file(run / "model.keras")
     assert card["input"]["dtype"] == "float32" and card["input"]["quantization"] is None
     assert card["input"]["pixel_range"] == [0.0, 255.0] and card["input"]["normalization"]["inside_model"]
     assert card["output"]["class_names"] == list(source.class_names)

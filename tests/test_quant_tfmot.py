@@ -19,7 +19,7 @@ TFMOT_RECIPES = ["qat_wi8_ai8", "prune50_static_wi8_ai8"]
 
 def _export(run, source, recipes, steps=8):
     from converters.export import export_run
-    from converters.qat import FineTuneSettings
+    from converters.recipes import FineTuneSettings
 
     return export_run(run, recipes, source=source, calib_samples=32, validate_samples=48, tensor_samples=2,
                       fine_tune=FineTuneSettings(steps=steps, batch_size=32), log=lambda *_: None)
@@ -31,7 +31,7 @@ def test_twin_carries_the_weights_and_hard_swish():
     from converters.twin import tf_keras_twin
     from tflkit.models import create_model
 
-    model = create_model("test_mobilenetv3", num_classes=10, input_size=32, small_input=True)
+    model = create_model("test_mobilenetv3", num_classes=10, image_size=32, small_input=True)
     twin = tf_keras_twin(model, "test_mobilenetv3", 10, 32, True)
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x, verbose=0), twin.predict(x, verbose=0), atol=1e-4)
@@ -51,7 +51,7 @@ def test_pruned_weights_are_half_zeros_in_the_tflite_and_keras3_still_works(tmp_
     from converters.convert import convert_model
     from tflkit.models import create_model
 
-    assert len(convert_model(create_model("test_squeezenet", num_classes=3, input_size=32), "fp32")) > 1000
+    assert len(convert_model(create_model("test_squeezenet", num_classes=3, image_size=32), "fp32")) > 1000
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_the_quantizers_settings_echo_is_filtered_noise():
-    from tflkit.tfenv import NOISE
+    from tflkit.core.tfenv import NOISE
 
     assert NOISE.match("fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8")
     assert not NOISE.match("convert  static_wi8_ai8            4.0s  m.tflite  (0.75 MB)")
@@ -13,7 +13,7 @@ def test_the_quantizers_settings_echo_is_filtered_noise():
 def test_progress_bars_only_on_a_terminal(monkeypatch):
     import sys
 
-    from tflkit.cli import progress_verbosity
+    from tflkit.cli.run import progress_verbosity
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert progress_verbosity(False) == 2 and progress_verbosity(True) == 2
@@ -22,8 +22,8 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
 
 
 def test_a_graph_mostly_off_xnnpack_is_a_warning():
-    from tflkit.benchresult import BenchResult
-    from tflkit.hostbench import delegation_warning
+    from tflkit.bench.host import delegation_warning
+    from tflkit.core.results import BenchResult
 
     slow = BenchResult(model="m.static_wi8_ai16.tflite", target="host", runtime="ai_edge_litert", delegate="xnnpack",
                        delegated_nodes=0, total_nodes=145, partitions=0)
@@ -38,8 +38,8 @@ def test_a_graph_mostly_off_xnnpack_is_a_warning():
 def test_broken_yaml_names_its_line_and_column(tmp_path):
     import pytest
 
-    from tflkit.config import read_yaml
-    from tflkit.errors import UsageError
+    from tflkit.core.config import read_yaml
+    from tflkit.core.errors import UsageError
 
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 3\n  lr: [\n")

@@ -16,7 +16,7 @@ from keras.models import Model
 from keras.regularizers import l2
 from test_models import PLAIN_LAYERS, _train_steps
 
-from tflkit.models import count_params, create_model, get_spec
+from tflkit.models import count_params, create_model, get_spec, train_config
 from tflkit.models.summary import keras_macs
 
 REFERENCE_TRAINABLE = 78_186
@@ -154,7 +154,7 @@ def _layers(model):
 
 def test_parameter_count_is_the_reference(reference, ours):
     spec = get_spec("resnet8")
-    assert (spec.default_input_size, spec.default_num_classes) == (32, 10)
+    assert (spec.default_image_size, spec.default_num_classes) == (32, 10)
     assert spec.pretrained_source is None  # a CIFAR-10 model: no ImageNet weights
     assert _size(reference.trainable_weights) == REFERENCE_TRAINABLE == spec.reference_params
     assert _size(reference.non_trainable_weights) == REFERENCE_BN_STATISTICS
@@ -213,9 +213,9 @@ def test_converts_to_the_reference_graph(tmp_path):
     SOFTMAX, less our normalization's DEPTHWISE_CONV_2D). XNNPACK has no int8 AVERAGE_POOL_2D: that one op runs on
     the built-in kernel (2 partitions), as it does in the reference's own int8 file."""
     from converters.convert import convert_model
-    from tflkit.runtime import delegation_of, load_interpreter
-    from tflkit.tflite_inspect import op_counts
-    from tflkit.tflite_model import TFLiteClassifier
+    from tflkit.tflite.inspect import op_counts
+    from tflkit.tflite.model import TFLiteClassifier
+    from tflkit.tflite.runtime import delegation_of, load_interpreter
 
     images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
     keras.utils.set_random_seed(0)
@@ -239,16 +239,16 @@ def test_converts_to_the_reference_graph(tmp_path):
 
 
 def test_train_defaults_are_the_mlperf_tiny_recipe():
-    from tflkit.training import TrainConfig, _schedule
+    from tflkit.training.loop import _schedule
 
-    config = TrainConfig.for_model("resnet8")
+    config = train_config("resnet8")
     assert (config.optimizer, config.lr, config.batch_size) == ("adam", 1e-3, 32)
     steps = 1563  # 50,000 CIFAR-10 images at batch 32
     schedule = _schedule(config, config.lr, epochs=500, steps=steps)
     for epoch in (0, 1, 10, 499):  # their LearningRateScheduler: 0.001 * 0.99 ** epoch
         for step in (epoch * steps, epoch * steps + steps - 1):
             assert float(schedule(step)) == pytest.approx(0.001 * 0.99**epoch, rel=1e-5), (epoch, step)
-    assert TrainConfig.for_model("resnet8", batch_size=64).batch_size == 64  # a user's setting still wins
+    assert train_config("resnet8", batch_size=64).batch_size == 64  # a user's setting still wins
 
 
 def test_small_input_changes_nothing():
@@ -259,7 +259,7 @@ def test_small_input_changes_nothing():
 
 @pytest.mark.parametrize("size", [33, 64])
 def test_other_input_sizes_pool_the_whole_last_map(size):
-    model = create_model("resnet8", num_classes=7, input_size=size)
+    model = create_model("resnet8", num_classes=7, image_size=size)
     last = -(-size // 4)  # two stride-2 'same' convs: ceil twice
     assert model.get_layer("pool").input.shape[1:3] == (last, last)
     assert model.get_layer("pool").output.shape[1:3] == (1, 1)

@@ -17,12 +17,12 @@ def model_and_source(tmp_path_factory):
     from tflkit.models import create_model
 
     path = tmp_path_factory.mktemp("eval") / "m.keras"
-    create_model("test_mobilenetv3", num_classes=10, input_size=32, small_input=True).save(path)
+    create_model("test_mobilenetv3", num_classes=10, image_size=32, small_input=True).save(path)
     return path, load_shapes(seed=0, sizes={"train": 16, "val": 16, "test": 600})
 
 
 def test_limit_scores_a_stratified_subset(model_and_source):
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     path, source = model_and_source
     result = evaluate(path, source, limit=100)
@@ -33,7 +33,7 @@ def test_limit_scores_a_stratified_subset(model_and_source):
 
 
 def test_progress_lines_on_a_long_evaluation(model_and_source, monkeypatch):
-    import tflkit.evaluation as evaluation
+    import tflkit.training.evaluation as evaluation
 
     path, source = model_and_source
     monkeypatch.setattr(evaluation, "PROGRESS_SECONDS", 0.0)  # a line after every batch of 256
@@ -51,7 +51,7 @@ def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("model: test_mobilenetv3\ndataset: shapes\n")
-    create_model("test_mobilenetv3", num_classes=10, input_size=32, small_input=True).save(run / "model.keras")
+    create_model("test_mobilenetv3", num_classes=10, image_size=32, small_input=True).save(run / "model.keras")
     assert main(["eval", str(run / "model.keras"), "--dataset", "shapes", "--limit", "50", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert result["count"] == 50 and np.isfinite(result["top1"])
@@ -61,7 +61,7 @@ def test_cli_limit_is_not_recorded_as_the_files_score(tmp_path, capsys):
 def test_tied_scores_rank_by_class_index_as_argmax_does():
     import numpy as np
 
-    from tflkit.evaluation import topk_accuracy
+    from tflkit.training.evaluation import topk_accuracy
 
     logits = np.array([[3, 7, 7, 7, -128]] * 4, dtype=np.int8)  # a quantized output with a three-way tie
     assert topk_accuracy(logits, np.array([1, 1, 1, 1]), 1) == 1.0  # argmax's choice: the lowest index

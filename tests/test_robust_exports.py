@@ -92,7 +92,7 @@ def test_force_converts_again_and_other_settings_are_not_done(run):
 
 def test_report_lists_every_tflite_and_the_figures_it_lacks(run, tmp_path):
     from converters.export import export_run
-    from tflkit.report import write_report
+    from tflkit.pipeline.report import write_report
 
     if "fp32" not in _rows(run):
         export_run(run, ["fp32"], source=small_shapes(), log=lambda *_: None, **KW)
@@ -116,8 +116,9 @@ def test_report_lists_every_tflite_and_the_figures_it_lacks(run, tmp_path):
     assert by_file[orphan.name]["missing"] == "top1,latency,agreement"
     assert "Missing figures:" in markdown and "fp16_orphan" in markdown
 
-    from tflkit.pipeline import evaluate_run
+    from tflkit.core.run import Run
+    from tflkit.pipeline import stages
 
-    evaluate_run(copy, source=small_shapes(), include_keras=False, log=lambda *_: None, only_missing=True)
+    stages.evaluate(Run(copy), [p for p in Run(copy).unevaluated() if p.suffix == ".tflite"], small_shapes())
     rows, _ = write_report(copy)
     assert all(r["top1"] is not None and "top1" not in r["missing"] for r in rows)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from quant_helpers import small_shapes
 
+from tflkit.core.run import Run
+
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow_model_optimization") is None,
                                 reason="tensorflow-model-optimization is not installed")
 
@@ -18,7 +20,7 @@ TRAIN_LIMIT = 128
 
 
 def test_default_fine_tune_is_one_epoch_of_the_runs_own_subset():
-    from converters.qat import MAX_AUTO_STEPS, FineTuneSettings
+    from converters.recipes import MAX_AUTO_STEPS, FineTuneSettings
 
     assert FineTuneSettings().resolved(TRAIN_LIMIT).steps == 2  # 128 images, batch 64
     assert FineTuneSettings().resolved(1500).steps == 24
@@ -28,9 +30,10 @@ def test_default_fine_tune_is_one_epoch_of_the_runs_own_subset():
 
 @pytest.mark.slow  # 1.5-5 min on the shared 2-core machine: tfmot twin, QAT graph, SavedModel, conversion
 def test_qat_fine_tunes_on_the_train_limit_subset_and_says_so(tmp_path):
-    from converters.export import export_run, load_export_record
-    from tflkit.report import write_report
-    from tflkit.training import TrainConfig, train
+    from converters.export import export_run
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.pipeline.report import write_report
+    from tflkit.training.loop import train
 
     source = small_shapes()  # 512 training images; the run uses 128 of them
     run = tmp_path / "run"
@@ -44,7 +47,7 @@ def test_qat_fine_tunes_on_the_train_limit_subset_and_says_so(tmp_path):
     assert result.fine_tune["steps"] == 2 and result.fine_tune["epochs"] == 1.0
     assert any(line.startswith("finetune qat      step 2/2") for line in lines), lines
     assert any("fine-tune 2 steps of batch 64 on the run's 128 training images" in line for line in lines)
-    row, = load_export_record(run)
+    row, = Run(run).exports()
     assert row["fine_tune"]["steps"] == 2
     card = json.loads(Path(result.path).with_name(Path(result.path).name.replace(".tflite", ".card.json"))
                       .read_text())

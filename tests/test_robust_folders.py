@@ -51,8 +51,8 @@ def test_data_check_is_clean_on_a_good_tree(tmp_path, capsys):
 
 def test_empty_class_folder_is_an_error_naming_it(tmp_path, capsys):
     from tflkit.cli import main
+    from tflkit.core.errors import DatasetError
     from tflkit.data import load_dataset
-    from tflkit.errors import DatasetError
 
     root = _write_tree(tmp_path / "imgs", corrupt=False, empty_class="star")
     with pytest.raises(DatasetError, match=r"train/star: empty class folder"):
@@ -62,9 +62,10 @@ def test_empty_class_folder_is_an_error_naming_it(tmp_path, capsys):
 
 
 def test_train_skips_the_unreadable_image_with_a_count_or_stops_naming_it(tmp_path):
+    from tflkit.core.errors import DatasetError
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.data import load_dataset
-    from tflkit.errors import DatasetError
-    from tflkit.training import TrainConfig, train
+    from tflkit.training.loop import train
 
     root = _write_tree(tmp_path / "imgs")
     config = TrainConfig(model="test_mobilenetv3", dataset=f"folder:{root}", epochs=1, batch_size=8, lr=1e-3)
@@ -79,14 +80,14 @@ def test_train_skips_the_unreadable_image_with_a_count_or_stops_naming_it(tmp_pa
 
 
 def test_eval_skips_unreadable_test_images(tmp_path):
+    from tflkit.core.errors import DatasetError
     from tflkit.data import load_dataset
-    from tflkit.errors import DatasetError
-    from tflkit.evaluation import evaluate
     from tflkit.models import create_model
+    from tflkit.training.evaluation import evaluate
 
     root = _write_tree(tmp_path / "imgs", corrupt=False)
     (root / "test" / "circle" / "circle_01.jpg").write_bytes(b"truncated")
-    model = create_model("test_mobilenetv3", num_classes=3, input_size=32, small_input=True)
+    model = create_model("test_mobilenetv3", num_classes=3, image_size=32, small_input=True)
     model.save(tmp_path / "m.keras")
     lines = []
     result = evaluate(tmp_path / "m.keras", load_dataset(f"folder:{root}"), log=lines.append)
@@ -94,3 +95,29 @@ def test_eval_skips_unreadable_test_images(tmp_path):
     assert any("skipped 1 unreadable image(s) in test: circle_01.jpg" in line for line in lines)
     with pytest.raises(DatasetError, match="circle_01.jpg"):
         evaluate(tmp_path / "m.keras", load_dataset(f"folder:{root}"), strict=True)
+
+
+def test_one_huge_image_sorted_first_does_not_set_the_training_size(tmp_path, capsys):
+    """Issue 26: the native size was the first readable image's longer side, so one 3,000-pixel photo sorted first
+    made a tree of 32-pixel images train at 3,000. Now it is the most common size of a sample spread over train/."""
+    from PIL import Image
+
+    from tflkit.cli import main
+
+    root = _write_tree(tmp_path / "imgs", corrupt=False)
+    Image.new("RGB", (3000, 2000), (90, 90, 90)).save(root / "train" / "circle" / "a_huge.png")
+    assert main(["data", f"folder:{root}"]) == 0
+    out = capsys.readouterr().out
+    assert "32x32 native" in out, out
+    assert "the most common longer side of 25 sampled train images (32 to 3000 px)" in out, out
+
+
+def test_a_tie_between_sizes_takes_the_smaller(tmp_path):
+    from PIL import Image
+
+    from tflkit.data.folder import read_folder
+
+    for name, size in (("a", 640), ("b", 48)):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        Image.new("RGB", (size, size)).save(tmp_path / "train" / name / "x.png")
+    assert read_folder(tmp_path)["image_size"] == 48

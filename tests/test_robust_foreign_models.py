@@ -131,7 +131,7 @@ def test_without_flags_the_assumption_is_said_once_and_differs(foreign, capsys):
 
 def test_metadata_normalization_is_read(foreign, tmp_path):
     from tflkit.data.preprocess import for_model
-    from tflkit.tflite_metadata import read_metadata
+    from tflkit.tflite.metadata import read_metadata
 
     path, labels, _ = foreign
     with_metadata = tmp_path / "with_metadata.tflite"
@@ -147,9 +147,9 @@ def test_output_that_is_not_a_class_vector_is_one_line(tmp_path):
     import keras
     import tensorflow as tf
 
+    from tflkit.core.errors import ModelFileError
     from tflkit.data.shapes import load_shapes
-    from tflkit.errors import ModelFileError
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate
 
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(21, 3, padding="same")])
     path = tmp_path / "segmenter.tflite"

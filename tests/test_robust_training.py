@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tflkit.models import train_config
+
 # Measured: MobileNetV3-Small 1.0 on a 1,500-image subset of shapes at the reference momentum 0.99 (5 epochs).
 STUCK = {"val_top1": [0.1, 0.1, 0.1, 0.1, 0.1], "top1": [0.1067, 0.1284, 0.159, 0.1732, 0.2378]}
 HEALTHY = {"val_top1": [0.1, 0.1083, 0.1517, 0.2083, 0.2533], "top1": [0.1067, 0.1284, 0.159, 0.1732, 0.2378]}
@@ -16,7 +18,8 @@ def _upto(history, epochs):
 
 
 def test_chance_warning_names_the_cause_after_two_epochs():
-    from tflkit.training import TrainConfig, chance_warning
+    from tflkit.core.trainconfig import TrainConfig
+    from tflkit.training.loop import chance_warning
 
     moving = TrainConfig(model="m", bn_stats_batches=0)
     # epoch 1: training at chance too; epochs 2-3: training above chance and rising, validation at chance
@@ -33,10 +36,10 @@ def test_chance_warning_names_the_cause_after_two_epochs():
 
 def test_the_training_callback_logs_it_once():
     pytest.importorskip("keras")
-    from tflkit.training import _ChanceWarning
+    from tflkit.training.loop import _ChanceWarning
 
     lines = []
-    from tflkit.training import TrainConfig
+    from tflkit.core.trainconfig import TrainConfig
 
     callback = _ChanceWarning(10, TrainConfig(model="m", bn_momentum=0.99, bn_stats_batches=0), lines.append)
     for epoch, (val, top1) in enumerate(zip(STUCK["val_top1"], STUCK["top1"])):
@@ -45,8 +48,9 @@ def test_the_training_callback_logs_it_once():
 
 
 def test_only_moving_average_runs_get_the_small_run_momentum():
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.data.shapes import load_shapes
-    from tflkit.training import TrainConfig, _resolve
+    from tflkit.training.loop import _resolve
 
     demo_sized = load_shapes(seed=0, sizes={"train": 6000, "val": 8, "test": 8})  # the demo's 93 steps an epoch
     kw = dict(model="mobilenetv3_small_100", batch_size=64, bn_stats_batches=0)
@@ -60,14 +64,15 @@ def test_only_moving_average_runs_get_the_small_run_momentum():
 
 
 def test_architecture_training_defaults_sit_under_every_explicit_setting(tmp_path):
-    from tflkit.cli import build_parser, train_config_from_args
+    from tflkit.cli import build_parser
+    from tflkit.cli.run import train_config_from_args
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.study.spec import build_cells, load_study
-    from tflkit.training import TrainConfig
 
-    squeezenet = TrainConfig.for_model("squeezenet1_1")
+    squeezenet = train_config("squeezenet1_1")
     assert squeezenet.lr == 5e-4 and squeezenet.warmup_epochs == 0.5
-    assert TrainConfig.for_model("squeezenet1_1", lr=2e-3).lr == 2e-3  # a given setting wins
-    assert TrainConfig.for_model("resnet18").lr == TrainConfig(model="resnet18").lr  # no defaults of its own
+    assert train_config("squeezenet1_1", lr=2e-3).lr == 2e-3  # a given setting wins
+    assert train_config("resnet18").lr == TrainConfig(model="resnet18").lr  # no defaults of its own
     args = build_parser().parse_args(["train", "--model", "squeezenet1_1", "--out", str(tmp_path / "r")])
     assert train_config_from_args(args).lr == 5e-4
     args = build_parser().parse_args(["train", "--model", "squeezenet1_1", "--lr", "1e-3", "--out", str(tmp_path)])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.study.report import write_study_report
 from tflkit.study.spec import Cell
 from tflkit.study.store import open_store

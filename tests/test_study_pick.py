@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.study.pick import format_pick, pick
 from tflkit.study.report import load_rows
 from tflkit.study.spec import Cell

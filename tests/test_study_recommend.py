@@ -109,6 +109,30 @@ def test_a_board_recommends_the_most_accurate_file_that_fits_it(rows):
                                                            "(scratch, fp32): fit on nano33 not measured)")
 
 
+def test_on_a_board_memory_decides_between_files_not_told_apart(rows):
+    """A board's recommendation (and `tflkit pick --board`) takes the file of the same model with the smaller TFLite
+    Micro arena when its top-1 is inside the interval of the most accurate one's: the int8 file over the fp32."""
+    from tflkit.study.pick import pick
+
+    mine = ("mobilenetv3_small_100", "shapes")
+    fp32 = next(r for r in rows if (r["model"], r["dataset"], r["recipe"]) == (*mine, "fp32"))
+    int8 = {**fp32, "recipe": "static_wi8_ai8", "top1": fp32["top1"] - 0.003, "size_bytes": fp32["size_bytes"] // 4,
+            "host_median_ms_t1": fp32["host_median_ms_t1"] * 2}  # slower on this host: latency does not decide here
+    board = {"fits_nano33": True, "fits_on": "nano33"}
+    study = [{**r, "eval_images": 10_000} for r in rows if (r["model"], r["dataset"]) != mine]
+    study += [{**fp32, **board, "tflm_arena_bytes": 400 * 1024, "eval_images": 10_000},
+              {**int8, **board, "tflm_arena_bytes": 100 * 1024, "eval_images": 10_000}]
+    picked = pick(study, dataset="shapes", boards=["nano33"])["feasible"]
+    assert (picked[0]["recipe"], picked[0].get("chosen_over")) == ("static_wi8_ai8", "fp32")
+    (rec,) = [r for r in recommend(study)["recommendations"] if r["kind"] == "board"]
+    assert rec["best"]["recipe"] == "static_wi8_ai8" and rec["why"].startswith(
+        "Chosen over mobilenetv3_small_100's fp32 file, whose top-1 is not told apart from it")
+    assert "100.0 KB arena" in rec["why"]
+    # outside the interval (2 points on 10,000 images), the most accurate file stays first, whatever its memory
+    study[-1] = {**study[-1], "top1": fp32["top1"] - 0.02}
+    assert pick(study, dataset="shapes", boards=["nano33"])["feasible"][0]["recipe"] == "fp32"
+
+
 def _chance_study(out_dir):
     """Two cells that did not learn: 10% and 10.4% on 10,000 images of 10 classes (chance up to 10.9%)."""
     with open_store(out_dir) as store:

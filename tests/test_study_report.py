@@ -185,7 +185,7 @@ def test_report_files_from_a_study_db(tmp_path):
 
 
 def test_report_without_a_study_is_one_line_error(tmp_path):
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
 
     with pytest.raises(UsageError, match="no study.db in"):
         write_study_report(tmp_path, log=lambda *_: None)
@@ -325,6 +325,6 @@ def test_a_study_with_seeds_trains_a_cell_per_seed_and_reports_their_mean_and_sp
     assert row["size_bytes"] == 1001  # the median of the seeds' files
     assert row["convergence"] == "still improving"  # seed 1 gained 19 points in its last epoch
     # the interval of the mean adds the seeds' spread to the test split's binomial variance: wider than Wilson's
-    from tflkit.uncertainty import wilson_interval
+    from tflkit.core.uncertainty import wilson_interval
     lo, hi = wilson_interval(0.72, 2000)
     assert row["top1_hi"] - row["top1_lo"] > hi - lo

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,25 @@ def test_every_stage_recorded_with_provenance(local_run):
     assert "cpu_features" in prov  # "avx2 fma ..." where /proc/cpuinfo is readable
     assert len(prov["file_sha256"]) == 64 and prov["dataset"]["splits"]["test"]["images"] == 2000
     assert train["wall_s"] > 0 and train["cpu_s"] > 0 and train["result"]["history"]["top1"]
+
+
+def test_a_cell_s_study_rows_are_its_run_report_rows(local_run):
+    """One row builder (tflkit.pipeline.rows): the study's row of a file and the run report's row of the same file (the
+    cell's run directory, where every stage recorded what it measured) have the same columns and values."""
+    from tflkit.core.run import Run
+    from tflkit.pipeline.rows import run_rows
+    from tflkit.study.spec import cell_dir
+
+    out, _ = local_run
+    study = {r["recipe"]: r for r in study_rows(open_store(out))}
+    report = {r["recipe"]: r for r in run_rows(Run(cell_dir(out, "test_resnet.shapes.scratch")))}
+    assert set(study) == set(report) == {"fp32", "dynamic_wi8_afp32"}
+    for recipe, row in report.items():
+        shared = set(row) - {"missing", "message"}  # `missing`: what `tflkit report` would still measure
+        assert {"top1", "size_bytes", "macs", "arena_bytes", "agreement", "host_median_ms_t1"} <= shared
+        assert shared <= set(study[recipe]), shared - set(study[recipe])
+        assert {k: study[recipe][k] for k in shared} == {k: row[k] for k in shared}, recipe
+        assert study[recipe]["message"].startswith(row["message"])  # the study may add (at chance, a failed stage)
 
 
 def test_rerun_redoes_nothing(local_run, study_file):
@@ -171,14 +191,63 @@ def test_benchmark_memory_is_the_benchmark_process_own(local_run):
     ru_maxrss survives exec, and a study worker holds TensorFlow (1.8 GB was reported for a 50 MB process)."""
     import numpy as np
 
+    from tflkit.bench.host import BenchSettings, bench_files
+    from tflkit.core import isolate
+
     out, _ = local_run
     model = next((out / "cells").glob("*/tflite/*.fp32.tflite"))
     ballast = np.ones(400 * 2**20, dtype=np.uint8)  # 400 MB resident in this (the parent) process
-    done = subprocess.run([sys.executable, "-m", "tflkit.study.benchproc", str(model), "--runs", "3"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    peak = json.loads(done.stdout)[0]["peak_memory_mb"]
+    from tflkit.bench.host import BenchSettings, bench_files
+    from tflkit.core import isolate
+
+    peak = isolate.call(bench_files, [str(model)], (1,), BenchSettings(runs=3), timeout=120)[0].peak_memory_mb
     assert ballast.sum() > 0 and 0 < peak < 300
+
+
+def fake_cell(out_dir, cell_id, done, threads=None, node=None):
+    """Stands in for tflkit.study.worker.run_cell_process: two records, then what the cell id asks for."""
+    from tflkit.core import isolate
+
+    print(f"fake cell {cell_id} with {threads} threads", flush=True)
+    isolate.send({"kind": "start", "cell": cell_id, "stage": "train", "threads": threads, "done": done})
+    isolate.send({"kind": "start", "cell": cell_id, "stage": "convert/fp32"})
+    if cell_id == "raises":
+        raise KeyError("a bug in the cell")
+    if cell_id == "dies":
+        print("error: out of memory, it seems", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("cell, failure", [("ok", None), ("raises", "KeyError: 'a bug in the cell'"),
+                                           ("dies", "worker killed by SIGKILL: error: out of memory, it seems")])
+def test_a_cells_worker_streams_its_records_and_its_failure_is_the_cells(monkeypatch, tmp_path, cell, failure):
+    """The executors' side of the worker, with the cell's function replaced (no TensorFlow, well under a second
+    a case): records as they happen, the thread budget as an argument, the worker's output in worker.log, a
+    raised error or a killed process one line for the cell's row."""
+    from tflkit.study import executors
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setattr(executors, "run_cell_process", fake_cell)
+    records = []
+    assert executors.run_worker(tmp_path, cell, {"train"}, 3, records.append) == failure
+    assert [r["stage"] for r in records] == ["train", "convert/fp32"]
+    assert records[0]["threads"] == 3 and records[0]["done"] == ["train"]
+    assert f"fake cell {cell} with 3 threads" in (tmp_path / "cells" / cell / "worker.log").read_text()
+
+
+def test_an_error_recording_a_cell_stops_the_study(monkeypatch, tmp_path):
+    from tflkit.study import executors
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setattr(executors, "run_cell_process", fake_cell)
+
+    def broken_store(record):
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        executors.run_worker(tmp_path, "ok", set(), None, broken_store)
 
 
 def test_remeasure_convert_converts_every_file_again(local_run, study_file, tmp_path):

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
 from tflkit.study.spec import EXAMPLE, build_cells, load_study
 
 GOOD = """\
@@ -41,10 +41,10 @@ def test_good_file_builds_cells_with_coerced_types_and_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ("colour: red\n", "unknown key 'colour'"),
+    ("colour: red\n", "unknown key(s) colour"),
     ("training: {epochs: many}\n", "epochs must be an integer, got 'many'"),
     ("training: {learning_rate: 0.1}\n", "unknown key(s) learning_rate"),
-    ("host_bench: {runs: lots}\n", "host_bench.runs: expected an integer, got 'lots'"),
+    ("host_bench: {runs: lots}\n", "host_bench.runs must be an integer, got 'lots'"),
     ("training: {epochs: 0}\n", "epochs must be at least 1"),
     ("recipes: [fp32, int8]\n", "unknown recipe 'int8'"),
     ("models: [test_resnet, resnet19]\n", "unknown model 'resnet19'"),
@@ -123,4 +123,16 @@ def test_fingerprint_ignores_settings_that_do_not_shape_the_cell():
     head_only = {**scratch, "pretrained": "imagenet", "finetune_epochs": 0}
     assert config_fingerprint(head_only) == config_fingerprint({**head_only, "finetune_bn": "train"})
     finetuned = {**scratch, "pretrained": "imagenet", "finetune_epochs": 1}
-    assert config_fingerprint(finetuned) != config_fingerprint({**finetuned, "finetune_bn": "frozen"})
+    assert config_fingerprint(finetuned) != config_fingerprint({**finetuned, "finetune_bn": "train"})
+
+
+def test_a_setting_added_later_at_its_default_leaves_recorded_cells_unchanged():
+    """A cell recorded before TrainConfig had `precision` and `jit_compile` (the mcu_cifar10 study's) has the
+    fingerprint of the same cell with them at their defaults, which is what it trained with; any other value is a
+    change."""
+    from tflkit.study.spec import config_fingerprint
+
+    recorded = {"model": "resnet8", "pretrained": "none", "epochs": 40, "lr": 2e-3, "batch_size": 64}
+    today = {**recorded, "precision": "float32", "jit_compile": False, "strict": False}
+    assert config_fingerprint(recorded) == config_fingerprint(today)
+    assert config_fingerprint(recorded) != config_fingerprint({**today, "precision": "mixed_bfloat16"})

@@ -1,6 +1,6 @@
 """Issue 26, parts 1 and 2: a .tflite LiteRT cannot describe (a tensor name that is not UTF-8) or that crashes it (a
 segfault while it runs) is one line naming the file and a failed item in inspect, bench and eval, and the other
-files are still measured: every load goes through one child process per file first (tflkit.tflite_check)."""
+files are still measured: every load goes through one child process per file first (tflkit.tflite.check)."""
 
 from __future__ import annotations
 
@@ -79,17 +79,17 @@ def test_eval_fails_the_broken_files_and_scores_the_good_one(tmp_path):
 
 
 def test_one_child_per_file_per_command(monkeypatch):
-    from converters.cli import describe
-    from tflkit import tflite_check
+    from tflkit.tflite import check as tflite_check
+    from tflkit.tflite.describe import describe
 
     calls = []
-    real = tflite_check.subprocess.run
+    real = tflite_check.isolate.call
 
-    def counted(cmd, *args, **kwargs):
-        calls.append(cmd)
-        return real(cmd, *args, **kwargs)
+    def counted(func, *args, **kwargs):
+        calls.append(func)
+        return real(func, *args, **kwargs)
 
-    monkeypatch.setattr(tflite_check.subprocess, "run", counted)
+    monkeypatch.setattr(tflite_check.isolate, "call", counted)
     monkeypatch.setattr(tflite_check, "_OUTCOMES", {})
     describe(SEED, layers=True)  # nine loads of the file: op table, I/O, parameters, arena twice, MACs twice, ...
     assert len(calls) == 1
@@ -102,7 +102,7 @@ def test_one_child_per_file_per_command(monkeypatch):
 def test_the_cost_of_the_check(tmp_path):
     """What the child costs a file: measured here on the 2 KB seed and on a registry-size model when one is at
     hand (printed; docs/reliability.md points here for the figures)."""
-    from tflkit import tflite_check
+    from tflkit.tflite import check as tflite_check
 
     files = [SEED]
     shared = ROOT.parent / "shared" / "data"

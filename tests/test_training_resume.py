@@ -11,7 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from tflkit.training import TrainConfig, train
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.training.loop import train
 
 # Three epochs of test_mobilenetv3 on a few hundred shapes, with stateless augmentation, a warm-up + cosine
 # schedule and label smoothing: every piece of state that resume must carry over.
@@ -23,7 +24,7 @@ KILLED_RUN = """
 import os, signal, sys
 import keras
 from tflkit.data.shapes import load_shapes
-from tflkit.training import TrainConfig, train
+from tflkit.training.loop import TrainConfig, train
 
 class KillMidEpoch(keras.callbacks.Callback):
     # SIGKILL, not an exception: nothing after this line runs, as when the machine dies
@@ -74,7 +75,7 @@ def test_early_stopping_stops_and_resume_does_not_restart(tmp_path, shapes):
 
 
 def test_schedules_warm_up_then_follow_their_curve():
-    from tflkit.schedules import WarmupSchedule
+    from tflkit.training.schedules import WarmupSchedule
 
     cosine = WarmupSchedule("cosine", 1.0, total_steps=110, warmup_steps=10)
     assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(10)) == pytest.approx(1.0)
@@ -97,7 +98,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from tflkit.data.shapes import load_shapes
-from tflkit.training import TrainConfig, make_strategy, train
+from tflkit.training.loop import TrainConfig, make_strategy, train
 assert make_strategy("mirrored").num_replicas_in_sync == 2
 history = train(TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=64, strategy="mirrored"), sys.argv[1],
                 verbose=0, source=load_shapes(seed=0, sizes={"train": 256, "val": 64, "test": 32}))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import keras
 import pytest
 
-from tflkit.training import RunFiles, TrainConfig, _ChanceWarning, _Checkpoint, _Validate, train
+from tflkit.core.run import Run
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.training.loop import _ChanceWarning, _Checkpoint, _Validate, train
 
 BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
@@ -21,15 +23,20 @@ def shapes():
 
 
 class Probe(keras.callbacks.Callback):
-    """Reads the compiled model's settings at the end of fit (epoch hooks only, like tflkit's own callbacks)."""
+    """Reads the compiled model's settings at the end of fit (epoch hooks only, like tflkit's own callbacks), and
+    how often Keras traced its train step (the tf.function inside model.train_function)."""
 
     def on_train_end(self, logs=None):
+        import inspect
+
+        step = inspect.getclosurevars(self.model.train_function).nonlocals["multi_step_on_iterator"]
         self.seen = {"run_eagerly": self.model.run_eagerly, "jit_compile": self.model.jit_compile,
-                     "steps_per_execution": self.model.steps_per_execution}
+                     "steps_per_execution": self.model.steps_per_execution,
+                     "traced": step.experimental_get_tracing_count()}
 
 
 def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
-    for callback in (_Checkpoint(RunFiles(tmp_path), {}, {"best_val_top1": -1.0, "since_best": 0}, None, 0),
+    for callback in (_Checkpoint(Run(tmp_path), {}, {"best_val_top1": -1.0, "since_best": 0}, None, 0),
                      _ChanceWarning(10, TrainConfig(model="m"), print),
                      _Validate(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), None, None, 0)):
         for hook in BATCH_HOOKS:
@@ -38,9 +45,10 @@ def test_tflkit_callbacks_add_no_per_batch_python(tmp_path):
 
 def test_a_run_compiles_the_plain_keras_step_and_states_its_cost(tmp_path, shapes):
     probe, lines = Probe(), []
-    config = TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=32, bn_momentum=0.9)
+    config = TrainConfig(model="test_mobilenetv3", epochs=2, batch_size=32, bn_momentum=0.9)
     train(config, tmp_path / "cifar_stem", verbose=0, source=shapes, callbacks=[probe], log=lines.append)
-    assert probe.seen == {"run_eagerly": False, "jit_compile": False, "steps_per_execution": 1}
+    # one compiled step, traced once and reused by every batch of both epochs: no retrace per epoch or per batch
+    assert probe.seen == {"run_eagerly": False, "jit_compile": False, "steps_per_execution": 1, "traced": 1}
 
     standard = []
     train(TrainConfig(**{**config.__dict__, "small_input": False}), tmp_path / "imagenet_stem", verbose=0,
@@ -68,7 +76,7 @@ def test_mixed_bfloat16_and_xla_are_chosen_recorded_and_saved_as_float32(tmp_pat
     assert keras.config.dtype_policy().name == "float32"  # the process-wide policy is restored
     saved = yaml.safe_load((tmp_path / "bf16" / "config.yaml").read_text())
     assert saved["precision"] == "mixed_bfloat16" and saved["jit_compile"] is True
-    trained = keras.models.load_model(RunFiles(tmp_path / "bf16").last)
+    trained = keras.models.load_model(Run(tmp_path / "bf16").last_checkpoint)
     assert {layer.dtype_policy.name for layer in trained.layers if layer.weights} == {"mixed_bfloat16"}
     model = keras.models.load_model(tmp_path / "bf16" / "model.keras")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

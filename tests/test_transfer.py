@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflkit.errors import UsageError
-from tflkit.training import TrainConfig, train
+from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.training.loop import train
 
 SQUEEZENET_H5 = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "weights" / "squeezenet"
                  / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -47,7 +48,7 @@ def test_run_to_run_transfer_freezes_then_finetunes(tmp_path, tiny_shapes):
 
 
 def test_imagenet_without_port_names_pretrained_path():
-    from tflkit.transfer import imagenet_weights_path
+    from tflkit.training.transfer import imagenet_weights_path
 
     with pytest.raises(UsageError, match="--pretrained PATH"):
         imagenet_weights_path("test_mobilenetv3")
@@ -60,7 +61,7 @@ def test_squeezenet_imagenet_weights_port(tmp_path):
     from tflkit.models import create_model
     from tflkit.weights.load import load_weights_file
 
-    model = create_model("squeezenet1_1", num_classes=10, input_size=64)
+    model = create_model("squeezenet1_1", num_classes=10, image_size=64)
     loaded, skipped = load_weights_file(model, SQUEEZENET_H5)
     assert len(loaded) == 25 and skipped == []  # conv1 and 8 fire modules x 3
     assert sum(int(np.prod(w.shape)) for name in loaded for w in model.get_layer(name).weights) == 722_496

@@ -14,8 +14,8 @@ optuna = pytest.importorskip("optuna")
 
 from test_tune_search import _settings  # noqa: E402  (one tiny search setting for both files)
 
-from tflkit.tune import TuneSettings, run_search, search  # noqa: E402
-from tflkit.tune.search import count_states, fail_dead_trials, open_study  # noqa: E402
+from tflkit.tune import search  # noqa: E402
+from tflkit.tune.search import TuneSettings, count_states, fail_dead_trials, open_study, run_search  # noqa: E402  # noqa: E402
 from tflkit.tune.space import parse_space  # noqa: E402
 
 
@@ -35,13 +35,13 @@ def _claim(study, settings, pid: int | None):
 
 @pytest.mark.parametrize("epochs, warmup", [(1, 1), (3, 1), (6, 3), (10, 5)])
 def test_median_pruner_waits_for_five_trials_and_half_the_epochs(epochs, warmup):
-    pruner = search._pruner(TuneSettings(model="test_mobilenetv3", dataset="shapes", out="x", epochs=epochs))
+    pruner = search._pruner(TuneSettings.of("test_mobilenetv3", "shapes", "x", epochs=epochs))
     assert isinstance(pruner, optuna.pruners.MedianPruner)
     assert pruner._n_startup_trials == 5 and pruner._n_warmup_steps == warmup
 
 
 def test_median_pruner_in_a_study_judges_only_the_second_half_after_five_trials():
-    settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out="x", epochs=6)
+    settings = TuneSettings.of("test_mobilenetv3", "shapes", "x", epochs=6)
     study = optuna.create_study(direction="maximize", pruner=search._pruner(settings))
 
     def weak_trial_pruned_at(step: int) -> bool:
@@ -124,7 +124,7 @@ def test_worker_waiting_on_another_takes_over_its_trial_when_it_dies(tmp_path, t
 def test_space_without_sgd_and_with_a_decoupled_weight_decay_range():
     """The default space (not ResNet's) leaves SGD out of one Adam-scale lr range, and searches weight decay on the
     scale Keras 3 applies it (decoupled, times the lr), with 0 (the default config) inside."""
-    from tflkit.training import TrainConfig
+    from tflkit.core.trainconfig import TrainConfig
     from tflkit.tune.space import default_space
 
     params = {p.name: p for p in default_space("mobilenetv3_small_100").params}

@@ -22,9 +22,14 @@ pytestmark = pytest.mark.postgres  # .ci/run also runs the slow ones: `-m "postg
 
 from postgres_server import postgres_server, postgres_url  # noqa: E402, F401
 
-from tflkit.errors import TflkitError  # noqa: E402
-from tflkit.tune import TuneSettings, search  # noqa: E402
-from tflkit.tune.search import engine_url, fail_dead_trials, open_study  # noqa: E402
+from tflkit.core.errors import TflkitError  # noqa: E402
+from tflkit.tune import search  # noqa: E402
+from tflkit.tune.search import (  # noqa: E402
+    TuneSettings,  # noqa: E402
+    engine_url,
+    fail_dead_trials,
+    open_study,
+)
 
 SPACE = "batch_size: {choices: [32, 64]}\nlr: {low: 1e-3, high: 1e-2, log: true}\n"
 STUDY = "tune-test_mobilenetv3-shapes"
@@ -37,7 +42,7 @@ def _plain(url: str) -> str:
 
 
 def _settings(url: str, **kw) -> TuneSettings:
-    return TuneSettings(model="test_mobilenetv3", dataset="shapes", out="unused", storage=url, **kw)
+    return TuneSettings.of("test_mobilenetv3", "shapes", "unused", storage=url, **kw)
 
 
 def test_a_plain_postgresql_url_gets_psycopg_and_other_urls_are_left_alone():
@@ -96,7 +101,7 @@ def test_an_outage_longer_than_the_wait_ends_the_worker_with_one_line(postgres_s
     line saying to rerun (no traceback), before it trained anything."""
     from types import SimpleNamespace
 
-    from tflkit.tune import run_search
+    from tflkit.tune.search import run_search
 
     monkeypatch.setattr(search, "STORAGE_WAIT_S", 1)
     work = search._work
@@ -106,7 +111,7 @@ def test_an_outage_longer_than_the_wait_ends_the_worker_with_one_line(postgres_s
         return work(*args, **kwargs)
 
     monkeypatch.setattr(search, "_work", server_gone)
-    settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out=str(tmp_path / "tune"),
+    settings = TuneSettings.of("test_mobilenetv3", "shapes", tmp_path / "tune",
                             storage=_plain(postgres_url).replace("tflkit@", "tflkit:pw@"))  # trust auth ignores it
     try:
         with pytest.raises(TflkitError) as raised:

@@ -11,10 +11,14 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from tflkit.config import load_yaml  # noqa: E402
-from tflkit.training import TrainConfig  # noqa: E402
-from tflkit.tune import Objective, TuneSettings, run_search  # noqa: E402
-from tflkit.tune.search import count_states  # noqa: E402
+from tflkit.core.config import load_yaml  # noqa: E402
+from tflkit.core.trainconfig import TrainConfig  # noqa: E402
+from tflkit.tune.objective import Objective  # noqa: E402
+from tflkit.tune.search import (  # noqa: E402
+    TuneSettings,
+    count_states,  # noqa: E402
+    run_search,
+)
 
 SPACE = "batch_size: {choices: [32, 64]}\nlr: {low: 1e-3, high: 1e-2, log: true}\n"
 
@@ -22,7 +26,7 @@ SPACE = "batch_size: {choices: [32, 64]}\nlr: {low: 1e-3, high: 1e-2, log: true}
 def _settings(tmp_path, **kw):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    return TuneSettings(model="test_mobilenetv3", dataset="shapes", out=str(tmp_path / "tune"), space=str(space),
+    return TuneSettings.of("test_mobilenetv3", "shapes", tmp_path / "tune", space=str(space),
                         epochs=1, train_limit=128, bn_momentum=0.9, **kw)
 
 
@@ -72,7 +76,7 @@ def test_keras_objective_writes_results_a_user_acts_on(searched):
 
 @pytest.mark.slow
 def test_rerun_finds_the_search_done_and_other_settings_are_refused(searched, tiny_shapes):
-    from tflkit.errors import UsageError
+    from tflkit.core.errors import UsageError
 
     settings, _ = searched
     assert count_states(run_search(settings, log=lambda *_: None, source=tiny_shapes)) == {"COMPLETE": 3}
@@ -119,7 +123,7 @@ def test_epoch_callback_reports_and_the_median_pruner_stops_a_weak_trial(tmp_pat
     trial after its first epoch, and training ends there (one epoch in its history, not two)."""
     import optuna
 
-    from tflkit.training import train
+    from tflkit.training.loop import train
     from tflkit.tune.search import _pruning_callback
 
     study = optuna.create_study(direction="maximize",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tflkit.errors import UsageError
-from tflkit.training import TrainConfig
+from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import TrainConfig
 from tflkit.tune.space import default_space, load_space, parse_space
 
 
@@ -46,8 +46,8 @@ def test_space_file_overrides_default_coerces_yaml_strings_and_fixes_values(tmp_
     ("lr: {low: 0.01, high: 0.001}\n", "empty range"),
     ("lr: {low: 0.0, high: 0.1, log: true}\n", "log range needs low > 0"),
     ("batch_size: {choices: []}\n", "empty choices"),
-    ("batch_size: {choices: [32, big]}\n", "expected an integer, got 'big'"),
-    ("lr: {low: fast, high: 1}\n", "expected a number, got 'fast'"),
+    ("batch_size: {choices: [32, big]}\n", "batch_size must be an integer, got 'big'"),
+    ("lr: {low: fast, high: 1}\n", "lr must be a number, got 'fast'"),
     ("optimizer: {choices: [adam, lion]}\n", "unknown choice 'lion'"),
     ("lr: {low: 0.001, high: 0.1, scale: log}\n", "unknown field(s) scale"),
     ("lr: {low: 0.001}\n", "needs both low and high"),
@@ -96,11 +96,11 @@ def test_best_yaml_of_a_trial_run_on_another_machine_is_rebuilt_from_the_setting
     """With a shared --storage the best trial's run directory may be elsewhere: best.yaml comes from the search's
     settings, the space's fixed keys and the trial's parameters, and `tflkit train --config` takes it."""
     optuna = pytest.importorskip("optuna")
-    from tflkit.config import load_yaml
+    from tflkit.core.config import load_yaml
     from tflkit.tune.report import write_best_yaml
     from tflkit.tune.search import TuneSettings
 
-    settings = TuneSettings(model="test_mobilenetv3", dataset="shapes", out=str(tmp_path), epochs=2, train_limit=256)
+    settings = TuneSettings.of("test_mobilenetv3", "shapes", tmp_path, epochs=2, train_limit=256)
     space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "augment": {"choices": ["none", "mixup"]},
                          "label_smoothing": 0.1})
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))

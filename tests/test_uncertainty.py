@@ -1,10 +1,10 @@
-"""tflkit.uncertainty: intervals, seeds, convergence and the comparison rule, worked out by hand."""
+"""tflkit.core.uncertainty: intervals, seeds, convergence and the comparison rule, worked out by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from tflkit.uncertainty import Measured, compare, convergence, top1_variance, wilson_interval
+from tflkit.core.uncertainty import Measured, compare, convergence, top1_variance, wilson_interval
 
 
 def test_wilson_interval_matches_the_formula_and_stays_inside_0_1():

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from test_weights_pth import _randomized, torchvision_state, write_pth
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core.errors import ModelFileError, UsageError
 from tflkit.models import create_model, get_spec, list_models
 from tflkit.models.pretrained import IMAGENET_SOURCES, WeightSource
-from tflkit.transfer import CACHE_ENV, load_pretrained, verify_source_file
+from tflkit.training.transfer import CACHE_ENV, load_pretrained, verify_source_file
 
 NO_PUBLISHED_WEIGHTS = {"mobilenetv3_small_050", "mobilenetv3_small_075", "resnet8"}  # resnet8: CIFAR-10
 
@@ -26,7 +26,7 @@ def test_every_entry_has_a_checksummed_source(name):
     if name in NO_PUBLISHED_WEIGHTS:
         assert source is None
         with pytest.raises(UsageError, match="--pretrained PATH"):
-            load_pretrained(create_model(name, num_classes=3, input_size=32), "imagenet", name)
+            load_pretrained(create_model(name, num_classes=3, image_size=32), "imagenet", name)
         return
     assert source.url.startswith("https://") and source.filename.endswith((".pth", ".h5"))
     assert source.sha256 or source.sha256_prefix or source.md5
@@ -49,7 +49,7 @@ def test_offline_is_one_line_naming_pretrained_path_within_seconds(cache, monkey
     # port 9 (discard) on the loopback: refused at once, so no network is touched
     monkeypatch.setitem(IMAGENET_SOURCES, "resnet18", WeightSource(
         "http://127.0.0.1:9/resnet18-f37072fd.pth", "torchvision_pth", sha256_prefix="f37072fd"))
-    model = create_model("resnet18", num_classes=10, input_size=32)
+    model = create_model("resnet18", num_classes=10, image_size=32)
     start = time.time()
     with pytest.raises(UsageError, match=r"--pretrained PATH") as info:
         load_pretrained(model, "imagenet", "resnet18")
@@ -59,7 +59,7 @@ def test_offline_is_one_line_naming_pretrained_path_within_seconds(cache, monkey
 
 def _publish(tmp_path, cache, name, monkeypatch, corrupt=False):
     """Write a torchvision-format file of a random test model into the cache, named as torchvision names them."""
-    source = _randomized(create_model(name, num_classes=5, input_size=32), seed=5)
+    source = _randomized(create_model(name, num_classes=5, image_size=32), seed=5)
     staged = tmp_path / "staged.pth"
     write_pth(staged, torchvision_state(source))
     digest = hashlib.sha256(staged.read_bytes()).hexdigest()
@@ -73,7 +73,7 @@ def _publish(tmp_path, cache, name, monkeypatch, corrupt=False):
 
 def test_cached_torchvision_file_is_verified_then_ported(tmp_path, cache, monkeypatch):
     source = _publish(tmp_path, cache, "test_resnet", monkeypatch)
-    model = create_model("test_resnet", num_classes=5, input_size=32)
+    model = create_model("test_resnet", num_classes=5, image_size=32)
     report = load_pretrained(model, "imagenet", "test_resnet")  # from the cache: no download attempted
     assert report["url"].endswith(".pth") and report["skipped_layers"] == []
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
@@ -83,7 +83,7 @@ def test_cached_torchvision_file_is_verified_then_ported(tmp_path, cache, monkey
 def test_cached_file_with_wrong_checksum_is_refused(tmp_path, cache, monkeypatch):
     _publish(tmp_path, cache, "test_resnet", monkeypatch, corrupt=True)
     with pytest.raises(ModelFileError, match="checksum mismatch"):
-        load_pretrained(create_model("test_resnet", num_classes=5, input_size=32), "imagenet", "test_resnet")
+        load_pretrained(create_model("test_resnet", num_classes=5, image_size=32), "imagenet", "test_resnet")
 
 
 def test_checksum_kinds(tmp_path):
@@ -112,7 +112,7 @@ def _keras2_name(name: str) -> str:
 
 def test_keras_applications_h5_ports_onto_the_tf_layout(tmp_path, cache, monkeypatch):
     rng = np.random.default_rng(0)
-    source = create_model("mobilenetv3_small_100_tf", num_classes=1000, input_size=32)
+    source = create_model("mobilenetv3_small_100_tf", num_classes=1000, image_size=32)
     path = cache / "weights_mobilenet_v3_small_224_1.0_float.h5"
     with h5py.File(path, "w") as f:  # Keras 2 save_weights layout: layer_names, weight_names, one group per layer
         names = []
@@ -135,7 +135,7 @@ def test_keras_applications_h5_ports_onto_the_tf_layout(tmp_path, cache, monkeyp
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
     monkeypatch.setitem(IMAGENET_SOURCES, "mobilenetv3_small_100_tf", WeightSource(
         f"http://127.0.0.1:9/{path.name}", "keras_applications_h5", md5=md5))
-    target = create_model("mobilenetv3_small_100_tf", num_classes=1000, input_size=32)
+    target = create_model("mobilenetv3_small_100_tf", num_classes=1000, image_size=32)
     report = load_pretrained(target, "imagenet", "mobilenetv3_small_100_tf")
     assert report["skipped_layers"] == [] and len(report["loaded_layers"]) == len(names)
     images = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)

@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
 from tflkit.models import create_model
 from tflkit.weights.pth import LEGACY_MAGIC, load_state_dict
 from tflkit.weights.pth_port import port_pth
@@ -220,16 +220,16 @@ MODELS = ["test_resnet", "test_shufflenetv2", "test_mobilenetv3", "test_efficien
 
 @pytest.mark.parametrize("name", MODELS)
 def test_torchvision_port_reproduces_logits(tmp_path, name):
-    source = _randomized(create_model(name, num_classes=5, input_size=32), seed=1)
+    source = _randomized(create_model(name, num_classes=5, image_size=32), seed=1)
     path = tmp_path / f"{name}.pth"
     write_pth(path, torchvision_state(source))
-    target = create_model(name, num_classes=5, input_size=32)
+    target = create_model(name, num_classes=5, image_size=32)
     report = port_pth(target, path)
     images = np.random.default_rng(2).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     expected, got = source.predict_on_batch(images), target.predict_on_batch(images)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert report["skipped_layers"] == []
-    assert not np.allclose(expected, create_model(name, num_classes=5, input_size=32).predict_on_batch(images))
+    assert not np.allclose(expected, create_model(name, num_classes=5, image_size=32).predict_on_batch(images))
 
 
 def test_reader_gives_exact_tensors_in_both_formats(tmp_path):
@@ -248,10 +248,10 @@ def test_reader_gives_exact_tensors_in_both_formats(tmp_path):
 
 
 def test_classifier_for_other_classes_keeps_its_init(tmp_path):
-    source = _randomized(create_model("test_resnet", num_classes=5, input_size=32), seed=3)
+    source = _randomized(create_model("test_resnet", num_classes=5, image_size=32), seed=3)
     path = tmp_path / "r.pth"
     write_pth(path, torchvision_state(source))
-    target = create_model("test_resnet", num_classes=3, input_size=32)
+    target = create_model("test_resnet", num_classes=3, image_size=32)
     before = [w.copy() for w in target.get_layer("logits").get_weights()]
     report = port_pth(target, path)
     assert report["skipped_layers"] == ["logits"]
@@ -263,14 +263,14 @@ def test_classifier_for_other_classes_keeps_its_init(tmp_path):
 
 def test_wrong_architecture_names_the_tensor(tmp_path):
     path = tmp_path / "r.pth"
-    write_pth(path, torchvision_state(_randomized(create_model("test_resnet", input_size=32), seed=4)))
+    write_pth(path, torchvision_state(_randomized(create_model("test_resnet", image_size=32), seed=4)))
     with pytest.raises(ModelFileError, match="no counterpart|shapes differ|no tensors"):
-        port_pth(create_model("test_squeezenet", input_size=32), path)
-    state = torchvision_state(create_model("test_resnet", input_size=32))
+        port_pth(create_model("test_squeezenet", image_size=32), path)
+    state = torchvision_state(create_model("test_resnet", image_size=32))
     state["layer1.0.conv1.weight"] = state["layer1.0.conv1.weight"][:, :, :1, :1]  # a 1x1 where a 3x3 belongs
     write_pth(path, state)
     with pytest.raises(ModelFileError, match=r"layer1_0_conv1_conv shapes differ.*kernel \[1, 1, 8, 8\]"):
-        port_pth(create_model("test_resnet", input_size=32), path)
+        port_pth(create_model("test_resnet", image_size=32), path)
 
 
 def _evil_pickle(marker) -> bytes:
@@ -316,12 +316,12 @@ def test_weights_import_command_writes_the_ported_model(tmp_path):
 
     from tflkit.cli import main
 
-    source = _randomized(create_model("test_shufflenetv2", num_classes=5, input_size=32), seed=6)
+    source = _randomized(create_model("test_shufflenetv2", num_classes=5, image_size=32), seed=6)
     path = tmp_path / "s.pth"
     write_pth(path, torchvision_state(source))
     out = tmp_path / "s.keras"
     assert main(["weights", "import", str(path), "--model", "test_shufflenetv2", "--num-classes", "5",
-                 "--input-size", "32", "--out", str(out)]) == 0
+                 "--image-size", "32", "--out", str(out)]) == 0
     images = np.random.default_rng(7).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     saved = keras.models.load_model(out, compile=False)
     np.testing.assert_allclose(saved.predict_on_batch(images), source.predict_on_batch(images), rtol=1e-4, atol=1e-4)

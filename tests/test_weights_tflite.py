@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
 from tflkit.models import count_params, create_model
 from tflkit.weights.tflite import import_tflite_weights, model_from_tflite
 
@@ -18,7 +18,7 @@ needs_tf_slim = pytest.mark.skipif(not TF_SLIM.is_file(), reason="no shared TF-s
 
 
 def _randomized(name, num_classes, seed, small_input=False):
-    model = create_model(name, num_classes=num_classes, input_size=32, small_input=small_input)
+    model = create_model(name, num_classes=num_classes, image_size=32, small_input=small_input)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if layer.weights and layer.name != "normalize":
@@ -44,7 +44,7 @@ def test_own_float_and_fp16_files_import_back_by_logits(tmp_path, name):
     want = source.predict_on_batch(images)
     for fp16, tolerance in ((False, 1e-4), (True, 2e-2)):
         path = _convert(source, tmp_path / f"m{int(fp16)}.tflite", fp16=fp16)
-        target = create_model(name, num_classes=6, input_size=32)
+        target = create_model(name, num_classes=6, image_size=32)
         report = import_tflite_weights(target, path)
         assert report["skipped_layers"] == [] and report["num_outputs"] == 6
         got = target.predict_on_batch(images)
@@ -65,7 +65,7 @@ def test_model_from_a_small_input_export_finds_the_strides(tmp_path, name):
 def test_other_architecture_is_refused_in_one_line(tmp_path):
     path = _convert(_randomized("test_resnet", 6, seed=0), tmp_path / "r.tflite")
     with pytest.raises(ModelFileError, match="not the same architecture") as info:
-        import_tflite_weights(create_model("test_mobilenetv3", num_classes=6, input_size=32), path)
+        import_tflite_weights(create_model("test_mobilenetv3", num_classes=6, image_size=32), path)
     assert "\n" not in str(info.value)
 
 
@@ -130,7 +130,7 @@ def test_weights_import_command_and_pretrained_tflite_for_training(tmp_path):
     import keras
 
     from tflkit.cli import main
-    from tflkit.transfer import load_pretrained
+    from tflkit.training.transfer import load_pretrained
 
     out = tmp_path / "m.keras"
     assert main(["weights", "import", str(TF_SLIM), "--model", "mobilenetv3_small_100_tf", "--out", str(out)]) == 0
@@ -138,7 +138,7 @@ def test_weights_import_command_and_pretrained_tflite_for_training(tmp_path):
     assert saved.output_shape == (None, 1001)
 
     # --pretrained FILE.tflite: another class count and input size; the classifier keeps its own init
-    model = create_model("mobilenetv3_small_100_tf", num_classes=10, input_size=32, small_input=True)
+    model = create_model("mobilenetv3_small_100_tf", num_classes=10, image_size=32, small_input=True)
     report = load_pretrained(model, str(TF_SLIM), "mobilenetv3_small_100_tf")
     assert report["skipped_layers"] == ["logits"] and "conv_2" in report["loaded_layers"]
     np.testing.assert_array_equal(model.get_layer("expanded_conv_10_project").get_weights()[0],

@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 # The Python API (tflkit.api), loaded on first use: `import tflkit` stays light, and the package root (which the
 # bottom modules import for __version__) depends on nothing above them.
-API = ("train", "Run", "Study", "pick", "inspect")
+API = ("train", "Run", "evaluate", "bench", "demo", "models", "dataset", "import_weights", "boards", "mcu", "Study",
+       "pick", "tune", "inspect", "Failed")
 
 
 def __getattr__(name):

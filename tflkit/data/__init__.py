@@ -17,20 +17,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tflkit.core.errors import DatasetError, UsageError, unknown_choice
+from tflkit.data import cifar
+from tflkit.data.folder import read_folder
+from tflkit.data.shapes import load_shapes
 from tflkit.data.source import DatasetSource, Split  # noqa: F401
-from tflkit.errors import DatasetError, UsageError, unknown_choice
+from tflkit.data.splits import with_val
+from tflkit.data.tfds_source import load_tfds
+from tflkit.data.tiny_imagenet import DIRNAME, IMAGE_SIZE, read_tiny_imagenet
 
 
 def _shapes(data_dir=None, seed=0, **_):
-    from tflkit.data.shapes import load_shapes
-
     return load_shapes(seed=seed)
 
 
 def _arrays_source(parts: dict, *, name: str, label: str, seed: int, val: int | None, notes: list,
                    image_size: int = 32) -> DatasetSource:
-    from tflkit.data.splits import with_val
-
     splits = {k: Split(labels=parts[k][1], images=parts[k][0]) for k in ("train", "test")}
     splits = with_val(splits, seed, notes, val)
     return DatasetSource(name=name, class_names=parts["class_names"], image_size=image_size, splits=splits,
@@ -53,8 +55,6 @@ def _require_data_dir(data_dir):
 
 
 def _cifar10(data_dir=None, seed=0, val=None, **_):
-    from tflkit.data import cifar
-
     _require_data_dir(data_dir)
     if root := _find(data_dir, cifar.CIFAR10_PY):
         parts, origin = cifar.read_cifar10_py(root), str(root)
@@ -67,8 +67,6 @@ def _cifar10(data_dir=None, seed=0, val=None, **_):
 
 
 def _cifar100(data_dir=None, seed=0, val=None, label_mode="fine", **_):
-    from tflkit.data import cifar
-
     _require_data_dir(data_dir)
     if label_mode not in cifar.LABEL_MODES:
         raise UsageError(f"cifar100 labels {label_mode!r}; choose fine or coarse (e.g. cifar100:coarse)")
@@ -82,8 +80,6 @@ def _cifar100(data_dir=None, seed=0, val=None, label_mode="fine", **_):
 
 
 def _via_tfds(name: str, data_dir, label_key: str) -> dict:
-    from tflkit.data.tfds_source import load_tfds
-
     if data_dir is not None and (Path(data_dir).expanduser() / "train").is_dir():  # an image-folder copy
         raise DatasetError(f"{data_dir} holds an image folder (train/...), not the official {name} files: read it "
                            f"as the dataset folder:{data_dir}")
@@ -92,9 +88,6 @@ def _via_tfds(name: str, data_dir, label_key: str) -> dict:
 
 
 def _tiny_imagenet(data_dir=None, seed=0, val=None, **_):
-    from tflkit.data.splits import with_val
-    from tflkit.data.tiny_imagenet import DIRNAME, IMAGE_SIZE, read_tiny_imagenet
-
     root = _find(data_dir, DIRNAME)
     if root is None:
         raise DatasetError(f"tiny_imagenet needs {DIRNAME}/ (wnids.txt, train/, val/) in --data-dir, $TFLKIT_DATA or "
@@ -107,9 +100,6 @@ def _tiny_imagenet(data_dir=None, seed=0, val=None, **_):
 
 
 def _folder(data_dir=None, seed=0, val=None, path=None, allow_empty_classes=False, **_):
-    from tflkit.data.folder import read_folder
-    from tflkit.data.splits import with_val
-
     root = Path(path).expanduser() if path else (Path(data_dir).expanduser() if data_dir else None)
     if root is None:
         raise UsageError("folder needs a path: --dataset folder:PATH")
@@ -117,7 +107,7 @@ def _folder(data_dir=None, seed=0, val=None, path=None, allow_empty_classes=Fals
         root = Path(data_dir).expanduser() / root
     empty = [] if allow_empty_classes else None
     parts = read_folder(root, empty)
-    notes = [f"read from {root}"]
+    notes = [f"read from {root}"] + ([parts["size_note"]] if parts["size_note"] else [])
     splits = with_val({k: parts[k] for k in ("train", "val", "test") if k in parts}, seed, notes, val)
     return DatasetSource(name=f"folder:{root}", class_names=parts["class_names"], image_size=parts["image_size"],
                          splits=splits, label=f"image folder {root.name}",
@@ -136,9 +126,6 @@ SOURCES = {
 
 def detect_layouts(data_dir) -> list[str]:
     """The dataset specs whose official layout sits in (or is) `data_dir`."""
-    from tflkit.data import cifar
-    from tflkit.data.tiny_imagenet import DIRNAME
-
     found = []
     for spec, dirname in (("cifar10", cifar.CIFAR10_PY), ("cifar10", cifar.CIFAR10_BIN),
                           ("cifar100", cifar.CIFAR100_PY), ("tiny_imagenet", DIRNAME)):

@@ -15,7 +15,8 @@ resumed run draws different operations from the point of the restart).
 
 from __future__ import annotations
 
-from tflkit.tfenv import quiet_tensorflow
+from tflkit.core.errors import unknown_choice
+from tflkit.core.tfenv import quiet_tensorflow
 
 tf = quiet_tensorflow()
 
@@ -88,8 +89,6 @@ class Augment:
     takes_seed = True
 
     def __init__(self, preset: str, seed: int = 0):
-        from tflkit.errors import unknown_choice
-
         if preset not in PRESETS:
             raise unknown_choice("augmentation preset", preset, PRESETS)
         self.preset = preset

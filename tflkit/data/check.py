@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflkit.errors import DatasetError
+from tflkit.core.errors import DatasetError
+from tflkit.core.fileio import atomic_write_text, cache_dir
+from tflkit.core.limits import IMAGE_PIXELS
 
 SHOWN = 3  # file names shown in a one-line summary
 
@@ -37,8 +39,6 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     import json
     import os
 
-    from tflkit.fileio import atomic_write_text, cache_dir
-    from tflkit.limits import IMAGE_PIXELS
 
     listing = hashlib.sha256(f"max_pixels={IMAGE_PIXELS.value()}\n".encode())  # a raised limit: screened again
     for path in paths:
@@ -63,12 +63,11 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
 
 def image_header_problem(path) -> str | None:
     """Why the image file at `path` must not be decoded, read from its header alone (Pillow opens lazily): more
-    pixels than tflkit.limits.IMAGE_PIXELS (a decompression bomb: a few KB of PNG claiming 50,000 x 50,000 pixels
+    pixels than tflkit.core.limits.IMAGE_PIXELS (a decompression bomb: a few KB of PNG claiming 50,000 x 50,000 pixels
     would decode to 7.5 GB). None when the header is within the limit or is not one Pillow reads (the decoder then
     names the file)."""
     from PIL import Image, UnidentifiedImageError
 
-    from tflkit.limits import IMAGE_PIXELS
 
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # Pillow's own check: ours, stated, instead
     try:
@@ -92,7 +91,7 @@ def require_decodable(paths) -> None:
 
 
 def _decode_all(paths: list[str]) -> list[tuple[str, str]]:
-    from tflkit.data.pipeline import _decode_file, tf
+    from tflkit.data.pipeline import _decode_file, tf  # TensorFlow's decoder: the one training reads with
 
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), tf.constant(paths)))
     ds = ds.map(lambda i, p: (i, tf.shape(_decode_file(p))[0]), num_parallel_calls=tf.data.AUTOTUNE,

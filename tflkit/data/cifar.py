@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.data.safe_pickle import safe_load
-from tflkit.errors import DatasetError
+from tflkit.core.errors import DatasetError
+from tflkit.core.limits import CIFAR_FILE_BYTES
+from tflkit.data.safe_pickle import safe_load, shown
 
 CIFAR10_PY = "cifar-10-batches-py"
 CIFAR10_BIN = "cifar-10-batches-bin"
@@ -53,8 +54,10 @@ def _labels(values, rows: int, classes: int, where: str) -> np.ndarray:
 
 
 def _require(path: Path) -> Path:
+    """`path`, a file within tflkit.core.limits.CIFAR_FILE_BYTES (every CIFAR file is read whole)."""
     if not path.is_file():
         raise DatasetError(f"missing CIFAR file {path}; is the download complete?")
+    CIFAR_FILE_BYTES.check(path.stat().st_size, path, DatasetError)
     return path
 
 
@@ -95,20 +98,39 @@ def read_cifar10_py(root) -> dict:
 
 def read_cifar10_bin(root) -> dict:
     root = Path(root)
-    parts = {}
+    parts = {"class_names": _names_txt(_require(root / "batches.meta.txt"))}
     for split, files in (("train", [f"data_batch_{i}.bin" for i in range(1, 6)]), ("test", ["test_batch.bin"])):
         images, labels = [], []
         for name in files:
-            raw = np.fromfile(_require(root / name), dtype=np.uint8)
-            if raw.size % _RECORD:
-                raise DatasetError(f"{root / name}: size {raw.size} is not a whole number of CIFAR records")
-            records = raw.reshape(-1, _RECORD)
+            path = _require(root / name)
+            size = path.stat().st_size
+            if size % _RECORD:  # from the size, before a byte is read
+                raise DatasetError(f"{path}: size {size:,} is not a whole number of CIFAR records ({_RECORD:,} bytes)")
+            records = np.fromfile(path, dtype=np.uint8).reshape(-1, _RECORD)
             labels.append(_labels(records[:, 0], len(records), 10, root / name))
             images.append(_rows_to_images(records[:, 1:], root / name))
         parts[split] = (np.concatenate(images), np.concatenate(labels))
-    meta = _require(root / "batches.meta.txt").read_text().split()
-    parts["class_names"] = meta[:10]
     return parts
+
+
+def _names_txt(path: Path) -> list[str]:
+    """The binary version's ten class names, one a line. Taken as whatever words it held, an empty file gave a
+    dataset of no classes whose labels were 0..9, and one of other bytes a UnicodeDecodeError (found by
+    tests/test_fuzz_cifar_binary.py)."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(names) != 10:
+        raise DatasetError(f"{path}: {len(names)} class names, expected CIFAR-10's 10, one a line")
+    odd = next((n for n in names if not n.isprintable()), None)
+    if odd is not None:
+        raise DatasetError(f"{path}: class name '{shown(odd, 40)}' holds a control character")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise DatasetError(f"{path}: class name '{shown(twice, 40)}' appears twice")
+    return names
 
 
 def read_cifar100_py(root, label_mode: str = "fine") -> dict:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import DatasetError
+from tflkit.data.check import image_header_problem
 from tflkit.data.source import Split
-from tflkit.errors import DatasetError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 
@@ -42,8 +43,8 @@ def read_split(split_dir: Path, class_names: list[str], empty: list | None = Non
 
 
 def read_folder(root, empty: list | None = None) -> dict:
-    """{"train": Split, ["val": Split], ["test": Split], "class_names": [...], "image_size": int}. `empty`: collect
-    empty class folders there instead of raising."""
+    """{"train": Split, ["val": Split], ["test": Split], "class_names": [...], "image_size": int, "size_note": str
+    or None}. `empty`: collect empty class folders there instead of raising."""
     root = Path(root).expanduser()
     train_dir = root / "train"
     if not train_dir.is_dir():
@@ -55,26 +56,41 @@ def read_folder(root, empty: list | None = None) -> dict:
     for name in ("train", "val", "test"):
         if (root / name).is_dir():
             parts[name] = read_split(root / name, class_names, empty)
-    parts["image_size"] = _probe_size(parts["train"].paths)
+    parts["image_size"], parts["size_note"] = _probe_size(parts["train"].paths)
     return parts
 
 
-def _probe_size(paths: list[str]) -> int:
-    """The first readable image's longer side: the native size a model is trained at unless --image-size says
-    otherwise. Unreadable files are skipped here; training skips (or, --strict, names) them later."""
+SIZE_SAMPLE = 32  # images whose size sets the native size, spread evenly over train/ (every class's files)
+
+
+def _probe_size(paths: list[str]) -> tuple[int, str | None]:
+    """The native size a model is trained at unless --image-size says otherwise: the most common longer side among
+    up to SIZE_SAMPLE readable images spread over `paths` (a tie: the smaller), and a note when they differ. It was
+    the first readable image's: one 8,000-pixel photo sorted first set a dataset of 32-pixel images to train at
+    8,000. Unreadable files are skipped here; training skips (or, --strict, names) them later."""
+    from collections import Counter
+
     from PIL import Image, UnidentifiedImageError
 
-    from tflkit.data.check import image_header_problem
 
-    for path in paths[:50]:
+    sample = paths[::max(1, len(paths) // SIZE_SAMPLE)][:SIZE_SAMPLE]
+    sizes = Counter()
+    for path in sample:
         if image_header_problem(path) is not None:  # over the pixel limit: not decoded, not the native size
             continue
         try:
             with Image.open(path) as image:
                 image.load()
-                return max(image.size)
+                sizes[max(image.size)] += 1
         # ValueError: Pillow's "tile cannot extend outside image", a GIF whose frame lies outside its 1 x 1 screen
         # (a traceback in `tflkit train folder:...`, found by tests/test_fuzz_weights_data.py)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
             continue
-    raise DatasetError(f"{paths[0]}: not a readable image (nor any of the first {min(50, len(paths))} in train/)")
+    if not sizes:
+        raise DatasetError(f"{paths[0]}: not a readable image (nor any of the {len(sample)} sampled in train/)")
+    top = max(sizes.values())
+    size = min(s for s, n in sizes.items() if n == top)
+    if len(sizes) == 1:
+        return size, None
+    return size, (f"native size {size} px: the most common longer side of {sum(sizes.values())} sampled train "
+                  f"images ({min(sizes)} to {max(sizes)} px); --image-size N to choose another")

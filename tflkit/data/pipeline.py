@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.data.check import require_decodable
 from tflkit.data.source import Split
-from tflkit.tfenv import quiet_tensorflow
 
 tf = quiet_tensorflow()
 
@@ -118,7 +119,6 @@ def load_images(split: Split, image_size: int | None, indices=None) -> np.ndarra
     """A numpy batch of preprocessed images (float32, 0..255, resized), e.g. for calibration or validation."""
     sub = split.take(indices) if indices is not None else split
     if sub.paths is not None:  # not screened (a benchmark's inputs, calibration): headers checked before decoding
-        from tflkit.data.check import require_decodable
 
         require_decodable(sub.paths)
     ds = make_dataset(sub, image_size, batch_size=256)

@@ -12,8 +12,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflkit.download import fetch, file_digest
-from tflkit.errors import DatasetError, UsageError
+from tflkit.core.download import fetch, file_digest
+from tflkit.core.errors import DatasetError, UsageError
 
 
 @dataclass(frozen=True)

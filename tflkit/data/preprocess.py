@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import UsageError
+from tflkit.core.errors import UsageError
+from tflkit.core.limits import LABELS_BYTES
+from tflkit.core.run import card_path
+from tflkit.tflite.metadata import read_metadata
+from tflkit.tflite.runtime import load_interpreter
 
 # --input-range -> (mean, std) of (pixel - mean) / std, pixels in 0..255
 INPUT_RANGES = {"0,255": (0.0, 1.0), "0,1": (0.0, 255.0), "-1,1": (127.5, 127.5)}
@@ -84,10 +88,8 @@ def for_model(path, flags: Preprocessing | None = None, log=print) -> Preprocess
         return flags
     if path.suffix == ".keras":
         return Preprocessing(origin="keras model")  # tflkit models normalize inside
-    card = path.with_name(path.name[: -len(".tflite")] + ".card.json")
-    if card.is_file():
+    if card_path(path).is_file():
         return Preprocessing(origin="model card")  # tflkit's own file: raw pixels, normalized inside
-    from tflkit.tflite_metadata import read_metadata
 
     try:
         metadata = read_metadata(path)
@@ -107,9 +109,7 @@ def for_model(path, flags: Preprocessing | None = None, log=print) -> Preprocess
 
 def _from_input_quantization(path) -> Preprocessing | None:
     """An integer input whose quantization covers one of the usual float ranges tells the range itself."""
-    from tflkit.runtime import load_interpreter
-
-    detail = load_interpreter(path).get_input_details()[0]
+    detail = load_interpreter(path, xnnpack=False).get_input_details()[0]  # XNNPACK's refusal is not ours to meet
     if not np.issubdtype(detail["dtype"], np.integer):
         return None
     scale, zero_point = detail["quantization"]
@@ -143,7 +143,6 @@ def read_labels(path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--labels: no such file: {path}")
-    from tflkit.limits import LABELS_BYTES
 
     LABELS_BYTES.check(path.stat().st_size, f"--labels {path}")
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import DatasetError
+from tflkit.core.errors import DatasetError
 
 PLAIN_KINDS = "biufSU"  # booleans, integers, floats, bytes and str: no object references, no structure
 MAX_DEPTH = 32  # containers inside containers: a batch is a dict of arrays and lists

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tflkit.core.errors import DatasetError
+
 
 @dataclass
 class Split:
@@ -47,8 +49,6 @@ class DatasetSource:
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
-            from tflkit.errors import DatasetError
-
             raise DatasetError(f"dataset {self.name!r} has no {name!r} split (it has {', '.join(self.splits)})")
         return self.splits[name]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.download import host_reachable
-from tflkit.errors import DatasetError
+from tflkit.core.download import host_reachable
+from tflkit.core.errors import DatasetError
 
 # tfds builder name -> the host its download comes from
 DOWNLOAD_HOSTS = {"cifar10": "www.cs.toronto.edu", "cifar100": "www.cs.toronto.edu"}

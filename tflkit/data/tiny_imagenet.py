@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import DatasetError
 from tflkit.data.source import Split
-from tflkit.errors import DatasetError
 
 DIRNAME = "tiny-imagenet-200"
 IMAGE_SIZE = 64

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tflkit.config import from_dict, read_yaml
-from tflkit.errors import UsageError, unknown_choice
+from tflkit.core.config import from_dict, read_yaml
+from tflkit.core.errors import UsageError, unknown_choice
+from tflkit.mcu.vela import VelaTarget
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,12 @@ def read_boards(path) -> dict[str, Board]:
             if getattr(board, key) <= 0:
                 raise UsageError(f"{path}: board {name}: {key} must be above 0, got {getattr(board, key)}")
         if board.ethos_u:
-            from tflkit.mcu.vela import VelaTarget
-
             VelaTarget.parse(board.ethos_u)
         out[board.name] = board
     return out
+
+
+def resolve_boards(names=(), boards_file=None) -> list[Board]:
+    """The boards named (built-in, or from a user's `boards_file`); every one of them when no name is given."""
+    extra = read_boards(boards_file) if boards_file else {}
+    return [get_board(name, extra) for name in (names or list({**BOARDS, **extra}))]

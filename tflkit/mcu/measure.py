@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
 from tflkit.mcu.boards import Board
 from tflkit.mcu.fit import FLASH_RESERVE_KB, SRAM_RESERVE_KB, Fit, fit, npu_problem, reserves_note
-from tflkit.mcu.tflm import TflmCheck, check
+from tflkit.mcu.tflm import VELA_OP, TflmCheck, check, custom_ops
 from tflkit.mcu.vela import VelaResult, VelaTarget, compile_model
+from tflkit.tflite.arena import arena_bytes
+from tflkit.tflite.runtime import check_tflite_file
 
 
 @dataclass
@@ -22,7 +24,7 @@ class McuResult:
     arena_bytes: int | None = None  # TFLM-measured: the smallest arena that allocates and invokes
     arena_checked: bool = False
     tflm_reported_bytes: int | None = None  # TFLM's print_allocations() total at that arena
-    planned_arena_bytes: int | None = None  # tflkit's plan of LiteRT's arena (tflkit.tflite_arena), for comparison
+    planned_arena_bytes: int | None = None  # tflkit's plan of LiteRT's arena (tflkit.tflite.arena), for comparison
     notes: list = field(default_factory=list)
     tflm: dict = field(default_factory=dict)
     eval: dict | None = None  # EvalResult with runtime "tflm": top1, reference_top1 (LiteRT), agreement
@@ -41,8 +43,6 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
     """Measure `path` for the MCU: `source` (a dataset) adds top-1 under TFLM on `split` (`limit`: a stratified
     subset); `targets` and the boards' own NPUs get Vela; every board gets a fit. A file that is not a TFLite
     flatbuffer is a ModelFileError; one TFLM refuses is a result with runs False and its reason."""
-    from tflkit.runtime import check_tflite_file
-
     log = log or (lambda *_: None)
     path = check_tflite_file(path)
     tflm: TflmCheck = check(path)
@@ -58,7 +58,6 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
     if tflm.runs and source is not None:
         result.eval = _evaluate(path, source, split, limit, preprocessing, labels, seed, log)
     all_targets = list(dict.fromkeys([*targets, *(VelaTarget.parse(b.ethos_u) for b in boards if b.ethos_u)]))
-    from tflkit.mcu.tflm import VELA_OP, custom_ops
 
     if VELA_OP in custom_ops(path):  # already compiled for an NPU: Vela on it again means nothing
         all_targets = []
@@ -72,8 +71,6 @@ def measure(path, boards: list[Board] = (), targets: list[VelaTarget] = (), sour
 
 
 def _planned(path) -> int | None:
-    from tflkit.tflite_arena import arena_bytes
-
     try:
         return arena_bytes(path)
     except (ValueError, RuntimeError, ModelFileError):
@@ -81,7 +78,7 @@ def _planned(path) -> int | None:
 
 
 def _evaluate(path, source, split, limit, preprocessing, labels, seed, log):
-    from tflkit.evaluation import evaluate
+    from tflkit.training.evaluation import evaluate  # TensorFlow: only when top-1 under TFLM is asked for
 
     ev = evaluate(path, source, split=split, limit=limit, preprocessing=preprocessing, labels=labels, seed=seed,
                   runtime="tflm", compare=True, log=log)

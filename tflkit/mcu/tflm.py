@@ -1,22 +1,20 @@
 """TensorFlow Lite Micro on the host: does a .tflite run under TFLM, the smallest tensor arena it runs in, and its
 outputs as TFLM's reference kernels compute them (what an MCU without CMSIS-NN runs).
 
-Every load happens in a child process (tflkit.mcu.tflm_child): TFLM can crash its process on a too-small arena or
-a malformed file. The arena is found by search, not read from TFLM's report: `print_allocations()` under-counts
-what allocation needs (alignment and the allocator's own records), so the figure here is the smallest buffer with
-which the interpreter allocates every tensor and invokes, checked by a fresh run at that size succeeding and one
-at a byte less failing. It includes the input and output tensors (TFLM places them in the arena) and is measured
-through the Python interpreter's RecordingMicroAllocator, whose own bookkeeping (a few hundred bytes) a plain
-MicroInterpreter on a board does not need: an upper bound by that much.
+Every load happens in a child process (tflkit.mcu.tflm_child's functions, run through tflkit.core.isolate): TFLM can
+crash its process on a too-small arena or a malformed file. The arena is found by search, not read from TFLM's
+report: `print_allocations()` under-counts what allocation needs (alignment and the allocator's own records), so the
+figure here is the smallest buffer with which the interpreter allocates every tensor and invokes, checked by a fresh
+run at that size succeeding and one at a byte less failing. It includes the input and output tensors (TFLM places
+them in the arena) and is measured through the Python interpreter's RecordingMicroAllocator, whose own bookkeeping
+(a few hundred bytes) a plain MicroInterpreter on a board does not need: an upper bound by that much.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,14 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import ModelFileError, UsageError
+from tflkit.core import isolate
+from tflkit.core.errors import ModelFileError, UsageError
+from tflkit.mcu import tflm_child
+from tflkit.tflite.inspect import float_ops, op_counts
+from tflkit.tflite.model import dequantize, quantize
+from tflkit.tflite.runtime import load_interpreter
 
 MAX_ARENA = 256 * 1024 * 1024  # the largest arena tried: far above any MCU's SRAM; untouched pages cost nothing
 ARENA_ALIGNMENT = 16  # declare it `alignas(16) uint8_t tensor_arena[N]`: the alignment this search ran with
 TRY_TIMEOUT_S = 300.0
 CHUNK = 256  # images per child process when computing outputs
 INSTALL_HINT = "pip install 'tflkit[mcu]'"
-_MARKER = "tflkit-tflm-result: "
 
 
 def require_tflm() -> None:
@@ -46,42 +48,34 @@ class Attempt:
     ok: bool
     message: str = ""  # TFLM's lines that say why, or how the child died
     crashed: bool = False
-    log: str = ""
+    log: str = ""  # TFLM's own output (C stdio, stdout and stderr)
+    outputs: np.ndarray | None = None  # with `images`: one row per image
 
 
-def _child(path, arena: int, *flags: str, timeout_s: float = TRY_TIMEOUT_S):
-    """Run the child; (its result records, its other output lines, a crash description or None)."""
-    cmd = [sys.executable, "-m", "tflkit.mcu.tflm_child", str(path), "--arena", str(int(arena)), *flags]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        proc = subprocess.CompletedProcess(cmd, None, out, "")
-    lines = (proc.stdout + "\n" + proc.stderr).splitlines()
-    records = [json.loads(line[len(_MARKER):]) for line in lines if line.startswith(_MARKER)]
-    log = "\n".join(line for line in lines if line.strip() and not line.startswith(_MARKER))
-    if proc.returncode is None:
-        crash = f"TFLM did not finish within {timeout_s:.0f} s"
-    elif proc.returncode != 0:
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-        crash = f"the TFLM interpreter crashed ({how})"
-    else:
-        crash = None
-    return records, log, crash
-
-
-def attempt(path, arena: int, invoke: bool = False, allocations: bool = False, inputs=None, outputs=None,
+def attempt(path, arena: int, invoke: bool = False, allocations: bool = False, images: np.ndarray | None = None,
             timeout_s: float = TRY_TIMEOUT_S) -> Attempt:
-    flags = ["--invoke"] if invoke else []
-    flags += ["--allocations"] if allocations else []
-    if inputs is not None:
-        flags += ["--inputs", str(inputs), "--outputs", str(outputs)]
-    records, log, crash = _child(path, arena, *flags, timeout_s=timeout_s)
-    if crash or not records:
-        return Attempt(False, crash or "the TFLM child printed no result", crashed=True, log=log)
-    if records[-1]["ok"]:
-        return Attempt(True, log=log)
-    return Attempt(False, reason(log, records[-1]["error"]), log=log)
+    """One fresh child: TFLM with an `arena`-byte arena, invoked once on zeros (`invoke`) or on every image of
+    `images` (already in the input's dtype); `allocations`: TFLM's own allocation report in the log."""
+    with tempfile.TemporaryFile() as output:
+        try:
+            outcome = isolate.call(tflm_child.run, str(path), int(arena), invoke=invoke, allocations=allocations,
+                                   images=images, timeout=timeout_s, stdout=output, stderr=output)
+            crash = None
+        except isolate.Crashed as exc:
+            outcome, crash = None, _crash(exc, timeout_s)
+        output.seek(0)
+        log = "\n".join(line for line in output.read().decode(errors="replace").splitlines() if line.strip())
+    if crash:
+        return Attempt(False, crash, crashed=True, log=log)
+    if outcome.ok:
+        return Attempt(True, log=log, outputs=outcome.outputs)
+    return Attempt(False, reason(log, outcome.error), log=log)
+
+
+def _crash(exc: isolate.Crashed, timeout_s: float) -> str:
+    if exc.code is None:
+        return f"TFLM did not finish within {timeout_s:.0f} s"
+    return f"the TFLM interpreter crashed ({isolate.describe_exit(exc.code)})"
 
 
 def reason(log: str, error: str) -> str:
@@ -132,8 +126,6 @@ class TflmCheck:
 def check(path) -> TflmCheck:
     """Run `path` under TFLM: refused (and why), or the exact arena. A file that is not there is a UsageError; one
     that is not a readable TFLite model (LiteRT cannot load it either) is a ModelFileError."""
-    from tflkit.runtime import load_interpreter
-
     require_tflm()
     path = Path(path)
     if not path.is_file():
@@ -171,25 +163,28 @@ def smallest_arena(path) -> tuple[int, int]:
     """(smallest arena that allocates, sizes tried): the search runs in a child process (doubling from 1 KiB, then
     bisection to the byte); a size that crashes the child counts as too small, and a new child goes on above it."""
     lo, hi, tries = 0, MAX_ARENA, 0  # lo fails, hi works
-    while hi - lo > 1:
-        records, _, crash = _child(path, hi, "--search", str(lo))
-        trying = None
-        for record in records:
-            if "trying" in record:
-                trying = record["trying"]
-                continue
+
+    def tried(message) -> None:
+        nonlocal lo, hi, tries
+        if isinstance(message, tflm_child.Tried):
             tries += 1
-            trying = None
-            if record["ok"]:
-                hi = min(hi, record["arena"])
+            if message.ok:
+                hi = min(hi, message.arena)
             else:
-                lo = max(lo, record["arena"])
-        if crash:
-            if trying is None:  # died outside a try: nothing learned, and trying again would loop
-                raise ModelFileError(f"TFLM's arena search on {Path(path).name} failed: {crash}")
-            lo, tries = max(lo, trying), tries + 1
-        elif hi - lo > 1:
-            raise ModelFileError(f"TFLM's arena search on {Path(path).name} stopped early")
+                lo = max(lo, message.arena)
+
+    while hi - lo > 1:
+        try:
+            isolate.call(tflm_child.search, str(path), lo, hi, on_message=tried, timeout=TRY_TIMEOUT_S,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except isolate.Crashed as exc:
+            if not isinstance(exc.last_message, tflm_child.Trying):  # died outside a try: nothing learned, and
+                raise ModelFileError(f"TFLM's arena search on {Path(path).name} failed: "  # trying again would loop
+                                     f"{_crash(exc, TRY_TIMEOUT_S)}") from None
+            lo, tries = max(lo, exc.last_message.arena), tries + 1
+        else:
+            if hi - lo > 1:
+                raise ModelFileError(f"TFLM's arena search on {Path(path).name} stopped early")
     return hi, tries
 
 
@@ -215,8 +210,6 @@ def custom_ops(path) -> list[str]:
 
 def io_notes(path) -> list[str]:
     """What a user deploying this file to an MCU should know about its tensors' types."""
-    from tflkit.tflite_inspect import float_ops, op_counts
-
     try:
         ops, computing_in_float = op_counts(path), float_ops(path)
     except (ValueError, RuntimeError, ModelFileError):
@@ -231,11 +224,9 @@ def io_notes(path) -> list[str]:
 
 class TFLMClassifier:
     """A .tflite run by TFLM (in child processes, CHUNK images each) behind predict(float pixels) -> float logits,
-    as tflkit.tflite_model.TFLiteClassifier is for LiteRT."""
+    as tflkit.tflite.model.TFLiteClassifier is for LiteRT."""
 
     def __init__(self, path, arena_bytes: int | None = None):
-        from tflkit.runtime import load_interpreter  # the quantization parameters, read the same way as LiteRT's
-
         require_tflm()
         self.path = Path(path)
         interpreter = load_interpreter(path, xnnpack=False)
@@ -248,20 +239,14 @@ class TFLMClassifier:
         return int(self.input["shape"][1])
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        from tflkit.tflite_model import dequantize, quantize
-
         outputs = []
-        with tempfile.TemporaryDirectory(prefix="tflkit-tflm-") as tmp:
-            for start in range(0, len(images), CHUNK):
-                chunk = quantize(images[start:start + CHUNK], self.input)
-                inputs, result_file = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
-                np.save(inputs, chunk)
-                began = time.perf_counter()
-                result = attempt(self.path, self.arena, inputs=inputs, outputs=result_file,
-                                 timeout_s=TRY_TIMEOUT_S + 10.0 * len(chunk))
-                if not result.ok:
-                    raise ModelFileError(f"TFLM could not run {self.path.name}: {result.message}")
-                self.seconds += time.perf_counter() - began
-                self.images += len(chunk)
-                outputs.append(dequantize(np.load(result_file), self.output))
+        for start in range(0, len(images), CHUNK):
+            chunk = quantize(images[start:start + CHUNK], self.input)
+            began = time.perf_counter()
+            result = attempt(self.path, self.arena, images=chunk, timeout_s=TRY_TIMEOUT_S + 10.0 * len(chunk))
+            if not result.ok:
+                raise ModelFileError(f"TFLM could not run {self.path.name}: {result.message}")
+            self.seconds += time.perf_counter() - began
+            self.images += len(chunk)
+            outputs.append(dequantize(result.outputs, self.output))
         return np.concatenate(outputs) if outputs else np.zeros((0, int(self.output["shape"][-1])), np.float32)

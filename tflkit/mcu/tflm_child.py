@@ -1,90 +1,77 @@
-"""`python -m tflkit.mcu.tflm_child FILE --arena N [--invoke | --search LO | --inputs X.npy --outputs Y.npy]`.
-
-The child side of tflkit.mcu.tflm (argv in, JSON lines out behind a marker, as tflkit.memprobe): TFLM is native
-code that can crash the process on a too-small arena or a malformed file, so the parent never loads it itself.
-- plain: construct the interpreter with an N-byte arena (construction allocates every tensor: TFLM allocates
-  nothing later); with --invoke, run it once on zeros.
-- --search LO: the smallest arena that allocates, searched here between LO (known to fail) and N (known to
-  work): doubling from 1 KiB, then bisection. Each size is announced before it is tried and its outcome printed
-  after, so when a size crashes the process the parent knows which one it was and goes on from there.
-- --inputs: run every image of X.npy (already in the input's dtype, one per invoke), save the outputs to Y.npy.
-TFLM's own messages go to this process's stdout and stderr; the parent reads them for the reason of a failure.
+"""The side of tflkit.mcu.tflm that runs in a child process (through tflkit.core.isolate): TFLM is native code that can
+crash its process on a too-small arena or a malformed file, so the parent never loads it itself.
+- `run`: construct the interpreter with an N-byte arena (construction allocates every tensor: TFLM allocates nothing
+  later); optionally print TFLM's own allocation report, run it once on zeros, or run every image of a batch (already
+  in the input's dtype, one per invoke) and return the outputs.
+- `search`: the smallest arena that allocates, searched between LO (known to fail) and HI (known to work): doubling
+  from 1 KiB, then bisection. Each size is sent (Trying) before it is tried and its outcome (Tried) after, so when a
+  size crashes the process the parent knows which one it was (the last message) and goes on from there.
+TFLM's own messages go to this process's stdout and stderr (C stdio); the parent reads them for the reason of a
+failure and for the allocation report.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import ctypes
+from dataclasses import dataclass
 
-MARKER = "tflkit-tflm-result: "
+import numpy as np
+
+from tflkit.core import isolate
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("model")
-    p.add_argument("--arena", type=int, required=True)
-    p.add_argument("--invoke", action="store_true")
-    p.add_argument("--search", type=int, metavar="LO")
-    p.add_argument("--inputs")
-    p.add_argument("--outputs")
-    p.add_argument("--allocations", action="store_true", help="print TFLM's own allocation report")
-    args = p.parse_args(argv)
-    from tflkit.process import die_with_parent
+@dataclass(frozen=True)
+class Outcome:
+    """One load: did TFLM allocate (and invoke), TFLM's refusal when it did not, the outputs of a batch when asked."""
 
-    die_with_parent()
-    if args.search is not None:
-        _search(args.model, args.search, args.arena)
-        return 0
+    ok: bool
+    error: str = ""
+    outputs: np.ndarray | None = None  # one row per image
+
+
+@dataclass(frozen=True)
+class Trying:
+    arena: int
+
+
+@dataclass(frozen=True)
+class Tried:
+    arena: int
+    ok: bool
+
+
+def run(path: str, arena: int, invoke: bool = False, allocations: bool = False,
+        images: np.ndarray | None = None) -> Outcome:
     try:
-        interpreter = _load(args.model, args.arena)
-        if args.allocations:
+        interpreter = _load(path, arena)
+        if allocations:
             interpreter.print_allocations()
-        if args.inputs:
-            _run_images(interpreter, args.inputs, args.outputs)
-        elif args.invoke:
-            import numpy as np
-
+            _flush_c_stdio()  # the report survives a crash in the invoke that follows
+        outputs = None
+        if images is not None:
+            outputs = _run_images(interpreter, images)
+        elif invoke:
             detail = interpreter.get_input_details(0)
             interpreter.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
             interpreter.invoke()
     except (RuntimeError, ValueError) as exc:
-        _result({"ok": False, "error": str(exc).strip()})
-        return 0
+        return Outcome(False, str(exc).strip())
     except Exception as exc:  # noqa: BLE001  (the Python side reading a damaged flatbuffer: struct.error, ...)
-        _result({"ok": False, "error": f"not a model TFLite Micro can read ({type(exc).__name__}: "
-                                       f"{str(exc).strip()[:160]})"})
-        return 0
-    _result({"ok": True})
-    return 0
+        return Outcome(False, f"not a model TFLite Micro can read ({type(exc).__name__}: {str(exc).strip()[:160]})")
+    finally:
+        _flush_c_stdio()
+    return Outcome(True, outputs=outputs)
 
 
-def _load(model: str, arena: int):
-    from tflite_micro.python.tflite_micro import runtime
-
-    return runtime.Interpreter.from_file(model, arena_size=arena)
-
-
-def _run_images(interpreter, inputs: str, outputs: str) -> None:
-    import numpy as np
-
-    results = []
-    for image in np.load(inputs):
-        interpreter.set_input(image[None], 0)
-        interpreter.invoke()
-        results.append(np.array(interpreter.get_output(0)).reshape(-1))
-    np.save(outputs, np.stack(results))
-
-
-def _search(model: str, lo: int, hi: int) -> None:
+def search(path: str, lo: int, hi: int) -> None:
     def works(size: int) -> bool:
-        _result({"trying": size})
+        isolate.send(Trying(size))
         try:
-            _load(model, size)
+            _load(path, size)
             ok = True
         except (RuntimeError, ValueError):
             ok = False
-        _result({"arena": size, "ok": ok})
+        isolate.send(Tried(size, ok))
         return ok
 
     size = max(1024, 2 * lo)
@@ -101,11 +88,24 @@ def _search(model: str, lo: int, hi: int) -> None:
             lo = mid
 
 
-def _result(record: dict) -> None:
-    # TFLM prints through C stdio into the same pipe; the parent finds this line by its marker, wherever it lands.
-    sys.stdout.write(f"\n{MARKER}{json.dumps(record)}\n")
-    sys.stdout.flush()
+def _load(model: str, arena: int):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_file(model, arena_size=arena)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _run_images(interpreter, images: np.ndarray) -> np.ndarray:
+    results = []
+    for image in images:
+        interpreter.set_input(image[None], 0)
+        interpreter.invoke()
+        results.append(np.array(interpreter.get_output(0)).reshape(-1))
+    return np.stack(results)
+
+
+def _flush_c_stdio() -> None:
+    """TFLM prints through C stdio, block-buffered into a file: flush it, as the process's exit would."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass

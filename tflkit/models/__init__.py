@@ -7,4 +7,5 @@ from tflkit.models.registry import (  # noqa: F401
     get_spec,
     list_models,
     register_model,
+    train_config,
 )

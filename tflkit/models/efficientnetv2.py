@@ -45,9 +45,9 @@ def _mbconv(x, expand, kernel, stride, out, keras, name):
     return conv_bn_act(x, out, 1, 1, None, keras, f"{name}_project", **_BN)
 
 
-def build_efficientnetv2(stages, stem_channels, head_channels, *, num_classes, input_size, small_input, keras,
+def build_efficientnetv2(stages, stem_channels, head_channels, *, num_classes, image_size, small_input, keras,
                          dropout=0.2, stochastic_depth=0.2, name="efficientnetv2"):
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
     x = conv_bn_act(x, stem_channels, 3, 1 if small_input else 2, "swish", keras, "stem", **_BN)
     total_blocks = sum(stage[-1] for stage in stages)
@@ -81,23 +81,23 @@ def build_efficientnetv2(stages, stem_channels, head_channels, *, num_classes, i
     # 20 M parameters: at tflkit's defaults 156 steps left it at chance (so did keras.applications' EfficientNetV2S);
     # a one-epoch warm-up and lr 1e-3 learn (35.79% on CIFAR-10 after 8 epochs, benchmarks/studies/cifar10_cpu).
     train_defaults={"lr": 1e-3, "warmup_epochs": 1.0},
-    default_input_size=384,
+    default_image_size=384,
     reference="torchvision efficientnet_v2_s (same trainable parameters as keras.applications EfficientNetV2S)",
     reference_params=21_458_488,
     reference_macs=8_366_000_000,
     small_input_note=_SMALL_INPUT_NOTE,
 )
-def efficientnetv2_s(*, num_classes, input_size, small_input, keras):
-    return build_efficientnetv2(_V2_S, 24, 1280, num_classes=num_classes, input_size=input_size,
+def efficientnetv2_s(*, num_classes, image_size, small_input, keras):
+    return build_efficientnetv2(_V2_S, 24, 1280, num_classes=num_classes, image_size=image_size,
                                 small_input=small_input, keras=keras, name="efficientnetv2_s")
 
 
 @register_model(
-    "efficientnetv2", default_input_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE,
+    "efficientnetv2", default_image_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE,
     test_variant=True,
 )
-def test_efficientnetv2(*, num_classes, input_size, small_input, keras):
+def test_efficientnetv2(*, num_classes, image_size, small_input, keras):
     """One stage of each block kind: plain fused, expanding fused (strided), MBConv with SE and a residual."""
     stages = (("fused", 1, 3, 1, 8, 1), ("fused", 4, 3, 2, 16, 1), ("mb", 4, 3, 2, 16, 2))
-    return build_efficientnetv2(stages, 8, 32, num_classes=num_classes, input_size=input_size,
+    return build_efficientnetv2(stages, 8, 32, num_classes=num_classes, image_size=image_size,
                                 small_input=small_input, keras=keras, name="test_efficientnetv2")

@@ -92,6 +92,27 @@ def conv_bn_act(x, filters, kernel_size, stride, act, keras, name, bn_eps=1e-5, 
     return activation(x, act, keras, f"{name}_{act}")
 
 
+def pooled_stem(x, filters, kernel_size, small_input, keras, bn_eps=1e-5, bn_momentum=0.9):
+    """torchvision's ResNet / ShuffleNetV2 stem: conv-BN-ReLU at stride 2, then a 3x3 stride-2 max-pool; the CIFAR
+    layout (`small_input`) is one 3x3 stride-1 conv-BN-ReLU and no pool."""
+    if small_input:
+        return conv_bn_act(x, filters, 3, 1, "relu", keras, "stem", bn_eps, bn_momentum)
+    x = conv_bn_act(x, filters, kernel_size, 2, "relu", keras, "stem", bn_eps, bn_momentum)
+    # PyTorch pads max-pool with -inf; after a ReLU zeros are equivalent.
+    x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+
+
+def hard_swish_head(x, hidden, dropout, num_classes, keras, names=("head_fc", "head_hard_swish", "head_dropout")):
+    """MobileNetV3's classifier: global average pool, a hidden Dense with hard-swish, dropout, the logits. `names`:
+    the hidden Dense's, its activation's and the dropout's (torchvision's layout and TF-slim's name them apart)."""
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(hidden, name=names[0])(x)
+    x = activation(x, "hard_swish", keras, names[1])
+    x = keras.layers.Dropout(dropout, name=names[2])(x)
+    return keras.layers.Dense(num_classes, name="logits")(x)
+
+
 def dwconv_bn_act(x, kernel_size, stride, act, keras, name, bn_eps=1e-5, bn_momentum=0.9):
     x, padding = pad_for_stride(x, kernel_size, stride, keras, name)
     x = keras.layers.DepthwiseConv2D(

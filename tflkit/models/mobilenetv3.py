@@ -6,14 +6,14 @@ torchvision: 2,542,856 parameters and 0.057 GMACs at 224x224 with 1000 classes.
 from __future__ import annotations
 
 from tflkit.models.layers import (
-    activation,
     conv_bn_act,
     dwconv_bn_act,
+    hard_swish_head,
     make_divisible,
     normalize,
     squeeze_excite,
 )
-from tflkit.models.registry import register_model
+from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 # torchvision uses BatchNorm(eps=0.001, momentum=0.01); Keras' momentum is PyTorch's complement.
 _BN = dict(bn_eps=1e-3, bn_momentum=0.99)
@@ -50,11 +50,9 @@ def _inverted_residual(x, kernel, expanded, out, use_se, act, stride, keras, nam
     return x
 
 
-def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, num_classes, input_size, small_input,
+def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, num_classes, image_size, small_input,
                       keras, width=1.0, dropout=0.2, name="mobilenetv3"):
-    from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
-
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
     stem_stride = 1 if small_input else 2
     x = conv_bn_act(x, make_divisible(stem_channels * width), 3, stem_stride, "hard_swish", keras, "stem", **_BN)
@@ -66,58 +64,39 @@ def build_mobilenetv3(blocks, stem_channels, last_channels, head_channels, *, nu
             f"block{i}",
         )
     x = conv_bn_act(x, make_divisible(last_channels * width), 1, 1, "hard_swish", keras, "last", **_BN)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dense(head_channels, name="head_fc")(x)
-    x = activation(x, "hard_swish", keras, "head_hard_swish")
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, hard_swish_head(x, head_channels, dropout, num_classes, keras), name=name)
+
+
+def _small(width: float, name: str):
+    """The entry point of MobileNetV3-Small at `width` (registered under `name`)."""
+
+    def build(*, num_classes, image_size, small_input, keras):
+        return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, image_size=image_size,
+                                 small_input=small_input, keras=keras, width=width, name=name)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+# MobileNetV3-Small at the widths timm publishes, all in torchvision's layout (1.0 is torchvision's own model).
+for _width, _reference, _figures in (
+    (1.0, "torchvision mobilenet_v3_small", {"reference_params": 2_542_856, "reference_macs": 56_522_000}),
+    (0.5, "timm mobilenetv3_small_050 (torchvision layout at width 0.5)", {}),
+    (0.75, "timm mobilenetv3_small_075 (torchvision layout at width 0.75)", {}),
+):
+    register_model("mobilenetv3", default_image_size=224, reference=_reference, small_input_note=_SMALL_INPUT_NOTE,
+                   **_figures)(_small(_width, f"mobilenetv3_small_{round(100 * _width):03d}"))
 
 
 @register_model(
     "mobilenetv3",
-    default_input_size=224,
-    reference="torchvision mobilenet_v3_small",
-    reference_params=2_542_856,
-    reference_macs=56_522_000,
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def mobilenetv3_small_100(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
-                             small_input=small_input, keras=keras, name="mobilenetv3_small_100")
-
-
-@register_model(
-    "mobilenetv3",
-    default_input_size=224,
-    reference="timm mobilenetv3_small_050 (torchvision layout at width 0.5)",
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def mobilenetv3_small_050(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
-                             small_input=small_input, keras=keras, width=0.5, name="mobilenetv3_small_050")
-
-
-@register_model(
-    "mobilenetv3",
-    default_input_size=224,
-    reference="timm mobilenetv3_small_075 (torchvision layout at width 0.75)",
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def mobilenetv3_small_075(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3(_SMALL_BLOCKS, 16, 576, 1024, num_classes=num_classes, input_size=input_size,
-                             small_input=small_input, keras=keras, width=0.75, name="mobilenetv3_small_075")
-
-
-@register_model(
-    "mobilenetv3",
-    default_input_size=32,
+    default_image_size=32,
     default_num_classes=10,
     small_input_note=_SMALL_INPUT_NOTE,
     test_variant=True,
 )
-def test_mobilenetv3(*, num_classes, input_size, small_input, keras):
+def test_mobilenetv3(*, num_classes, image_size, small_input, keras):
     """A quarter-width, four-block MobileNetV3 for fast tests: same block types, tiny shapes."""
     blocks = (_SMALL_BLOCKS[0], _SMALL_BLOCKS[1], _SMALL_BLOCKS[3], _SMALL_BLOCKS[4])
-    return build_mobilenetv3(blocks, 16, 576, 64, num_classes=num_classes, input_size=input_size,
+    return build_mobilenetv3(blocks, 16, 576, 64, num_classes=num_classes, image_size=image_size,
                              small_input=small_input, keras=keras, width=0.25, name="test_mobilenetv3")

@@ -14,7 +14,7 @@ count as torchvision's.
 
 from __future__ import annotations
 
-from tflkit.models.layers import activation, make_divisible, normalize
+from tflkit.models.layers import activation, hard_swish_head, make_divisible, normalize
 from tflkit.models.mobilenetv3 import _SMALL_BLOCKS, _SMALL_INPUT_NOTE
 from tflkit.models.registry import Normalization, register_model
 
@@ -62,9 +62,9 @@ def _block(x, kernel, expanded, out, use_se, act, stride, keras, block_id):
     return x
 
 
-def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras, width=1.0, dropout=0.2,
+def build_mobilenetv3_tf(blocks, *, num_classes, image_size, small_input, keras, width=1.0, dropout=0.2,
                          name="mobilenetv3_small_100_tf"):
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, INCEPTION.mean, INCEPTION.std, keras)
     x = keras.layers.Conv2D(16, 3, strides=1 if small_input else 2, padding="same", use_bias=False, name="conv")(x)
     x = activation(_bn(x, keras, "conv_bn"), "hard_swish", keras, "conv_hard_swish")
@@ -74,17 +74,14 @@ def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras,
                    keras, i)
     x = keras.layers.Conv2D(make_divisible(x.shape[-1] * 6), 1, use_bias=False, name="conv_1")(x)
     x = activation(_bn(x, keras, "conv_1_bn"), "hard_swish", keras, "conv_1_hard_swish")
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dense(1024, name="conv_2")(x)  # keras.applications: a 1x1 Conv2D on the pooled map
-    x = activation(x, "hard_swish", keras, "conv_2_hard_swish")
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    # keras.applications' conv_2 is a 1x1 Conv2D on the pooled map: the same function as this Dense
+    outputs = hard_swish_head(x, 1024, dropout, num_classes, keras, names=("conv_2", "conv_2_hard_swish", "dropout"))
     return keras.Model(inputs, outputs, name=name)
 
 
 @register_model(
     "mobilenetv3",
-    default_input_size=224,
+    default_image_size=224,
     normalization=INCEPTION,
     pretrained_normalization=TF_SLIM_UINT8,
     reference="keras.applications MobileNetV3Small (TF-slim layout; weights from the TF-slim .tflite)",
@@ -92,7 +89,7 @@ def build_mobilenetv3_tf(blocks, *, num_classes, input_size, small_input, keras,
     reference_macs=56_522_000,
     small_input_note=_SMALL_INPUT_NOTE,
 )
-def mobilenetv3_small_100_tf(*, num_classes, input_size, small_input, keras):
-    return build_mobilenetv3_tf(_SMALL_BLOCKS, num_classes=num_classes, input_size=input_size,
+def mobilenetv3_small_100_tf(*, num_classes, image_size, small_input, keras):
+    return build_mobilenetv3_tf(_SMALL_BLOCKS, num_classes=num_classes, image_size=image_size,
                                 small_input=small_input, keras=keras)
 

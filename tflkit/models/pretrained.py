@@ -1,5 +1,6 @@
 """Where each registry model's published ImageNet weights live, and how their files are checked (timm's
-`pretrained_cfg`, one table). `ModelSpec.pretrained_source` reads it; tflkit/transfer.py downloads and verifies.
+`pretrained_cfg`, one table). `ModelSpec.pretrained_source` reads it; tflkit/training/transfer.py downloads and
+verifies.
 
 Checksums, by what the publisher gives:
   sha256          the full digest, where known

@@ -1,6 +1,6 @@
 """The model registry: one small entry point per variant, one typed spec per model (timm style).
 
-An entry point is a function `fn(*, num_classes, input_size, small_input, keras) -> Model` decorated with
+An entry point is a function `fn(*, num_classes, image_size, small_input, keras) -> Model` decorated with
 `@register_model(...)`; the decorator records what a user needs to deploy it (input size, pixel contract) and what
 it must match (the reference parameter count and MACs).
 """
@@ -11,7 +11,9 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tflkit.errors import unknown_choice
+from tflkit.core.config import from_dict
+from tflkit.core.errors import UsageError, unknown_choice
+from tflkit.core.trainconfig import TrainConfig
 
 # Every model takes raw 0..255 RGB pixels and normalizes as its first layer, so a deployed .tflite eats camera
 # pixels directly. These are the ImageNet statistics in that 0..255 scale.
@@ -36,18 +38,18 @@ class ModelSpec:
     name: str
     family: str
     builder: Callable
-    default_input_size: int = 224
+    default_image_size: int = 224
     default_num_classes: int = 1000
     normalization: Normalization = IMAGENET  # what the built model's first layer does
     # What loading the published ImageNet weights (--pretrained imagenet) sets that layer to, when those weights
     # were trained with other statistics (SqueezeNet 1.1's Caffe weights: mean only, no scaling).
     pretrained_normalization: Normalization | None = None
     reference: str = "torchvision"  # whose layer-for-layer definition this matches
-    reference_params: int | None = None  # at default_input_size with default_num_classes
+    reference_params: int | None = None  # at default_image_size with default_num_classes
     reference_macs: int | None = None
     small_input_note: str = ""  # what --small-input changes, for the docs and `tflkit models`
     # Training settings this architecture needs to learn in a short run (as timm keeps a per-model config): laid
-    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.training.TrainConfig.for_model).
+    # over tflkit's TrainConfig defaults, under any setting a user gives (tflkit.models.train_config).
     train_defaults: dict = field(default_factory=dict)
     test_variant: bool = False  # tiny shapes for fast tests, not a real architecture
 
@@ -69,7 +71,7 @@ class ModelSpec:
     @property
     def pretrained_source(self):
         """The published ImageNet weights (URL, checksum, format) behind --pretrained imagenet, or None."""
-        from tflkit.models.pretrained import IMAGENET_SOURCES
+        from tflkit.models.pretrained import IMAGENET_SOURCES  # a cycle: its table names the registry's models
 
         return IMAGENET_SOURCES.get(self.name)
 
@@ -109,7 +111,7 @@ def get_spec(name: str) -> ModelSpec:
 def create_model(
     name: str,
     num_classes: int | None = None,
-    input_size: int | None = None,
+    image_size: int | None = None,
     small_input: bool = False,
     keras_module=None,
 ):
@@ -117,14 +119,12 @@ def create_model(
     spec = get_spec(name)
     if keras_module is None:
         import keras as keras_module
-    input_size = input_size or spec.default_input_size
-    if input_size < 32:
-        from tflkit.errors import UsageError
-
-        raise UsageError(f"input size {input_size} is too small; models take 32x32 and up")
+    image_size = image_size or spec.default_image_size
+    if image_size < 32:
+        raise UsageError(f"input size {image_size} is too small; models take 32x32 and up")
     return spec.builder(
         num_classes=num_classes or spec.default_num_classes,
-        input_size=input_size,
+        image_size=image_size,
         small_input=small_input,
         keras=keras_module,
     )
@@ -138,8 +138,14 @@ def count_params(model) -> int:
 
 
 def _load_entry_points() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from tflkit.models import (
+    from tflkit.models import (  # a cycle: the family modules import this one, and importing them registers them
         families,  # noqa: F401
         mobilenetv3_tf,  # noqa: F401  (TF-slim / keras.applications layout)
     )
+
+
+def train_config(model: str, source: str = "settings", **settings) -> TrainConfig:
+    """The config of a run of `model`: tflkit's defaults, then the architecture's training defaults
+    (ModelSpec.train_defaults, e.g. SqueezeNet's lower lr and warm-up), then `settings`, which always win.
+    What `tflkit train`, a study's cells, a search and the demo all build their runs with."""
+    return from_dict(TrainConfig, {**get_spec(model).train_defaults, **settings, "model": model}, source=source)

@@ -5,7 +5,7 @@ torchvision resnet18: 11,689,512 parameters and 1.814 GMACs at 224x224 with 1000
 
 from __future__ import annotations
 
-from tflkit.models.layers import conv_bn_act, normalize
+from tflkit.models.layers import conv_bn_act, normalize, pooled_stem
 from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 # torchvision BatchNorm2d defaults: eps 1e-5, momentum 0.1 (Keras' momentum is PyTorch's complement).
@@ -24,18 +24,12 @@ def _basic_block(x, filters, stride, keras, name):
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
-def build_resnet(depths, widths, *, num_classes, input_size, small_input, keras, name="resnet"):
+def build_resnet(depths, widths, *, num_classes, image_size, small_input, keras, name="resnet"):
     if len(depths) != len(widths):
         raise ValueError(f"depths {depths!r} and widths {widths!r} must have the same length")
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
-    if small_input:
-        x = conv_bn_act(x, widths[0], 3, 1, "relu", keras, "stem", **_BN)
-    else:
-        x = conv_bn_act(x, widths[0], 7, 2, "relu", keras, "stem", **_BN)
-        # PyTorch pads max-pool with -inf; after a ReLU zeros are equivalent.
-        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    x = pooled_stem(x, widths[0], 7, small_input, keras, **_BN)
     for s, (depth, filters) in enumerate(zip(depths, widths)):
         for b in range(depth):
             stride = 2 if s > 0 and b == 0 else 1
@@ -52,15 +46,15 @@ def build_resnet(depths, widths, *, num_classes, input_size, small_input, keras,
     reference_macs=1_814_000_000,
     small_input_note=_SMALL_INPUT_NOTE,
 )
-def resnet18(*, num_classes, input_size, small_input, keras):
-    return build_resnet((2, 2, 2, 2), (64, 128, 256, 512), num_classes=num_classes, input_size=input_size,
+def resnet18(*, num_classes, image_size, small_input, keras):
+    return build_resnet((2, 2, 2, 2), (64, 128, 256, 512), num_classes=num_classes, image_size=image_size,
                         small_input=small_input, keras=keras, name="resnet18")
 
 
 @register_model(
-    "resnet", default_input_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE, test_variant=True
+    "resnet", default_image_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE, test_variant=True
 )
-def test_resnet(*, num_classes, input_size, small_input, keras):
+def test_resnet(*, num_classes, image_size, small_input, keras):
     """Two narrow stages of one basic block each: a stride-1 block and a downsampling one."""
-    return build_resnet((1, 1), (8, 16), num_classes=num_classes, input_size=input_size, small_input=small_input,
+    return build_resnet((1, 1), (8, 16), num_classes=num_classes, image_size=image_size, small_input=small_input,
                         keras=keras, name="test_resnet")

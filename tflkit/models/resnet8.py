@@ -61,12 +61,12 @@ def _stack(x, filters, stride, keras, name):
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def build_resnet_eembc(widths, *, num_classes, input_size, keras, name="resnet8"):
+def build_resnet_eembc(widths, *, num_classes, image_size, keras, name="resnet8"):
     """The reference's stem (3x3 conv, `widths[0]` filters) and one stack per width, each after the first at
     stride 2 (their `conv_filters` argument is widths[0], doubled per stack)."""
     if not widths:
         raise ValueError(f"widths must name at least one stack, got {widths!r}")
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, RAW_PIXELS.mean, RAW_PIXELS.std, keras)
     x = _conv(x, widths[0], 3, 1, keras, "stem_conv")
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
@@ -82,7 +82,7 @@ def build_resnet_eembc(widths, *, num_classes, input_size, keras, name="resnet8"
 
 @register_model(
     "resnet8",
-    default_input_size=32,
+    default_image_size=32,
     default_num_classes=10,
     normalization=RAW_PIXELS,
     reference="MLPerf Tiny resnet_v1_eembc (mlcommons/tiny, Keras; 16 filters)",
@@ -91,5 +91,5 @@ def build_resnet_eembc(widths, *, num_classes, input_size, keras, name="resnet8"
     small_input_note=_SMALL_INPUT_NOTE,
     train_defaults=MLPERF_TINY_RECIPE,
 )
-def resnet8(*, num_classes, input_size, small_input, keras):
-    return build_resnet_eembc((16, 32, 64), num_classes=num_classes, input_size=input_size, keras=keras)
+def resnet8(*, num_classes, image_size, small_input, keras):
+    return build_resnet_eembc((16, 32, 64), num_classes=num_classes, image_size=image_size, keras=keras)

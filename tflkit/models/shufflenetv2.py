@@ -8,7 +8,7 @@ converter see plain layers: split = view channels as (2, C/2) and crop one half;
 
 from __future__ import annotations
 
-from tflkit.models.layers import conv_bn_act, dwconv_bn_act, normalize
+from tflkit.models.layers import conv_bn_act, dwconv_bn_act, normalize, pooled_stem
 from tflkit.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 _BN = dict(bn_eps=1e-5, bn_momentum=0.9)
@@ -51,21 +51,15 @@ def _inverted_residual(x, out_channels, stride, keras, name):
     return _channel_shuffle(x, keras, name)
 
 
-def build_shufflenetv2(depths, widths, *, num_classes, input_size, small_input, keras, name="shufflenetv2"):
+def build_shufflenetv2(depths, widths, *, num_classes, image_size, small_input, keras, name="shufflenetv2"):
     """widths: stem, one per stage, and the last 1x1 conv (torchvision's stages_out_channels)."""
     if len(widths) != len(depths) + 2:
         raise ValueError(f"widths {widths!r} must have len(depths) + 2 = {len(depths) + 2} entries")
     if any(w % 2 for w in widths[1:-1]):
         raise ValueError(f"stage widths must be even to split in two, got {widths[1:-1]!r}")
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
-    if small_input:
-        x = conv_bn_act(x, widths[0], 3, 1, "relu", keras, "stem", **_BN)
-    else:
-        x = conv_bn_act(x, widths[0], 3, 2, "relu", keras, "stem", **_BN)
-        # PyTorch pads max-pool with -inf; after a ReLU zeros are equivalent.
-        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    x = pooled_stem(x, widths[0], 3, small_input, keras, **_BN)
     for s, (depth, channels) in enumerate(zip(depths, widths[1:-1])):
         for b in range(depth):
             x = _inverted_residual(x, channels, 2 if b == 0 else 1, keras, f"stage{s + 2}_{b}")
@@ -75,8 +69,8 @@ def build_shufflenetv2(depths, widths, *, num_classes, input_size, small_input, 
     return keras.Model(inputs, outputs, name=name)
 
 
-def _entry(name, widths, *, num_classes, input_size, small_input, keras):
-    return build_shufflenetv2(_DEPTHS, widths, num_classes=num_classes, input_size=input_size,
+def _entry(name, widths, *, num_classes, image_size, small_input, keras):
+    return build_shufflenetv2(_DEPTHS, widths, num_classes=num_classes, image_size=image_size,
                               small_input=small_input, keras=keras, name=name)
 
 
@@ -106,10 +100,10 @@ def shufflenetv2_x2_0(**kw):
 
 
 @register_model(
-    "shufflenetv2", default_input_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE,
+    "shufflenetv2", default_image_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE,
     test_variant=True,
 )
-def test_shufflenetv2(*, num_classes, input_size, small_input, keras):
+def test_shufflenetv2(*, num_classes, image_size, small_input, keras):
     """Two stages of two blocks (one downsampling, one split-and-shuffle), eight and sixteen channels."""
-    return build_shufflenetv2((2, 2), (8, 8, 16, 32), num_classes=num_classes, input_size=input_size,
+    return build_shufflenetv2((2, 2), (8, 8, 16, 32), num_classes=num_classes, image_size=image_size,
                               small_input=small_input, keras=keras, name="test_shufflenetv2")

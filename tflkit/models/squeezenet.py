@@ -63,8 +63,8 @@ def _ceil_max_pool(x, keras, name):
     return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
 
 
-def build_squeezenet(config, *, num_classes, input_size, small_input, keras, dropout=0.5, name="squeezenet"):
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
+def build_squeezenet(config, *, num_classes, image_size, small_input, keras, dropout=0.5, name="squeezenet"):
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = normalize(inputs, IMAGENET_MEAN, IMAGENET_STD, keras)
     filters, kernel = config["stem"]
     if small_input:
@@ -93,39 +93,32 @@ def build_squeezenet(config, *, num_classes, input_size, small_input, keras, dro
 SHORT_RUN = {"lr": 5e-4, "warmup_epochs": 0.5}
 
 
-@register_model(
-    "squeezenet",
-    train_defaults=SHORT_RUN,
-    reference="torchvision squeezenet1_0",
-    reference_params=1_248_424,
-    reference_macs=819_000_000,
-    small_input_note=_SMALL_INPUT_NOTE,
-)
-def squeezenet1_0(*, num_classes, input_size, small_input, keras):
-    return build_squeezenet(_V1_0, num_classes=num_classes, input_size=input_size, small_input=small_input,
-                            keras=keras, name="squeezenet1_0")
+def _entry(config, name: str):
+    """The registry entry point of SqueezeNet `config` (_V1_0 or _V1_1), registered under `name`."""
+
+    def build(*, num_classes, image_size, small_input, keras):
+        return build_squeezenet(config, num_classes=num_classes, image_size=image_size, small_input=small_input,
+                                keras=keras, name=name)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+# torchvision's two SqueezeNets; 1.1's ImageNet weights here are the Caffe port's (mean-subtracted pixels)
+for _name, _config, _params, _macs, _extra in (
+    ("squeezenet1_0", _V1_0, 1_248_424, 819_000_000, {}),
+    ("squeezenet1_1", _V1_1, 1_235_496, 349_000_000, {"pretrained_normalization": CAFFE}),
+):
+    register_model("squeezenet", train_defaults=SHORT_RUN, reference=f"torchvision {_name}", reference_params=_params,
+                   reference_macs=_macs, small_input_note=_SMALL_INPUT_NOTE, **_extra)(_entry(_config, _name))
 
 
 @register_model(
-    "squeezenet",
-    train_defaults=SHORT_RUN,
-    reference="torchvision squeezenet1_1",
-    reference_params=1_235_496,
-    reference_macs=349_000_000,
-    small_input_note=_SMALL_INPUT_NOTE,
-    pretrained_normalization=CAFFE,
-)
-def squeezenet1_1(*, num_classes, input_size, small_input, keras):
-    return build_squeezenet(_V1_1, num_classes=num_classes, input_size=input_size, small_input=small_input,
-                            keras=keras, name="squeezenet1_1")
-
-
-@register_model(
-    "squeezenet", default_input_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE,
+    "squeezenet", default_image_size=32, default_num_classes=10, small_input_note=_SMALL_INPUT_NOTE,
     test_variant=True,
 )
-def test_squeezenet(*, num_classes, input_size, small_input, keras):
+def test_squeezenet(*, num_classes, image_size, small_input, keras):
     """Version 1.1's layout with three narrow fire modules and both pool kinds (plain and ceil-padded)."""
     config = dict(stem=(8, 3), body=("pool", (4, 8), "pool", (4, 8), (8, 16)))
-    return build_squeezenet(config, num_classes=num_classes, input_size=input_size, small_input=small_input,
+    return build_squeezenet(config, num_classes=num_classes, image_size=image_size, small_input=small_input,
                             keras=keras, name="test_squeezenet")

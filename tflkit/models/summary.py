@@ -3,7 +3,7 @@
 Both figures come from the Keras layers, without converting anything: the model is built inside a
 `keras.StatelessScope` (shapes only, its variables never initialized: half the build time), parameters are its
 trainable weights' sizes and MACs are summed over the conv, depthwise, separable and dense layers from their output
-shapes and kernel sizes (the same convention as tflkit/tflite_macs.py counts from a .tflite, which the tests
+shapes and kernel sizes (the same convention as tflkit/tflite/macs.py counts from a .tflite, which the tests
 cross-check). All registered models take about 7 s on 2 cores (3.4 s of it importing Keras), so rows are cached,
 keyed by name, input size, classes and a hash of the model code, and reused until the architecture's source changes:
 in ~/.cache/tflkit/model_summary.json, and in `shipped_summary.json` beside this file, which the package carries for
@@ -19,21 +19,20 @@ import json
 import math
 from pathlib import Path
 
+from tflkit.core.fileio import atomic_write_text, cache_dir
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.models import layers, registry
 from tflkit.models.registry import count_params, create_model, get_spec, list_models
 
 SHIPPED = Path(__file__).with_name("shipped_summary.json")
 
 
 def default_cache_path() -> Path:
-    from tflkit.fileio import cache_dir
-
     return cache_dir() / "model_summary.json"
 
 
 def describe_models(include_test: bool = False, compute_macs: bool = False, cache_path=None, names=None) -> list[dict]:
     """Rows for every registered model (or `names`). `macs` is None unless cached or `compute_macs` is set."""
-    from tflkit.fileio import atomic_write_text
-
     cache_path = Path(cache_path) if cache_path else default_cache_path()
     cache = _read_cache(cache_path)
     shipped = _read_cache(SHIPPED)
@@ -52,7 +51,7 @@ def describe_models(include_test: bool = False, compute_macs: bool = False, cach
             "family": spec.family,
             "params": entry["params"],
             "macs": entry.get("macs"),
-            "input_size": spec.default_input_size,
+            "image_size": spec.default_image_size,
             "num_classes": spec.default_num_classes,
             "reference": spec.reference,
             "reference_params": spec.reference_params,
@@ -66,8 +65,6 @@ def describe_models(include_test: bool = False, compute_macs: bool = False, cach
 
 
 def _measure(name, compute_macs, entry):
-    from tflkit.tfenv import quiet_tensorflow
-
     quiet_tensorflow()
     import keras
 
@@ -83,7 +80,7 @@ def _measure(name, compute_macs, entry):
 def keras_macs(model) -> int:
     """Multiply-accumulates of one inference (batch 1) over conv, depthwise, separable conv and dense layers, from
     each call's output shape and the layer's kernel shape. Nested models are walked; element-wise work is not
-    counted (as tflkit/tflite_macs.py leaves it out of `macs`)."""
+    counted (as tflkit/tflite/macs.py leaves it out of `macs`)."""
     return sum(_layer_macs(layer, shape) for layer, shape in _calls(model))
 
 
@@ -120,12 +117,11 @@ def _cache_key(name) -> str:
     spec = get_spec(name)
     import sys
 
-    from tflkit.models import layers, registry
 
     modules = (inspect.getmodule(spec.builder), layers, registry, sys.modules[__name__])
     source = "".join(inspect.getsource(m) for m in modules)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    return f"{name}@{spec.default_input_size}x{spec.default_num_classes}@{digest}"
+    return f"{name}@{spec.default_image_size}x{spec.default_num_classes}@{digest}"
 
 
 def _read_cache(path: Path) -> dict:
@@ -137,8 +133,6 @@ def _read_cache(path: Path) -> dict:
 
 def write_shipped(path: Path = SHIPPED) -> dict:
     """Measure every registered model (MACs included) and write the rows the package carries."""
-    from tflkit.fileio import atomic_write_text
-
     rows = {_cache_key(name): _measure(name, True, None) for name in list_models(include_test=True)}
     atomic_write_text(path, json.dumps(rows, indent=1, sort_keys=True) + "\n")
     return rows

@@ -12,7 +12,7 @@ undetermined, naming the missing one. A model whose fp32 top-1 is at chance (tfl
 learn at the study's budget: its accuracy is treated as not measured (its latency and size still count), so an
 accuracy claim that needs it is undetermined, not decided by a training failure.
 
-Accuracy is compared with its uncertainty (tflkit.uncertainty): one model is more accurate than another only when
+Accuracy is compared with its uncertainty (tflkit.core.uncertainty): one model is more accurate than another only when
 the 95% interval of their top-1 difference (binomial on the test split, plus the seeds' spread where a cell has
 several) excludes zero and the model it puts below had stopped improving (a model still climbing could overtake).
 Anything less makes the comparison, and a claim that needs it, undetermined with the reason. Latency and size are
@@ -21,7 +21,7 @@ compared as measured (medians of many runs; sizes exact).
 
 from __future__ import annotations
 
-from tflkit.uncertainty import Measured, compare, difference_interval
+from tflkit.core.uncertainty import Measured, compare, difference_interval
 
 EFFICIENTNET = ("efficientnetv2_s",)
 MOBILENET = ("mobilenetv3_small_100", "mobilenetv3_small_100_tf")
@@ -175,28 +175,21 @@ def most_accurate(rows: list[dict]) -> dict:
         unlearned = _unlearned(rows, ds)
         eff = best.get("efficientnetv2_s")
         if eff is None:
-            parts.append("undetermined")
-            evidence.append(f"{ds}: " + (f"{_named(['efficientnetv2_s'], unlearned)}." if "efficientnetv2_s"
-                                         in unlearned else "efficientnetv2_s has no fp32 top-1."))
+            _note(parts, evidence, "undetermined",
+                  f"{ds}: " + (f"{_named(['efficientnetv2_s'], unlearned)}." if "efficientnetv2_s"
+                               in unlearned else "efficientnetv2_s has no fp32 top-1."))
             continue
         outcomes = _outcomes(eff, {m: r for m, r in best.items() if m != "efficientnetv2_s"})
         better = sorted(m for m, (order, _) in outcomes.items() if order == "<")
         unsettled = [m for m, (order, _) in outcomes.items() if order == "~"]
         missing = [m for m in models if m not in best]
         if better:
-            parts.append("false")
-            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff['top1'])} is beaten by "
-                            + ", ".join(f"{m} {_pct(best[m]['top1'])}" for m in better) + ".")
-        elif unsettled:
-            parts.append("undetermined")
-            evidence.append(f"{ds}: not decided: {_reasons(outcomes, unsettled)}.")
-        elif missing:
-            parts.append("undetermined")
-            evidence.append(f"{ds}: efficientnetv2_s {_pct(eff['top1'])} is the best measured, but no fp32 top-1 for "
-                            f"{_named(missing, unlearned)}.")
-        elif not outcomes:
-            parts.append("undetermined")
-            evidence.append(f"{ds}: no other model to compare with.")
+            _note(parts, evidence, "false",
+                  f"{ds}: efficientnetv2_s {_pct(eff['top1'])} is beaten by "
+                  + ", ".join(f"{m} {_pct(best[m]['top1'])}" for m in better) + ".")
+        elif why := _undecided(outcomes, unsettled, missing, unlearned,
+                               f"efficientnetv2_s {_pct(eff['top1'])} is the best measured, but no fp32 top-1"):
+            _note(parts, evidence, "undetermined", f"{ds}: {why}")
         else:
             parts.append("true")
             runner_up = max(outcomes, key=lambda m: best[m]["top1"])
@@ -238,8 +231,7 @@ def best_balance(rows: list[dict]) -> dict:
         name = mob_acc[0]
         a, ms = acc[name], lat.get(name)
         if ms is None:
-            parts.append("undetermined")
-            evidence.append(f"{ds}: {name} has no host latency at {t} thread(s).")
+            _note(parts, evidence, "undetermined", f"{ds}: {name} has no host latency at {t} thread(s).")
             continue
         others = {m: (acc[m], lat[m]) for m in models if m not in MOBILENET and m in acc and m in lat}
         missing = [m for m in models if m not in MOBILENET and (m not in acc or m not in lat)]
@@ -255,30 +247,38 @@ def best_balance(rows: list[dict]) -> dict:
         figures[ds]["fastest_ms"] = fastest
         text = f"{ds}: {name} {_pct(a)} at {ms:.3f} ms; fastest {fastest:.3f} ms (budget {budget:.3f} ms)"
         if dominators:
-            parts.append("false")
-            evidence.append(f"{text}: dominated by {', '.join(sorted(dominators))}.")
+            _note(parts, evidence, "false", f"{text}: dominated by {', '.join(sorted(dominators))}.")
         elif ms > budget:
-            parts.append("false")
-            evidence.append(f"{text}: itself outside {BALANCE_FACTOR:g}x the fastest.")
+            _note(parts, evidence, "false", f"{text}: itself outside {BALANCE_FACTOR:g}x the fastest.")
         elif rivals:
-            parts.append("false")
-            evidence.append(f"{text}: more accurate within the budget: "
-                            + ", ".join(f"{m} {_pct(others[m][0])} at {others[m][1]:.3f} ms" for m in sorted(rivals))
-                            + ".")
-        elif unsettled:
-            parts.append("undetermined")
-            evidence.append(f"{text}: not decided: {_reasons(outcomes, unsettled)}.")
-        elif missing:
-            parts.append("undetermined")
-            evidence.append(f"{text}: holds among measured models, but no fp32 top-1 or latency for "
-                            f"{_named(missing, unlearned)}.")
-        elif not others:
-            parts.append("undetermined")
-            evidence.append(f"{text}: no other model to compare with.")
+            _note(parts, evidence, "false",
+                  f"{text}: more accurate within the budget: "
+                  + ", ".join(f"{m} {_pct(others[m][0])} at {others[m][1]:.3f} ms" for m in sorted(rivals))
+                  + ".")
+        elif why := _undecided(outcomes, unsettled, missing, unlearned,
+                               "holds among measured models, but no fp32 top-1 or latency"):
+            _note(parts, evidence, "undetermined", f"{text}: {why}")
         else:
-            parts.append("true")
-            evidence.append(f"{text}: on the Pareto front and the most accurate within the budget.")
+            _note(parts, evidence, "true", f"{text}: on the Pareto front and the most accurate within the budget.")
     return _claim(claim, criterion, _verdict(parts), evidence or ["no dataset in the study."], figures)
+
+
+def _undecided(outcomes: dict, unsettled: list, missing: list, unlearned, held: str) -> str | None:
+    """Why a comparison the claim needs is not decided, in order: a difference within its interval (or a model
+    below still climbing), a model with no figure, no other model at all; None when it can be decided."""
+    if unsettled:
+        return f"not decided: {_reasons(outcomes, unsettled)}."
+    if missing:
+        return f"{held} for {_named(missing, unlearned)}."
+    if not outcomes:
+        return "no other model to compare with."
+    return None
+
+
+def _note(parts: list, evidence: list, verdict: str, text: str) -> None:
+    """One finding: its verdict (true, false, undetermined) and the sentence that says why."""
+    parts.append(verdict)
+    evidence.append(text)
 
 
 def fastest_and_smallest(rows: list[dict]) -> dict:
@@ -295,40 +295,35 @@ def fastest_and_smallest(rows: list[dict]) -> dict:
     for ds in datasets:
         figures[ds] = {}
         if not any(r["model"] in SQUEEZENET and r["dataset"] == ds for r in _fp32(rows)):
-            parts.append("undetermined")
-            evidence.append(f"{ds}: no SqueezeNet fp32 file.")
+            _note(parts, evidence, "undetermined", f"{ds}: no SqueezeNet fp32 file.")
             continue
         checks = [(f"host_median_ms_t{t}", f"latency at {t} thread(s)", "ms") for t in threads]
         checks.append(("size_bytes", "fp32 file size", "bytes"))
         if not threads:
-            parts.append("undetermined")
-            evidence.append(f"{ds}: no host latency in the study.")
+            _note(parts, evidence, "undetermined", f"{ds}: no host latency in the study.")
         for key, what, unit in checks:
             best = _best(rows, ds, key, lowest=True)
             figures[ds][key] = {m: best.get(m) for m in models}
             squeeze = _family(best, SQUEEZENET, lowest=True)
             if squeeze is None:
-                parts.append("undetermined")
-                evidence.append(f"{ds}: SqueezeNet has no {what}.")
+                _note(parts, evidence, "undetermined", f"{ds}: SqueezeNet has no {what}.")
                 continue
             others = _others(best, SQUEEZENET)
             beaten = {m: v for m, v in others.items() if v <= squeeze[1]}
             missing = [m for m in models if m not in SQUEEZENET and m not in best]
             shown = f"{squeeze[1]:.3f} ms" if unit == "ms" else f"{squeeze[1] / 1e6:.3f} MB"
             if beaten:
-                parts.append("false")
-                evidence.append(f"{ds}: {what}: {squeeze[0]} {shown}, matched or beaten by "
-                                + ", ".join(sorted(beaten)) + ".")
+                _note(parts, evidence, "false",
+                      f"{ds}: {what}: {squeeze[0]} {shown}, matched or beaten by "
+                      + ", ".join(sorted(beaten)) + ".")
             elif missing:
-                parts.append("undetermined")
-                evidence.append(f"{ds}: {what}: {squeeze[0]} {shown} is the lowest measured; none for "
-                                f"{', '.join(missing)}.")
+                _note(parts, evidence, "undetermined",
+                      f"{ds}: {what}: {squeeze[0]} {shown} is the lowest measured; none for "
+                      f"{', '.join(missing)}.")
             elif not others:
-                parts.append("undetermined")
-                evidence.append(f"{ds}: {what}: no other model to compare with.")
+                _note(parts, evidence, "undetermined", f"{ds}: {what}: no other model to compare with.")
             else:
-                parts.append("true")
-                evidence.append(f"{ds}: {what}: {squeeze[0]} {shown} is the lowest.")
+                _note(parts, evidence, "true", f"{ds}: {what}: {squeeze[0]} {shown} is the lowest.")
     return _claim(claim, criterion, _verdict(parts), evidence or ["no dataset in the study."], figures)
 
 
@@ -371,20 +366,20 @@ def pretraining_helps(rows: list[dict]) -> dict:
     unsettled = [k for k in pairs if outcomes[k][0] == "~"]
     unpaired = sorted(m for m in models if not any(k[0] == m for k in gains))
     if losses:
-        parts.append("false")
-        evidence.append("Pretraining does not beat scratch for "
-                        + ", ".join(f"{m} on {d} ({100 * gains[(m, d)]:+.2f} pts)" for m, d in losses) + ".")
+        _note(parts, evidence, "false",
+              "Pretraining does not beat scratch for "
+              + ", ".join(f"{m} on {d} ({100 * gains[(m, d)]:+.2f} pts)" for m, d in losses) + ".")
     elif unsettled:
-        parts.append("undetermined")
-        evidence.append("Not decided: " + "; ".join(dict.fromkeys(outcomes[k][1] for k in unsettled)) + ".")
+        _note(parts, evidence, "undetermined",
+              "Not decided: " + "; ".join(dict.fromkeys(outcomes[k][1] for k in unsettled)) + ".")
     elif unpaired or not gains:
-        parts.append("undetermined")
-        evidence.append("No scratch and pretrained fp32 top-1 pair for " + (", ".join(unpaired) or "any model") + ".")
+        _note(parts, evidence, "undetermined",
+              "No scratch and pretrained fp32 top-1 pair for " + (", ".join(unpaired) or "any model") + ".")
     else:
-        parts.append("true")
-        evidence.append("Pretraining beats scratch in every pair: "
-                        + ", ".join(f"{m}/{d} {100 * g:+.2f} pts{noted((m, d))}" for (m, d), g in sorted(gains.items()))
-                        + ".")
+        _note(parts, evidence, "true",
+              "Pretraining beats scratch in every pair: "
+              + ", ".join(f"{m}/{d} {100 * g:+.2f} pts{noted((m, d))}" for (m, d), g in sorted(gains.items()))
+              + ".")
     # a pretrained cell at chance (beside a scratch one) is a pair with its pretrained side not measured
     tried = {(r["model"], r["dataset"]) for r in fp32
              if r.get("pretrained") not in (None, "", "none") and r.get("top1") is not None}
@@ -396,12 +391,12 @@ def pretraining_helps(rows: list[dict]) -> dict:
     # part 2: by most on the hardest dataset
     common = [m for m in models if all((m, d) in scratch for d in datasets)]
     if len(datasets) < 2:
-        parts.append("undetermined")
-        evidence.append("The hardest dataset needs two or more datasets; the study has "
-                        + (", ".join(datasets) or "none") + ".")
+        _note(parts, evidence, "undetermined",
+              "The hardest dataset needs two or more datasets; the study has "
+              + (", ".join(datasets) or "none") + ".")
     elif not common:
-        parts.append("undetermined")
-        evidence.append("No model was trained from scratch on every dataset, so the hardest one is not known.")
+        _note(parts, evidence, "undetermined",
+              "No model was trained from scratch on every dataset, so the hardest one is not known.")
     else:
         hardness = {d: sum(scratch[(m, d)]["top1"] for m in common) / len(common) for d in datasets}
         hardest = min(hardness, key=hardness.get)

@@ -1,7 +1,8 @@
 """Where cells run: worker processes on this machine (`local`), or Ray tasks on a cluster (`ray`).
 
-Both run the same worker (`python -m tflkit.study.worker`) and send its stage records to the driver, which
-records them; only the driver writes study.db. The Ray path needs `--out` on a path every node shares.
+Both run the same worker (tflkit.study.worker.run_cell_process, in a process of its own through
+tflkit.core.isolate) and hand its stage records to the driver as they happen, which records them; only the driver
+writes study.db. The Ray path needs `--out` on a path every node shares.
 """
 
 from __future__ import annotations
@@ -9,51 +10,51 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tflkit.errors import TflkitError, UsageError
+from tflkit.core import isolate
+from tflkit.core.errors import TflkitError, UsageError
 from tflkit.study.spec import cell_dir
-from tflkit.study.worker import NODE, PARENT, RECORD_FD, THREADS
+from tflkit.study.worker import run_cell_process
 
 
-def worker_command(out_dir, cell_id: str, done: set[str]) -> list[str]:
-    return [sys.executable, "-m", "tflkit.study.worker", "--out", str(out_dir), "--cell", cell_id,
-            "--done", ",".join(sorted(done))]
+def thread_budget(jobs: int) -> int:
+    """Each of `jobs` parallel cells' share of this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def run_worker(out_dir, cell_id: str, done: set[str], threads: int | None, on_record,
-               node: str | None = None) -> tuple[int, str]:
-    """Run one cell's worker to the end, calling `on_record` for each record as it arrives. Returns the exit
-    code and the last line of its error output. The worker's own output goes to cells/<id>/worker.log. `node`:
-    the Ray node it runs on, recorded in every stage's provenance."""
+               node: str | None = None) -> str | None:
+    """Run one cell's worker to the end, calling `on_record` for each record as it arrives. Returns None when it
+    finished, else why it did not (one line: the error it raised, or how its process died and the last error line of
+    its log). The worker's own output goes to cells/<id>/worker.log; it dies with this process. `node`: the Ray node
+    it runs on, recorded in every stage's provenance."""
     log_path = cell_dir(out_dir, cell_id) / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    env = {**os.environ, RECORD_FD: str(write_fd), PARENT: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
-    if threads:
-        env[THREADS] = str(threads)
-    if node:
-        env[NODE] = node
+    recording = []  # an error of the driver's own (study.db) stops the study; one the cell raised fails the cell
+
+    def record(value) -> None:
+        try:
+            on_record(value)
+        except BaseException as exc:
+            recording.append(exc)
+            raise
+
     with open(log_path, "a") as log_file:
         try:
-            process = subprocess.Popen(worker_command(out_dir, cell_id, done), stdout=log_file,
-                                       stderr=subprocess.STDOUT, env=env, pass_fds=(write_fd,))
-        finally:
-            os.close(write_fd)
-        with os.fdopen(read_fd) as records:
-            try:
-                for line in records:
-                    if line.strip():
-                        on_record(json.loads(line))
-            except BaseException:
-                process.kill()
+            isolate.call(run_cell_process, str(out_dir), cell_id, sorted(done), threads, node, on_message=record,
+                         stdout=log_file, stderr=log_file, env={"PYTHONUNBUFFERED": "1"})
+        except isolate.Crashed as exc:
+            error = _last_error(log_path)
+            return f"worker {isolate.describe_exit(exc.code)}" + (f": {error}" if error else "")
+        except Exception as exc:  # noqa: BLE001 - whatever the cell raised fails that cell, not the study
+            if recording:
                 raise
-        code = process.wait()
-    return code, _last_error(log_path)
+            text = (str(exc).strip().splitlines() or [""])[0]
+            return (text if isinstance(exc, TflkitError) else f"{type(exc).__name__}: {text}".rstrip(": "))[:300]
+    return None
 
 
 def _last_error(log_path: Path) -> str:
@@ -65,8 +66,6 @@ def _last_error(log_path: Path) -> str:
 
 
 def run_local(todo, out_dir, recorder, jobs: int, log) -> None:
-    from tflkit.study.runner import thread_budget
-
     threads = thread_budget(jobs) if jobs > 1 else None
     recipes = json.loads((Path(out_dir) / "study.spec.json").read_text())["recipes"]
     lock = threading.Lock()
@@ -78,9 +77,9 @@ def run_local(todo, out_dir, recorder, jobs: int, log) -> None:
     def one(item):
         cell, done = item
         say(f"run      {cell.id}" + (f"  (resuming: {len(done)} stages done)" if done else ""))
-        code, error = run_worker(out_dir, cell.id, done, threads, recorder)
-        if code != 0:
-            recorder.worker_failed(cell, f"worker exited with code {code}: {error}", recipes)
+        failure = run_worker(out_dir, cell.id, done, threads, recorder)
+        if failure:
+            recorder.worker_failed(cell, failure, recipes)
 
     if jobs == 1:
         for item in todo:
@@ -147,9 +146,9 @@ def run_ray(todo, out_dir, spec, recorder, address: str | None, log, retries: in
             for ref in finished:
                 cell = refs.pop(ref)
                 try:
-                    code, error = ray.get(ref)
+                    failure = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:  # tflkit's own code raised inside the task
-                    code, error = -1, str(exc).strip().splitlines()[-1][:300]
+                    failure = f"its Ray task raised {str(exc).strip().splitlines()[-1][:250]}"
                 except ray.exceptions.RayError as exc:  # the worker process or its node is gone
                     drain(block=True)  # whatever it sent before it went
                     reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
@@ -158,10 +157,10 @@ def run_ray(todo, out_dir, spec, recorder, address: str | None, log, retries: in
                         submit(cell, recorder.finished(cell))
                         pending = list(refs)
                         continue
-                    code, error = -1, f"lost its Ray worker {attempts[cell.id]} times, last: {reason}"
+                    failure = f"lost its Ray worker {attempts[cell.id]} times, last: {reason}"
                 drain(block=False)
-                if code != 0:
-                    recorder.worker_failed(cell, f"worker exited with code {code}: {error}", spec.recipes)
+                if failure:
+                    recorder.worker_failed(cell, failure, spec.recipes)
         drain(block=False)
     finally:
         if started_here:
@@ -188,9 +187,9 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
                           f"running there, and is the port open?)") from None
 
 
-def _ray_cell(out_dir: str, cell_id: str, done: list[str], queue) -> tuple[int, str]:
-    """A Ray task: the same worker process as the local executor; its records go back through a Ray queue.
-    Its thread budget is the task's CPU share."""
+def _ray_cell(out_dir: str, cell_id: str, done: list[str], queue) -> str | None:
+    """A Ray task: the same worker process as the local executor (run_worker's answer, None or why it failed); its
+    records go back through a Ray queue. Its thread budget is the task's CPU share."""
     import ray
 
     context = ray.get_runtime_context()

@@ -8,8 +8,9 @@ a reason to exclude, never a pass; a row whose status is not `ok` is excluded wi
 
 from __future__ import annotations
 
-from tflkit.errors import UsageError
-from tflkit.study.rows import latency_key
+from tflkit.core.errors import UsageError
+from tflkit.core.uncertainty import difference_interval, top1_variance
+from tflkit.pipeline.rows import latency_key
 
 MB = 1e6  # sizes in MB (10^6 bytes), as file managers and the study's report show them
 KB = 1024  # arena and flash in KB of 1,024 bytes, as microcontroller datasheets give SRAM and flash
@@ -19,8 +20,8 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
          max_latency_ms: float | None = None, max_size_mb: float | None = None, min_top1: float | None = None,
          max_arena_kb: float | None = None, max_rss_mb: float | None = None, max_flash_kb: float | None = None,
          dataset: str | None = None, recipes=None, boards=None) -> dict:
-    """The feasible candidates ranked by top-1 (best first), their top-1-vs-latency Pareto front, and every
-    excluded candidate with the constraints it broke.
+    """The feasible candidates ranked by top-1 (best first; with `boards`, memory decides among equals: see
+    _memory_first), their top-1-vs-latency Pareto front, and every excluded candidate with the constraints it broke.
 
     Memory: `max_arena_kb` bounds the interpreter's planned tensor arena (`arena_bytes`: the RAM its tensors need),
     `max_rss_mb` the resident memory a benchmark added on the target (the host's `rss_delta_mb`, a phone's
@@ -70,7 +71,44 @@ def pick(rows: list[dict], *, target: str = "host", threads: int = 1, delegate: 
         else:
             feasible.append(candidate)
     feasible.sort(key=lambda c: (-c["top1"], c["latency_ms"], c["model"], c["regime"], c["recipe"]))
+    if boards:
+        _memory_first(feasible, rows)
     return {"constraints": constraints, "feasible": feasible, "pareto": pareto_front(feasible), "excluded": excluded}
+
+
+def top1_variance_of(row: dict) -> float | None:
+    """The variance of a row's top-1 (binomial on its test images, and the seeds' spread where it has seeds)."""
+    if row.get("top1") is None or not row.get("eval_images"):
+        return None
+    return top1_variance(row["top1"], int(row["eval_images"]), list(row.get("top1_seeds") or []) or None)
+
+
+def _memory_first(feasible: list[dict], rows: list[dict]) -> None:
+    """On a board, memory decides among equals: the first candidate gives its place to the file of the same model
+    with the smallest TFLite Micro arena (then file) whose top-1 is not told apart from it (inside the 95% interval
+    of their difference), e.g. the int8 file over the fp32 one. Marked `chosen_over` for the report to say so."""
+    if not feasible:
+        return
+    best = feasible[0]
+    by_key = {(r["cell"], r["recipe"]): r for r in rows}
+    var_best = top1_variance_of(by_key[(best["cell"], best["recipe"])])
+    lighter = []
+    for cand in feasible[1:]:
+        if cand["model"] != best["model"] or cand["tflm_arena_kb"] is None:
+            continue
+        if best["tflm_arena_kb"] is not None and (cand["tflm_arena_kb"], cand["flash_kb"] or 0) >= (
+                best["tflm_arena_kb"], best["flash_kb"] or 0):
+            continue
+        var = top1_variance_of(by_key[(cand["cell"], cand["recipe"])])
+        if var_best is None or var is None:
+            continue
+        lo, hi = difference_interval(best["top1"], var_best, cand["top1"], var)
+        if lo <= 0 <= hi:
+            lighter.append(cand)
+    if lighter:
+        chosen = min(lighter, key=lambda c: (c["tflm_arena_kb"], c["flash_kb"] or 0))
+        feasible.remove(chosen)
+        feasible.insert(0, {**chosen, "chosen_over": best["recipe"]})
 
 
 def _memory_key(target: str, delegate: str | None) -> str:

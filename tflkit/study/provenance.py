@@ -1,4 +1,4 @@
-"""Where a number came from: the data and the files (the software and machine: tflkit.machine), with each stage."""
+"""Where a number came from: the data and the files (the software and machine: tflkit.core.machine), with each stage."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+from tflkit.core.fileio import atomic_write_text
 
 
 def dataset_checksum(source, cache_dir=None) -> dict:
@@ -35,7 +29,5 @@ def dataset_checksum(source, cache_dir=None) -> dict:
         splits[name] = {"images": len(split), "sha256": digest.hexdigest()}
     info = {"spec": source.name, "label": source.label, "classes": source.num_classes, "splits": splits}
     if cache is not None:
-        from tflkit.fileio import atomic_write_text
-
         atomic_write_text(cache, json.dumps(info, indent=1) + "\n")
     return info

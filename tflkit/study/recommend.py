@@ -5,7 +5,7 @@ thread count it was benchmarked at, each phone and delegate at each thread count
 study with `mcu:`. Each is tflkit.study.pick.pick at the study's default constraints (none; for a board, that the
 file fits it), so the report and `tflkit pick` never disagree: the most accurate feasible file, the fastest among
 equals. Its reason is one sentence: how many files were feasible and how far below the next model is, inside or
-outside the 95% interval of the difference (tflkit.uncertainty).
+outside the 95% interval of the difference (tflkit.core.uncertainty).
 
 A study in which no file learned (every measured top-1 at chance, tflkit.study.rows.at_chance) recommends nothing:
 `recommend` says so instead, and the report draws no Pareto front through noise.
@@ -13,8 +13,8 @@ A study in which no file learned (every measured top-1 at chance, tflkit.study.r
 
 from __future__ import annotations
 
-from tflkit.study.pick import pick
-from tflkit.uncertainty import difference_interval, top1_variance
+from tflkit.core.uncertainty import difference_interval
+from tflkit.study.pick import pick, top1_variance_of
 
 STATS = ("_median_ms_t", "_mean_ms_t")
 
@@ -125,19 +125,21 @@ def _recommendation(rows: list[dict], result: dict, name: str, kind: str, datase
     if best is None:
         why = _why_none(rows, result, dataset)
     else:
-        why = _why(rows, best, following, feasible)
+        if best.get("chosen_over"):  # a board: the lighter file of the same model, not told apart from the best
+            top = next(c for c in feasible if c["cell"] == best["cell"] and c["recipe"] == best["chosen_over"])
+            why = (f"Chosen over {best['model']}'s {best['chosen_over']} file, whose top-1 is not told apart from it "
+                   f"(inside the 95% interval of their difference): on a board memory decides among equals, and "
+                   f"this file needs a {best['tflm_arena_kb']:.1f} KB arena and {best['flash_kb']:.1f} KB of flash. "
+                   + _why(rows, top, following, feasible).replace(
+                       "Highest top-1", f"{best['model']}'s {best['chosen_over']} file has the highest top-1", 1))
+        else:
+            why = _why(rows, best, following, feasible)
     return {"target": name, "kind": kind, "dataset": dataset, "best": best, "feasible": len(feasible),
             "next": following, "why": why, "latency_from": latency_from or name}
 
 
 def _row_of(rows: list[dict], cand: dict) -> dict:
     return next(r for r in rows if r["cell"] == cand["cell"] and r["recipe"] == cand["recipe"])
-
-
-def _variance(row: dict) -> float | None:
-    if row.get("top1") is None or not row.get("eval_images"):
-        return None
-    return top1_variance(row["top1"], int(row["eval_images"]), list(row.get("top1_seeds") or []) or None)
 
 
 def _label(cand: dict) -> str:
@@ -154,7 +156,7 @@ def _why(rows: list[dict], best: dict, following: dict | None, feasible_of: list
     gap = 100 * (best["top1"] - following["top1"])
     text = (f"Highest top-1 among {feasible} feasible files; the next model, {_label(following)}, is {gap:.2f} points "
             f"lower")
-    var_a, var_b = _variance(_row_of(rows, best)), _variance(_row_of(rows, following))
+    var_a, var_b = top1_variance_of(_row_of(rows, best)), top1_variance_of(_row_of(rows, following))
     if var_a is None or var_b is None:
         return text + " (no interval: the test-image count was not recorded)."
     lo, hi = difference_interval(best["top1"], var_a, following["top1"], var_b)
@@ -173,14 +175,14 @@ def _why(rows: list[dict], best: dict, following: dict | None, feasible_of: list
 def _cheaper_twin(rows: list[dict], best: dict, feasible: list[dict]) -> str:
     """"; <model>'s <recipe> file is not told apart ...": the fastest file of the same model that is no slower and
     smaller than `best`, with a top-1 inside the 95% interval of their difference (a cheaper equal), or nothing."""
-    var_best = _variance(_row_of(rows, best))
+    var_best = top1_variance_of(_row_of(rows, best))
     twins = []
     for cand in feasible:
         if cand is best or cand["model"] != best["model"] or cand["latency_ms"] > best["latency_ms"]:
             continue
         if cand["size_mb"] is None or best["size_mb"] is None or cand["size_mb"] >= best["size_mb"]:
             continue
-        var = _variance(_row_of(rows, cand))
+        var = top1_variance_of(_row_of(rows, cand))
         if var_best is None or var is None:
             continue
         lo, hi = difference_interval(best["top1"], var_best, cand["top1"], var)

@@ -24,18 +24,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.fileio import atomic_write_text
+from tflkit.core.errors import UsageError
+from tflkit.core.fileio import atomic_write_text
+from tflkit.pipeline.rows import HEADERS, format_value
 from tflkit.study.claims import check_claims
+from tflkit.study.plots import make_plots, model_colors
 from tflkit.study.recommend import recommend
 from tflkit.study.rows import columns, study_rows
 from tflkit.study.store import open_store
 
-PERCENT = ("top1", "top5", "top1_drop", "agreement", "top1_sd")
-HEADERS = {"top1": "top1 %", "top5": "top5 %", "top1_drop": "top1 drop (pts)", "agreement": "agreement %",
-           "size_bytes": "size MB", "gzip_bytes": "gzip MB", "arena_bytes": "arena MB", "macs": "MACs (M)",
-           "size_ratio": "size ratio", "at_chance": "at chance", "last_gain": "last-epoch gain (pts)",
-           "top1_sd": "top1 sd over seeds (pts)"}
 # cell is model.dataset.regime; the interval shows beside top-1; the rest stays in the CSV
 TABLE_HIDDEN = ("cell", "eval_images", "classes", "top1_lo", "top1_hi", "seed", "top1_seeds")
 
@@ -87,8 +84,6 @@ def load_studies(dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict], 
 def write_study_report(out_dir, log=print, more=(), into=None) -> dict[str, Path]:
     """The report of the study in `out_dir`, written there; with `more` study directories, one report of them all,
     written to `into` (a directory of its own, so that no study's own report is overwritten)."""
-    from tflkit.study.plots import make_plots, model_colors
-
     dirs = [Path(out_dir), *map(Path, more)]
     twice = [d for i, d in enumerate(dirs) if d.resolve() in {e.resolve() for e in dirs[:i]}]
     if twice:
@@ -232,31 +227,9 @@ def to_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def fmt(key: str, value) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if key in PERCENT:
-        return f"{100 * value:.2f}"
-    if key in ("size_bytes", "gzip_bytes", "arena_bytes"):
-        return f"{value / 1e6:.3f}"
-    if key == "size_ratio":
-        return f"{value:.2f}x"
-    if key == "macs":
-        return f"{value / 1e6:.2f}"
-    if key == "params":
-        return f"{value:,}"
-    if "_ms_t" in key or key.endswith("_mb"):
-        return f"{value:.3f}"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def cell_text(key: str, row: dict) -> str:
-    """A table cell: fmt, with top-1's 95% interval as +/- its larger half (the CSV keeps both bounds)."""
-    text = fmt(key, row.get(key))
+    """A table cell: format_value, with top-1's 95% interval as +/- its larger half (the CSV keeps both bounds)."""
+    text = format_value(key, row.get(key))
     if key == "top1" and text and row.get("top1_lo") is not None and row.get("top1_hi") is not None:
         half = max(row["top1_hi"] - row["top1"], row["top1"] - row["top1_lo"])
         text += f" ±{100 * half:.2f}"

@@ -1,53 +1,34 @@
 """study.db flattened to one row per (cell, recipe): what the report, results.csv and `tflkit pick` read.
 
-Columns:
-  cell, model, dataset, regime, pretrained, recipe, status, message
-  top1, top5 (of the .tflite on the whole test split), top1_drop (the cell's fp32 top-1 minus this one's, points
-    as a fraction), agreement (top-1 agreement with the float Keras model on held-out images)
-  size_bytes, size_ratio (against the cell's fp32 file), gzip_bytes, params, macs, arena_bytes
-  host_median_ms_t<N>, host_p95_ms_t<N>, host_partitions_t<N>, host_rss_delta_mb (the host, XNNPACK unless the
-    column says `host_cpu_`), and per phone and delegate `<phone>_<delegate>_median_ms_t<N>` / `_p95_ms_t<N>`
-    (`mean_ms` where the phone's tool printed no median), `<phone>_<delegate>_peak_memory_mb`
-  eval_images, classes (of the test split the top-1 was measured on), at_chance (True when that top-1 cannot be
-    told from guessing among `classes`: see at_chance; None when the class count is not known)
-  top1_lo, top1_hi (its 95% interval on those images: tflkit.uncertainty.wilson_interval)
+Every file's columns are a run report's (tflkit.pipeline.rows: the same builder over the same records, so a file has
+the same columns and values in both), plus the study's own:
+  cell, regime, pretrained, seed
+  classes (of the test split the top-1 was measured on), at_chance (True when that top-1 cannot be told from
+    guessing among `classes`: see at_chance; None when the class count is not known)
+  top1_lo, top1_hi (its 95% interval on those images: tflkit.core.uncertainty.wilson_interval)
   convergence, last_gain, epochs (the cell's training: still improving / converged / early-stopped / unknown, the
-    points its last epoch added to the best validation top-1, epochs trained: tflkit.uncertainty.convergence)
-  with a study's `mcu:` (tflkit.mcu): tflm (runs / refused: reason), tflm_arena_bytes (the smallest arena that
-    allocates and invokes under TFLite Micro, I/O included), tflm_top1 and tflm_agreement (top-1 under TFLM on
-    tflm_eval_images images, and its top-1 agreement with LiteRT), fits_on (the boards it fits, `board:npu` on an
-    Ethos-U), fits_<board> (True/False) and fits_<board>_breaks, and per Ethos-U target
-    vela_<target>_sram_kib / _flash_kib / _ms / _cpu_ops
-  seed; with a study's `seeds`, the cells of one grid point merged (merge_seeds): seeds (how many measured),
+    points its last epoch added to the best validation top-1, epochs trained: tflkit.core.uncertainty.convergence)
+  with a study's `seeds`, the cells of one grid point merged (merge_seeds): seeds (how many measured),
     top1_seeds (each seed's top-1), top1_sd (their sample standard deviation)
 A value that was not measured is None (empty in CSV), never 0.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import statistics
 from pathlib import Path
 
-from tflkit.mcu.columns import mcu_columns
+from tflkit.core.results import BenchResult
+from tflkit.core.run import Run
+from tflkit.core.uncertainty import convergence, mean_interval, wilson_interval
+from tflkit.pipeline.rows import add_ratios, file_row
+from tflkit.pipeline.rows import columns as rows_columns
 from tflkit.study.spec import cell_dir
 from tflkit.study.store import StudyStore
-from tflkit.uncertainty import convergence, mean_interval, wilson_interval
 
 IDENTITY = ("cell", "model", "dataset", "regime", "pretrained", "recipe", "status")
-FIGURES = ("top1", "top1_lo", "top1_hi", "top1_sd", "seeds", "top5", "top1_drop", "at_chance", "convergence",
-           "last_gain", "epochs", "agreement", "size_bytes", "size_ratio", "gzip_bytes", "params", "macs",
-           "arena_bytes")
-
-
-def target_prefix(target: str, device: str | None, delegate: str) -> str:
-    """`host` (XNNPACK, the default) or `host_cpu`; a phone as `<device>_<delegate>`, id-safe."""
-    if target == "host":
-        return "host" if delegate == "xnnpack" else f"host_{delegate}"
-    name = device or target.split(":", 1)[-1]
-    return re.sub(r"[^a-z0-9]+", "_", f"{name} {delegate}".lower()).strip("_")
+STUDY_FIGURES = ("top1_lo", "top1_hi", "top1_sd", "seeds", "at_chance", "convergence", "last_gain", "epochs")
 
 
 CHANCE_SIGMAS = 3.0  # a top-1 within 3 standard errors of 1/classes is not told from guessing
@@ -71,7 +52,7 @@ def study_rows(store: StudyStore) -> list[dict]:
     mcu = _mcu(stages)
     latency = {}
     for lat in store.latencies():
-        latency.setdefault((lat["cell"], lat["recipe"]), []).append(lat)
+        latency.setdefault((lat["cell"], lat["recipe"]), []).append(_bench_result(lat))
     failed_stages = {}
     for stage in stages:
         if stage["status"] == "failed":
@@ -81,13 +62,13 @@ def study_rows(store: StudyStore) -> list[dict]:
         cell = cells.get(f["cell"])
         if cell is None:
             continue
-        row = {"cell": f["cell"], "model": cell["model"], "dataset": cell["dataset"], "regime": cell["regime"],
-               "pretrained": _weights_name(cell["config"].get("pretrained")), "recipe": f["recipe"],
-               "status": f["status"], "message": f["message"] or "", "seed": cell["config"].get("seed")}
-        for key in ("top1", "top5", "agreement", "size_bytes", "gzip_bytes", "params", "macs", "arena_bytes",
-                    "eval_images"):
-            row[key] = f[key]
-        row["classes"] = classes.get(f["cell"])
+        evaluation = {"top1": f["top1"], "top5": f["top5"], "count": f["eval_images"]} if f["top1"] is not None \
+            else None
+        row = file_row(cell["model"], cell["dataset"], _export(f), evaluation,
+                       latency.get((f["cell"], f["recipe"]), []), mcu.get((f["cell"], f["recipe"])),
+                       params=f["params"])
+        row.update({"cell": f["cell"], "regime": cell["regime"], "seed": cell["config"].get("seed"),
+                    "pretrained": _weights_name(cell["config"].get("pretrained")), "classes": classes.get(f["cell"])})
         row["at_chance"] = at_chance(row["top1"], row["classes"], row["eval_images"])
         row["top1_lo"] = row["top1_hi"] = None
         if row["top1"] is not None and row["eval_images"]:
@@ -95,14 +76,26 @@ def study_rows(store: StudyStore) -> list[dict]:
         row.update(trained.get(f["cell"], {"convergence": None, "last_gain": None, "epochs": None}))
         if row["at_chance"]:
             row["message"] = _joined(row["message"], f"top-1 at chance ({row['classes']} classes)")
-        row.update({k: v for k, v in (f["extra"] or {}).items() if k not in row})
-        if (f["cell"], f["recipe"]) in mcu:
-            row.update(mcu_columns(mcu[(f["cell"], f["recipe"])]))
-        _add_latency(row, latency.get((f["cell"], f["recipe"]), []))
         _add_stage_failures(row, failed_stages.get(f["cell"], []))
         rows.append(row)
-    _add_ratios(rows)
+    add_ratios(rows, group=lambda row: row["cell"])
     return merge_seeds(rows, {c["cell"] for c in cells.values() if _seeded(c)})
+
+
+def _export(f: dict) -> dict:
+    """A files row as the export record the run report reads: the whole ExportResult where the study kept it (the
+    `export` in `extra`), else (studies recorded before) the columns it had, its scalar extras at the top level."""
+    extra = f["extra"] or {}
+    export = dict(extra.get("export") or {k: v for k, v in extra.items() if not isinstance(v, (dict, list))})
+    export.update({k: f[k] for k in ("recipe", "status", "message", "path", "size_bytes", "gzip_bytes", "macs",
+                                      "arena_bytes") if f.get(k) is not None or k not in export})
+    if f.get("agreement") is not None:
+        export["validation"] = {**(export.get("validation") or {}), "agreement": f["agreement"]}
+    return export
+
+
+def _bench_result(lat: dict) -> BenchResult:
+    return BenchResult.from_dict({**lat, "model": lat["recipe"], "runtime": "", "message": lat["message"] or ""})
 
 
 def _seeded(cell: dict) -> bool:
@@ -116,7 +109,7 @@ WORST_FIRST = ("unknown", "still improving", None, "converged", "early-stopped")
 
 def merge_seeds(rows: list[dict], seeded: set[str]) -> list[dict]:
     """One row per (model, dataset, regime, recipe) from the rows of cells trained once per seed: the mean top-1
-    and its spread, the interval of the mean (tflkit.uncertainty.mean_interval), the least settled convergence, the
+    and its spread, the interval of the mean (tflkit.core.uncertainty.mean_interval), the least settled convergence, the
     median of the other figures; a seed's failure makes the row's status and message. Other rows pass unchanged."""
     groups: dict[tuple, list[dict]] = {}
     out = []
@@ -163,10 +156,9 @@ def _class_counts(stages: list[dict], cells: dict, out_dir: Path) -> dict[str, i
         if stage["stage"].startswith("eval/") and result.get("classes"):
             counts[stage["cell"]] = int(result["classes"])
     for cell in cells:
-        info = cell_dir(out_dir, cell) / "model_info.json"
-        if cell not in counts and info.is_file():
+        if cell not in counts:
             try:
-                counts[cell] = int(json.loads(info.read_text())["num_classes"])
+                counts[cell] = int(Run(cell_dir(out_dir, cell)).model_info()["num_classes"])
             except (ValueError, KeyError, TypeError):
                 pass  # unknown stays unknown
     return counts
@@ -205,29 +197,6 @@ def _weights_name(pretrained: str | None) -> str:
     return Path(pretrained).name
 
 
-def _add_latency(row: dict, measurements: list[dict]) -> None:
-    for lat in measurements:
-        prefix = target_prefix(lat["target"], lat["device"], lat["delegate"])
-        t = lat["threads"]
-        if lat["status"] != "ok":
-            note = f"{prefix} t{t}: {lat['status']}" + (f" ({lat['message']})" if lat["message"] else "")
-            row["message"] = _joined(row["message"], note)
-            if lat["target"] == "host" and row["status"] == "ok":
-                row["status"] = lat["status"]  # the file does not run on the host: that is the row's status
-            if lat["median_ms"] is None and lat["mean_ms"] is None:
-                continue  # e.g. xnnpack_failed still carries the built-in kernels' figures
-        if lat["median_ms"] is not None:
-            row[f"{prefix}_median_ms_t{t}"] = lat["median_ms"]
-        elif lat["mean_ms"] is not None:
-            row[f"{prefix}_mean_ms_t{t}"] = lat["mean_ms"]
-        if lat["p95_ms"] is not None:
-            row[f"{prefix}_p95_ms_t{t}"] = lat["p95_ms"]
-        if lat["partitions"] is not None:
-            row[f"{prefix}_partitions_t{t}"] = lat["partitions"]
-        if lat["rss_delta_mb"] is not None:
-            row[f"{prefix}_rss_delta_mb"] = lat["rss_delta_mb"]
-        if lat["peak_memory_mb"] is not None:  # a phone's benchmark_model memory footprint
-            row[f"{prefix}_peak_memory_mb"] = lat["peak_memory_mb"]
 
 
 def _add_stage_failures(row: dict, stages: list[dict]) -> None:
@@ -242,29 +211,14 @@ def _add_stage_failures(row: dict, stages: list[dict]) -> None:
             row["status"] = f"{kind}_failed"
 
 
-def _add_ratios(rows: list[dict]) -> None:
-    base = {r["cell"]: r for r in rows if r["recipe"] == "fp32" and r["status"] == "ok"}
-    for row in rows:
-        ref = base.get(row["cell"])
-        row["top1_drop"] = row["size_ratio"] = None
-        if ref is None:
-            continue
-        if row.get("top1") is not None and ref.get("top1") is not None:
-            row["top1_drop"] = ref["top1"] - row["top1"]
-        if row.get("size_bytes") and ref.get("size_bytes"):
-            row["size_ratio"] = row["size_bytes"] / ref["size_bytes"]
 
 
-def latency_key(target: str = "host", threads: int = 1, delegate: str | None = None) -> str:
-    """The row column holding the median latency on `target` (`host` or a phone prefix) at `threads`."""
-    prefix = target if delegate is None else f"{target}_{delegate}"
-    return f"{prefix}_median_ms_t{threads}"
 
 
 def columns(rows: list[dict]) -> list[str]:
-    extra = sorted({k for r in rows for k in r} - set(IDENTITY) - set(FIGURES) - {"message"})
-    measured = ("_ms_t", "_partitions_t", "rss_delta", "peak_memory")
-    latency_cols = sorted((k for k in extra if any(m in k for m in measured)),
-                          key=lambda k: (k.rsplit("_t", 1)[0].split("_")[0] != "host", k))
-    others = [k for k in extra if k not in latency_cols]
-    return [*IDENTITY, *FIGURES, *latency_cols, *others, "message"]
+    """A run report's column order, after the study's identity, with the study's own figures after top-1's."""
+    order = rows_columns(rows, first=IDENTITY)
+    at = order.index("top1") + 1
+    study = [c for c in STUDY_FIGURES if c in order]
+    rest = [c for c in order if c not in study]
+    return rest[:at] + study + rest[at:]

@@ -11,15 +11,16 @@ from __future__ import annotations
 import fcntl
 import fnmatch
 import json
-import os
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.fileio import atomic_write_text
+from tflkit.core.errors import UsageError
+from tflkit.core.fileio import atomic_write_text
+from tflkit.core.run import Run
+from tflkit.study.executors import run_local, run_ray
 from tflkit.study.spec import (
     Cell,
     StudySpec,
@@ -71,9 +72,7 @@ def planned_stages(spec: StudySpec, cell: Cell) -> list[str]:
 
 
 def _set_aside_export_record(run_dir: Path) -> None:
-    from converters.export import tflite_dir
-
-    record = tflite_dir(run_dir) / "exports.json"
+    record = Run(run_dir).exports_path
     if record.is_file():
         record.replace(record.with_name("exports.before-reconvert.json"))
 
@@ -137,12 +136,8 @@ def run_study(study_path, out_dir, options: RunOptions = RunOptions(), log=print
         recorder = Recorder(store, progress)
         if todo:
             if options.executor == "ray":
-                from tflkit.study.executors import run_ray
-
                 run_ray(todo, out_dir, spec, recorder, options.ray_address, log)
             else:
-                from tflkit.study.executors import run_local
-
                 run_local(todo, out_dir, recorder, options.jobs, log)
         summary = StudySummary(out_dir, len(cells), wall_s=time.perf_counter() - start)
         current = {c.id for c in cells}
@@ -298,5 +293,3 @@ class Recorder:
             self.progress.log(f"study    {cell.id}: worker failed: {reason}")
 
 
-def thread_budget(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // jobs)

@@ -14,9 +14,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tflkit.config import read_yaml
-from tflkit.errors import UsageError
-from tflkit.study.schema import build, to_plain
+from converters.recipes import RECIPES
+from tflkit.core.config import from_dict, read_yaml, to_plain
+from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import SOURCES, parse_spec
+from tflkit.mcu.boards import resolve_boards
+from tflkit.mcu.vela import VelaTarget
+from tflkit.models import get_spec, train_config
 
 # TrainConfig keys a study sets per cell itself (from the cell's model, dataset and regime)
 CELL_KEYS = ("model", "dataset", "data_dir", "pretrained")
@@ -136,8 +141,6 @@ _FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_bn")
 
 
 def _train_defaults() -> dict:
-    from tflkit.training import TrainConfig
-
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
@@ -164,10 +167,7 @@ def config_fingerprint(config: dict) -> str:
 def load_study(path) -> StudySpec:
     path = Path(path)
     data = read_yaml(path, what="study file", expected="a study: name, models, datasets, ...")
-    try:
-        spec = build(StudySpec, data, "")
-    except UsageError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+    spec = from_dict(StudySpec, data, source=str(path))
     spec = _resolve_paths(spec, path.parent)
     check_study(spec, where=str(path))
     return spec
@@ -193,9 +193,6 @@ def _resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
 
 def check_study(spec: StudySpec, where: str = "study") -> None:
     """Everything that can be checked before training: names, data directories, weights files, cell configs."""
-    from converters.recipes import RECIPES
-    from tflkit.models import get_spec
-
     if not spec.models:
         raise UsageError(f"{where}: models: the list is empty")
     if not spec.datasets:
@@ -245,15 +242,10 @@ def check_study(spec: StudySpec, where: str = "study") -> None:
 
 
 def mcu_boards(settings: Mcu) -> list:
-    from tflkit.mcu.boards import BOARDS, get_board, read_boards
-
-    extra = read_boards(settings.boards_file) if settings.boards_file else {}
-    return [get_board(name, extra) for name in (settings.boards or list({**BOARDS, **extra}))]
+    return resolve_boards(settings.boards, settings.boards_file)
 
 
 def _check_mcu(settings: Mcu, where: str) -> None:
-    from tflkit.mcu.vela import VelaTarget
-
     try:
         mcu_boards(settings)
         for target in settings.ethos_u:
@@ -265,8 +257,6 @@ def _check_mcu(settings: Mcu, where: str) -> None:
 
 
 def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
-    from tflkit.data import SOURCES, parse_spec
-
     name, _ = parse_spec(entry.spec)
     if name not in SOURCES:
         raise UsageError(f"{where}: datasets: unknown dataset {entry.spec!r}; choose from: {', '.join(SOURCES)}")
@@ -275,7 +265,6 @@ def _check_dataset_name(entry: DatasetEntry, where: str) -> None:
 def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
     """The grid, each cell with its TrainConfig checked: the architecture's training defaults < study training <
     regime < per-model overrides."""
-    from tflkit.training import TrainConfig
 
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UsageError(f"{where}: seeds: each seed once, got {list(spec.seeds)}")
@@ -296,7 +285,7 @@ def build_cells(spec: StudySpec, where: str = "study") -> list[Cell]:
         cell_id = f"{model}.{entry.key}.{regime_name}" + (f".s{seed}" if seed is not None else "")
         try:
             # under the architecture's training defaults; coerces YAML's 1e-3
-            config = TrainConfig.for_model(source=f"{where}: {cell_id}", **keys)
+            config = train_config(source=f"{where}: {cell_id}", **keys)
             config.check()
         except UsageError as exc:
             message = str(exc)

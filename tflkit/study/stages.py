@@ -2,7 +2,7 @@
 
 Every finished stage is sent to the driver as a record (`emit`) the moment it finishes; the driver writes it to
 study.db. Stages already finished (`done`) are skipped, so a cell killed midway resumes: training continues from
-its last finished epoch (tflkit.training's exact resume), conversions and measurements not recorded are redone.
+its last finished epoch (tflkit.training.loop's exact resume), conversions and measurements not recorded are redone.
 A failed stage is a record with its reason; later stages that need its output are not run, and the files they
 would have made are rows with the failed stage's status.
 
@@ -15,18 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from tflkit.errors import TflkitError
-from tflkit.machine import environment
-from tflkit.study.provenance import dataset_checksum, sha256_file
+from converters.recipes import FineTuneSettings
+from tflkit.bench.host import BenchSettings
+from tflkit.core.config import from_dict
+from tflkit.core.fileio import sha256_file
+from tflkit.core.machine import environment
+from tflkit.core.results import BenchResult, ExportResult
+from tflkit.core.run import Run
+from tflkit.core.tfenv import quiet_tensorflow
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import load_dataset
+from tflkit.mcu.vela import vela_version
+from tflkit.pipeline import stages
+from tflkit.pipeline.stages import STAGE_ERRORS, one_line
+from tflkit.study.provenance import dataset_checksum
 from tflkit.study.spec import Cell, StudySpec, cell_dir
 
 Emit = Callable[[dict], None]
@@ -48,10 +56,10 @@ class _Stage:
         self.status, self.message = status, message
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and not issubclass(exc_type, (TflkitError, ValueError, RuntimeError, OSError)):
+        if exc_type is not None and not issubclass(exc_type, STAGE_ERRORS):
             return False  # a bug or an interrupt: not a result; the stage stays `running` and is redone
         if exc_type is not None:
-            self.status, self.message = "failed", _one_line(exc)
+            self.status, self.message = "failed", one_line(exc)
         self.emit({"kind": "stage", "cell": self.cell, "stage": self.stage, "status": self.status,
                    "message": self.message, "wall_s": time.perf_counter() - self.wall,
                    "cpu_s": _cpu_seconds() - self.cpu, "result": self.result, "provenance": self.provenance})
@@ -63,20 +71,13 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _one_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
-
 
 def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, log=print,
              node: str | None = None) -> None:
     """`node`: the Ray node running the cell, recorded with every stage beside the host."""
-    from tflkit.tfenv import quiet_tensorflow
-
     quiet_tensorflow()
-    from tflkit.data import load_dataset
 
-    run_dir = cell_dir(out_dir, cell.id)
+    run = Run(cell_dir(out_dir, cell.id))
     entry = next(d for d in spec.datasets if d.key == cell.dataset)
     base = {**environment(), "seed": cell.config["seed"], "cell": cell.id, **({"ray_node": node} if node else {})}
     source = load_dataset(entry.spec, data_dir=entry.data_dir, seed=cell.config["seed"])
@@ -84,83 +85,81 @@ def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, l
 
     if "train" not in done:
         with _Stage(emit, cell.id, "train", base) as stage:
-            stage.result = _train(cell, run_dir, source, log)
+            config = from_dict(TrainConfig, cell.config, source=cell.id)
+            log(f"train    {cell.id}" + ("  (resuming)" if run.resumable else ""))
+            stage.result = {**stages.train(run, config, source, verbose=2).to_dict(), "run_dir": str(run.path)}
         if stage.status != "ok":
             for recipe in spec.recipes:  # every file this cell would have made is a row with the reason
                 emit({"kind": "file", "cell": cell.id, "recipe": recipe,
                       "values": {"status": "train_failed", "message": stage.message}})
             return
-    elif not (run_dir / "model.keras").is_file():
+    elif not run.trained:
         return  # recorded as failed before: nothing to convert
 
     todo = [r for r in spec.recipes if f"convert/{r}" not in done]
     if todo:
-        _convert(spec, cell, run_dir, source, todo, emit, base, log)
-    files = _converted_files(run_dir)
+        _convert(spec, cell, run, source, todo, emit, base, log)
+    files = run.converted()
     for recipe in spec.recipes:
         path = files.get(recipe)
         if path is None:
             continue
+        provenance = {**base, "file_sha256": sha256_file(path)}
         if f"eval/{recipe}" not in done:
-            with _Stage(emit, cell.id, f"eval/{recipe}", {**base, "file_sha256": sha256_file(path)}) as stage:
-                stage.result = _evaluate(path, source, cell, recipe, emit, log, spec.eval_limit)
+            with _Stage(emit, cell.id, f"eval/{recipe}", provenance) as stage:
+                [result] = stages.evaluate(run, [path], source, limit=spec.eval_limit, log=log)
+                emit({"kind": "file", "cell": cell.id, "recipe": recipe,
+                      "values": {"top1": result.top1, "top5": result.top5, "eval_images": result.count}})
+                # the class count tells a top-1 from guessing (tflkit.study.rows.at_chance)
+                stage.result = {**result.to_dict(), "classes": source.num_classes}
         if f"bench_host/{recipe}" not in done:
-            with _Stage(emit, cell.id, f"bench_host/{recipe}", {**base, "file_sha256": sha256_file(path)}) as stage:
-                stage.result = _bench_host(spec, path, cell, recipe, source, entry, out_dir, emit, log)
+            with _Stage(emit, cell.id, f"bench_host/{recipe}", provenance) as stage:
+                settings = spec.host_bench
+                with _bench_lock(out_dir):
+                    results = stages.bench_host(
+                        run, [path], threads=settings.threads, log=log,
+                        settings=BenchSettings(runs=settings.runs, warmup=settings.warmup,
+                                               min_seconds=settings.min_seconds),
+                        input_data=entry.spec if settings.input_data else None,
+                        data_dir=entry.data_dir if settings.input_data else None)
+                stage.result = _latencies(emit, cell.id, recipe, results)
                 if stage.result["failed"]:
                     stage.fail("failed", stage.result["failed"][0])
         for phone in spec.phones:
             name = f"bench_phone/{phone.serial}/{recipe}"
             if name not in done:
-                with _Stage(emit, cell.id, name, {**base, "file_sha256": sha256_file(path)}) as stage:
-                    stage.result = _bench_phone(phone, path, cell, recipe, out_dir, emit, log)
+                with _Stage(emit, cell.id, name, provenance) as stage:
+                    results = stages.bench_phone(run, [path], phone.serial, threads=phone.threads,
+                                                 delegates=phone.delegates, runs=phone.runs, log=log,
+                                                 logs_dir=Path(out_dir) / "phone_logs" / cell.id)
+                    stage.result = _latencies(emit, cell.id, recipe, results)
                     if stage.result["failed"]:
                         stage.fail("failed", stage.result["failed"][0])
         if spec.mcu is not None and f"mcu/{recipe}" not in done:
-            with _Stage(emit, cell.id, f"mcu/{recipe}", {**base, "file_sha256": sha256_file(path),
-                                                          "vela_version": _vela_version()}) as stage:
-                stage.result = _mcu(spec.mcu, path, source, log)
+            with _Stage(emit, cell.id, f"mcu/{recipe}", {**provenance, "vela_version": _vela_version()}) as stage:
+                # the whole record is the stage's result, which tflkit.study.rows flattens into columns
+                [stage.result] = stages.measure_mcu(run, [path], spec.mcu, source, log=log)
                 if not stage.result["runs"]:  # a measured fact about the file, not a failure of the stage
                     stage.message = f"does not run under TFLite Micro: {stage.result['reason']}"
 
 
-def _train(cell: Cell, run_dir: Path, source, log) -> dict:
-    from tflkit.config import from_dict
-    from tflkit.training import RunFiles, TrainConfig, train
-
-    config = from_dict(TrainConfig, cell.config, source=cell.id)
-    files = RunFiles(run_dir)
-    resume = files.state.is_file() and files.config.is_file()
-    log(f"train    {cell.id}" + ("  (resuming)" if resume else ""))
-    history = train(config, run_dir, resume=resume, verbose=2, source=source)
-    state = json.loads(files.state.read_text()) if files.state.is_file() else {}
-    return {"history": history, "epochs": state.get("epochs_done"), "best_val_top1": state.get("best_val_top1"),
-            "stopped": bool(state.get("stopped")), "run_dir": str(run_dir), "model_sha256": sha256_file(files.model)}
-
-
-def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
+def _convert(spec, cell, run: Run, source, recipes, emit, base, log) -> None:
     """Convert `recipes` in one export (one SavedModel for all); each recipe is its own stage, recorded when its
     file is written and validated."""
-    from converters.export import export_run
-    from tflkit.runrecords import load_model_info
-
-    params = load_model_info(run_dir).get("params")
+    params = run.model_info().get("params")
     reported = set()
     clock = {"wall": time.perf_counter(), "cpu": _cpu_seconds()}
 
-    def on_result(result) -> None:
+    def on_result(result: ExportResult) -> None:
         emit({"kind": "start", "cell": cell.id, "stage": f"convert/{result.recipe}"})
         values = {"status": result.status, "message": result.message, "path": result.path,
-                  "size_bytes": result.size_bytes, "gzip_bytes": result.gzip_bytes, "params": params}
-        extra = {k: v for k, v in asdict(result).items()
-                 if k not in ("recipe", "status", "message", "path", "size_bytes", "gzip_bytes", "validation",
-                              "seconds") and isinstance(v, (int, float, str))}
+                  "size_bytes": result.size_bytes, "gzip_bytes": result.gzip_bytes, "params": params,
+                  "macs": result.macs, "arena_bytes": result.arena_bytes}
         if result.validation:
             values["agreement"] = result.validation.get("agreement")
         if result.status == "ok" and result.path:
             values["sha256"] = sha256_file(result.path)
-            values.update(_file_figures(result.path))
-        values["extra"] = extra
+        values["extra"] = {"export": asdict(result)}  # the whole record: the rows read it as a run report does
         emit({"kind": "file", "cell": cell.id, "recipe": result.recipe, "values": values})
         now_wall, now_cpu = time.perf_counter(), _cpu_seconds()
         emit({"kind": "stage", "cell": cell.id, "stage": f"convert/{result.recipe}",
@@ -171,19 +170,17 @@ def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
         clock.update(wall=now_wall, cpu=now_cpu)
         reported.add(result.recipe)
 
-    kwargs = {}
+    options = {}
     if spec.calib_samples is not None:
-        kwargs["calib_samples"] = spec.calib_samples
+        options["calib_samples"] = spec.calib_samples
     if spec.finetune_steps is not None:
-        from converters.qat import FineTuneSettings
-
-        kwargs["fine_tune"] = FineTuneSettings(steps=spec.finetune_steps)
+        options["fine_tune"] = FineTuneSettings(steps=spec.finetune_steps)
     try:
-        results = export_run(run_dir, list(recipes), source=source, log=log, on_result=on_result, **kwargs)
-    except (TflkitError, ValueError, RuntimeError, OSError) as exc:
+        results = stages.convert(run, recipes, source, log=log, on_result=on_result, **options)
+    except STAGE_ERRORS as exc:
         for recipe in recipes:
             if recipe not in reported:
-                message = _one_line(exc)
+                message = one_line(exc)
                 emit({"kind": "file", "cell": cell.id, "recipe": recipe,
                       "values": {"status": "convert_failed", "message": message}})
                 emit({"kind": "stage", "cell": cell.id, "stage": f"convert/{recipe}", "status": "failed",
@@ -192,40 +189,6 @@ def _convert(spec, cell, run_dir, source, recipes, emit, base, log) -> None:
     for result in results:  # recipes the export found already converted report here, not through the callback
         if result.recipe not in reported:
             on_result(result)
-
-
-def _file_figures(path) -> dict:
-    """Figures read from the .tflite itself: MACs, and the activation arena TFLite's planner lays out for it. A
-    figure that cannot be read stays unknown (None), never 0."""
-    from tflkit.tflite_arena import arena_bytes
-    from tflkit.tflite_macs import count_macs
-
-    figures = {}
-    with contextlib.suppress(TflkitError, ValueError, RuntimeError):
-        figures["macs"] = int(count_macs(path).macs)
-    with contextlib.suppress(TflkitError, ValueError, RuntimeError):
-        figures["arena_bytes"] = int(arena_bytes(path))
-    return figures
-
-
-def _converted_files(run_dir: Path) -> dict[str, Path]:
-    from converters.export import load_export_record
-
-    return {r["recipe"]: Path(r["path"]) for r in load_export_record(run_dir)
-            if r["status"] == "ok" and r.get("path") and Path(r["path"]).is_file()}
-
-
-def _evaluate(path, source, cell, recipe, emit, log, limit: int | None = None) -> dict:
-    from tflkit.evaluation import evaluate
-
-    start = time.perf_counter()
-    result = evaluate(path, source, limit=limit)
-    log(f"eval     {path.name}  top1 {100 * result.top1:.2f}%  ({result.count} images, "
-        f"{time.perf_counter() - start:.1f}s)")
-    emit({"kind": "file", "cell": cell.id, "recipe": recipe,
-          "values": {"top1": result.top1, "top5": result.top5, "eval_images": result.count}})
-    # the class count tells a top-1 from guessing (tflkit.study.rows.at_chance)
-    return {**result.to_dict(), "classes": source.num_classes}
 
 
 @contextlib.contextmanager
@@ -241,75 +204,26 @@ def _bench_lock(out_dir):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _bench_host(spec, path, cell, recipe, source, entry, out_dir, emit, log) -> dict:
-    """In a fresh interpreter that imports only the runtime (never one that imported TensorFlow)."""
-    settings = spec.host_bench
-    command = [sys.executable, "-m", "tflkit.study.benchproc", str(path), "--threads",
-               *map(str, settings.threads), "--runs", str(settings.runs), "--warmup", str(settings.warmup),
-               "--min-seconds", str(settings.min_seconds)]
-    if settings.input_data:
-        command += ["--input-data", entry.spec] + (["--data-dir", entry.data_dir] if entry.data_dir else [])
-    with _bench_lock(out_dir):
-        done = subprocess.run(command, capture_output=True, text=True, env=_bench_env())
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark process failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    results = json.loads(done.stdout)
+def _latencies(emit, cell_id: str, recipe: str, results: list[BenchResult]) -> dict:
+    """Each measurement as a latency record (its file's planned arena too, for files converted before the export
+    kept it); the stage's result: how many, and the failed ones."""
     failed = []
-    arena = next((r["arena_bytes"] for r in results if r.get("arena_bytes") is not None), None)
-    if arena is not None:  # the same planner figure as at conversion; files converted before it existed get it here
-        emit({"kind": "file", "cell": cell.id, "recipe": recipe, "values": {"arena_bytes": arena}})
+    arena = next((r.arena_bytes for r in results if r.target == "host" and r.arena_bytes is not None), None)
+    if arena is not None:
+        emit({"kind": "file", "cell": cell_id, "recipe": recipe, "values": {"arena_bytes": arena}})
     for r in results:
-        _emit_latency(emit, cell.id, recipe, r)
-        if r["status"] != "ok":
-            failed.append(f"t{r['threads']}: {r['status']} {r.get('message', '')}".strip())
-        elif r.get("median_ms") is not None:
-            log(f"bench    {path.name}  t{r['threads']}  median {r['median_ms']:.3f} ms")
+        values = {"device": r.device, "status": r.status, "message": r.message or "", "median_ms": r.median_ms,
+                  "p95_ms": r.p95_ms, "mean_ms": r.mean_ms, "std_ms": r.std_ms, "count": r.count,
+                  "init_ms": r.init_ms, "partitions": r.partitions, "rss_delta_mb": r.rss_delta_mb,
+                  "peak_memory_mb": r.peak_memory_mb, "inputs": r.inputs}
+        emit({"kind": "latency", "cell": cell_id, "recipe": recipe, "target": r.target,
+              "delegate": r.delegate or "unknown", "threads": r.threads or 0, "values": values})
+        if not r.ok:
+            where = f"t{r.threads}" if r.target == "host" else f"{r.delegate} t{r.threads}"
+            failed.append(f"{where}: {r.status} {r.message or ''}".strip())
     return {"measurements": len(results), "failed": failed}
-
-
-def _bench_env() -> dict:
-    env = dict(os.environ)
-    env.pop("TFLKIT_STUDY_THREADS", None)  # the benchmark sets its own thread counts
-    return env
-
-
-def _emit_latency(emit, cell_id, recipe, r: dict) -> None:
-    values = {"device": r.get("device"), "status": r["status"], "message": r.get("message") or "",
-              "median_ms": r.get("median_ms"), "p95_ms": r.get("p95_ms"), "mean_ms": r.get("mean_ms"),
-              "std_ms": r.get("std_ms"), "count": r.get("count"), "init_ms": r.get("init_ms"),
-              "partitions": r.get("partitions"), "rss_delta_mb": r.get("rss_delta_mb"),
-              "peak_memory_mb": r.get("peak_memory_mb"), "inputs": r.get("inputs")}
-    emit({"kind": "latency", "cell": cell_id, "recipe": recipe, "target": r["target"],
-          "delegate": r.get("delegate") or "unknown", "threads": r.get("threads") or 0, "values": values})
-
-
-def _mcu(settings, path, source, log) -> dict:
-    """TFLite Micro, Vela and the boards' fits (tflkit.mcu.measure); the whole record is the stage's result, which
-    tflkit.study.rows flattens into columns."""
-    from tflkit.mcu.measure import measure
-    from tflkit.mcu.vela import VelaTarget
-    from tflkit.study.spec import mcu_boards
-
-    result = measure(path, mcu_boards(settings), [VelaTarget.parse(t) for t in settings.ethos_u], source=source,
-                     limit=settings.eval_limit, sram_reserve_kb=settings.sram_reserve_kb,
-                     flash_reserve_kb=settings.flash_reserve_kb, log=log)
-    return result.to_dict()
 
 
 def _vela_version() -> str:
-    from tflkit.mcu.vela import vela_version
-
     return vela_version()
 
-
-def _bench_phone(phone, path, cell, recipe, out_dir, emit, log) -> dict:
-    from android_bench.runner import bench
-
-    results = bench([path], [phone.serial], threads=phone.threads, delegates=phone.delegates, runs=phone.runs,
-                    logs_dir=Path(out_dir) / "phone_logs" / cell.id, progress=log)
-    failed = []
-    for r in results:
-        _emit_latency(emit, cell.id, recipe, r.to_dict())
-        if not r.ok:
-            failed.append(f"{r.delegate} t{r.threads}: {r.status}")
-    return {"measurements": len(results), "failed": failed}

@@ -208,5 +208,8 @@ def _check_columns(values: dict, allowed) -> None:
         raise ValueError(f"unknown column(s) {sorted(unknown)}")
 
 
+STUDY_DB = "study.db"  # in a study directory, beside cells/ and the report
+
+
 def open_store(out_dir) -> StudyStore:
-    return StudyStore(Path(out_dir) / "study.db")
+    return StudyStore(Path(out_dir) / STUDY_DB)

@@ -12,7 +12,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tflkit.errors import UsageError
+from converters.recipes import get_recipe
+from tflkit.bench.host import BenchSettings
+from tflkit.core.errors import UsageError
+from tflkit.core.run import Run
+from tflkit.pipeline import stages
 
 KERAS = "keras"
 TRIAL_VALIDATE_SAMPLES = 32
@@ -27,8 +31,6 @@ class Objective:
 
     def check(self) -> Objective:
         if self.target != KERAS:
-            from converters.recipes import get_recipe
-
             get_recipe(self.target)  # UsageError naming the recipes
         if (self.max_latency_ms is not None or self.max_size_mb is not None) and self.target == KERAS:
             raise UsageError("a latency or size budget is measured on a .tflite: give --objective RECIPE "
@@ -87,29 +89,28 @@ class Score:
 
 def score_run(run_dir, history: dict, objective: Objective, source, log=print) -> Score:
     """Score a finished trial run: convert and evaluate its .tflite on the val split when the objective is a
-    recipe, and measure it against the budget."""
+    recipe, and measure it against the budget, through the stages every run uses (tflkit.pipeline.stages)."""
     keras_top1 = max(history.get("val_top1") or [0.0])
     if objective.target == KERAS:
         return Score(value=keras_top1, keras_val_top1=keras_top1)
-    from converters.export import export_run
-    from tflkit.evaluation import evaluate
-
+    run = Run(run_dir)
     seconds = {}
     start = time.perf_counter()
     # Validation against the float model is a report for a person, not the score: a few images, no per-tensor pass
     # (which would convert a scratch fp32 reference for every trial).
-    [result] = export_run(run_dir, [objective.target], source=source, log=log,
-                          validate_samples=TRIAL_VALIDATE_SAMPLES, tensor_samples=0)
+    [result] = stages.convert(run, [objective.target], source, log=log, validate_samples=TRIAL_VALIDATE_SAMPLES,
+                              tensor_samples=0)
     seconds["convert_s"] = time.perf_counter() - start
     if result.status != "ok":
         raise TrialFailed(f"{objective.target} conversion failed: {result.message}")
     start = time.perf_counter()
-    top1 = evaluate(result.path, source, split="val").top1
+    [evaluation] = stages.evaluate(run, [result.path], source, split="val")
+    top1 = evaluation.top1
     seconds["eval_s"] = time.perf_counter() - start
     score = Score(value=top1, keras_val_top1=keras_top1, tflite_val_top1=top1, size_bytes=result.size_bytes,
                   seconds=seconds)
     if objective.max_latency_ms is not None:
-        score.median_ms = _host_median_ms(run_dir, result.path, objective, log)
+        score.median_ms = _host_median_ms(run, result.path, objective, log)
         if score.median_ms > objective.max_latency_ms:
             score.violations.append((f"latency {score.median_ms:.3f} ms > {objective.max_latency_ms:g} ms",
                                      score.median_ms - objective.max_latency_ms))
@@ -119,15 +120,12 @@ def score_run(run_dir, history: dict, objective: Objective, source, log=print) -
     return score
 
 
-def _host_median_ms(run_dir, tflite_path, objective: Objective, log) -> float:
+def _host_median_ms(run: Run, tflite_path, objective: Objective, log) -> float:
     """One thread, in a fresh process (after training, TensorFlow's idle pools slow LiteRT in this one)."""
-    from tflkit.hostbench import BenchSettings
-    from tflkit.pipeline import bench_run
-
-    results = bench_run(run_dir, threads=(1,), settings=BenchSettings(runs=objective.bench_runs, warmup=5), log=log,
-                        fresh_process=True)
+    results = stages.bench_host(run, [tflite_path], threads=(1,), log=log,
+                                settings=BenchSettings(runs=objective.bench_runs, warmup=5))
     for r in results:
-        if r.model == Path(tflite_path).name and r.ok and r.median_ms is not None:
+        if r.ok and r.median_ms is not None:
             return float(r.median_ms)
     raise TrialFailed(f"host benchmark of {Path(tflite_path).name} gave no latency")
 

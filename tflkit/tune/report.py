@@ -21,7 +21,9 @@ import json
 import warnings
 from pathlib import Path
 
-from tflkit.fileio import atomic_write_bytes, atomic_write_text
+from tflkit.core.config import save_yaml
+from tflkit.core.fileio import atomic_write_bytes, atomic_write_text
+from tflkit.core.run import Run
 
 MEASURES = ("keras_val_top1", "tflite_val_top1", "size_bytes", "median_ms", "train_s", "epochs_run")
 ATTRS = ("baseline", "infeasible_reason", "fail_reason", "retry_of", "run_dir")
@@ -69,12 +71,10 @@ def write_best_yaml(trial, settings, space, path) -> None:
     --storage the trial may have run on another machine: then it is rebuilt from the search's settings."""
     from dataclasses import replace
 
-    from tflkit.config import save_yaml
-    from tflkit.training import load_run_config
 
-    run_dir = Path(trial.user_attrs.get("run_dir", ""))
-    if (run_dir / "config.yaml").is_file():
-        config = load_run_config(run_dir)
+    run = Run(trial.user_attrs.get("run_dir", ""))
+    if run.exists:
+        config = run.config
     else:
         config = replace(settings.base_config(), **space.fixed, **trial.params).check()
     save_yaml(config, path)
@@ -205,7 +205,7 @@ def write_results(study, settings, space) -> list[Path]:
     best = best_trial(study)
     if best is not None:
         write_best_yaml(best, settings, space, out / "best.yaml")
-        write_study_overrides(best, settings.model, space, out / "best_study_overrides.yaml")
+        write_study_overrides(best, settings.train.model, space, out / "best_study_overrides.yaml")
         written += [out / "best.yaml", out / "best_study_overrides.yaml"]
     importance, evaluator = importances(study)
     objective_label = f"{settings.objective.target} val top-1"
@@ -226,9 +226,10 @@ def render(study, settings, space, best, importance: dict, evaluator: str, image
             "median_ms", "duration_s", "baseline", "infeasible_reason", "fail_reason", "retry_of"]
     keys = [k for k in keys if any(r.get(k) is not None for r in rows) or k in ("number", "state", "value")]
     md_table, html_table = _table(rows, keys)
-    conditions = (f"{settings.model} on {settings.dataset}, {settings.epochs} epoch(s) per trial, "
-                  f"train_limit {settings.train_limit or 'all'}, image size {settings.image_size or 'native'}, "
-                  f"seed {settings.seed}; objective: {settings.objective.describe()}; storage {settings.storage_shown}")
+    train = settings.train
+    conditions = (f"{train.model} on {train.dataset}, {train.epochs} epoch(s) per trial, "
+                  f"train_limit {train.train_limit or 'all'}, image size {train.image_size or 'native'}, "
+                  f"seed {train.seed}; objective: {settings.objective.describe()}; storage {settings.storage_shown}")
     space_lines = [f"- `{p.name}`: {p.describe()}" for p in space.params]
     space_lines += [f"- `{k}` fixed at {v}" for k, v in space.fixed.items()]
     params = best.params if best else {}

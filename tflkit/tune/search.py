@@ -38,17 +38,25 @@ import socket
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from tflkit.errors import TflkitError, UsageError
-from tflkit.training import TrainConfig
+from tflkit.core.errors import TflkitError, UsageError
+from tflkit.core.trainconfig import TrainConfig
+from tflkit.data import load_dataset
+from tflkit.models import get_spec, train_config
 from tflkit.tune.objective import Objective, TrialFailed, score_run
+from tflkit.tune.report import write_results
 from tflkit.tune.space import SearchSpace, default_space, load_space
 
 HEARTBEAT_S, GRACE_S = 15, 90  # a RUNNING trial without a heartbeat for GRACE_S is dead (other hosts)
 WAIT_S = 5  # a worker with no trial to claim checks other workers' running trials this often
 PRUNER_STARTUP_TRIALS = 5  # finished trials before the median pruner judges any
+# The training keys a search recorded before TuneSettings held a whole TrainConfig: always in its identity, so a
+# search stored then is recognized by the same flags now.
+IDENTITY_TRAIN_KEYS = ("model", "dataset", "seed", "epochs", "train_limit", "image_size", "small_input", "bn_momentum",
+                       "pretrained", "deterministic")
+TUNE_EPOCHS = 3  # a trial's default length: a search ranks settings, it does not finish training
 MAX_FAILURES_IN_A_ROW = 3  # a search whose trials all fail (the recipe never converts, ...) stops with the reason
 FINISHED = ("COMPLETE", "PRUNED")
 STORAGE_WAIT_S = 300  # a worker waits this long for a storage server that refuses connections (restart, failover)
@@ -56,24 +64,26 @@ STORAGE_WAIT_S = 300  # a worker waits this long for a storage server that refus
 
 @dataclass(frozen=True)
 class TuneSettings:
-    model: str
-    dataset: str
+    """A search: `train` is every trial's config (`tflkit train`'s settings, under the values each trial samples),
+    the rest how the search runs."""
+
+    train: TrainConfig
     out: str
     trials: int = 12
-    data_dir: str | None = None
     space: str | None = None  # a YAML space file laid over the model's default space
     objective: Objective = Objective()
     storage: str | None = None  # default sqlite:///OUT/tune.db
     study_name: str | None = None  # default tune-<model>-<dataset>
-    seed: int = 0
-    epochs: int = 3
-    train_limit: int | None = None
-    image_size: int | None = None
-    small_input: bool | None = None
-    bn_momentum: float | None = None
-    pretrained: str = "none"
     prune: bool = True
-    deterministic: bool = False
+
+    @classmethod
+    def of(cls, model: str, dataset: str, out, **settings) -> TuneSettings:
+        """A search of `model` on `dataset`: `settings` are this class's fields and the TrainConfig fields every
+        trial starts from (over the architecture's training defaults; epochs default TUNE_EPOCHS)."""
+        own = {f.name for f in fields(cls)} - {"train", "out"}
+        train = {"epochs": TUNE_EPOCHS, **{k: v for k, v in settings.items() if k not in own}}
+        return cls(train=train_config(model, dataset=dataset, **train), out=str(out),
+                   **{k: v for k, v in settings.items() if k in own})
 
     def check(self) -> TuneSettings:
         if self.trials < 1:
@@ -92,26 +102,26 @@ class TuneSettings:
 
     @property
     def name(self) -> str:
-        return self.study_name or f"tune-{self.model}-{self.dataset.replace(':', '-').replace('/', '-')}"
+        return self.study_name or f"tune-{self.train.model}-{self.train.dataset.replace(':', '-').replace('/', '-')}"
 
     def base_config(self) -> TrainConfig:
-        return TrainConfig.for_model(self.model, dataset=self.dataset, data_dir=self.data_dir, epochs=self.epochs,
-                           train_limit=self.train_limit, image_size=self.image_size, small_input=self.small_input,
-                           bn_momentum=self.bn_momentum, pretrained=self.pretrained, seed=self.seed,
-                           deterministic=self.deterministic)
+        return self.train
 
     def search_space(self) -> SearchSpace:
-        pretrained = self.pretrained not in ("none", "")
+        pretrained = self.train.pretrained not in ("none", "")
         if self.space:
-            return load_space(self.space, self.model, pretrained)
-        return default_space(self.model, pretrained)
+            return load_space(self.space, self.train.model, pretrained)
+        return default_space(self.train.model, pretrained)
 
     def identity(self) -> dict:
-        """What must match for a rerun to continue a stored search (trial counts and storage may change)."""
-        d = asdict(self)
-        for key in ("trials", "storage", "out", "data_dir"):
-            d.pop(key)
-        return d
+        """What must match for a rerun to continue a stored search (trial counts, storage and where the data is may
+        change): the search's settings and every training setting but data_dir, a setting at its TrainConfig
+        default left out (a field added to TrainConfig later keeps a stored search continuable)."""
+        train = {k: v for k, v in asdict(self.train).items() if k != "data_dir"}
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        return {**{k: v for k, v in train.items() if k in IDENTITY_TRAIN_KEYS or v != defaults.get(k)},
+                "space": self.space, "objective": asdict(self.objective), "study_name": self.study_name,
+                "prune": self.prune}
 
 
 def trial_dir(out, number: int) -> Path:
@@ -249,7 +259,7 @@ def _pruner(settings: TuneSettings):
     # The median of fewer than 5 finished trials is mostly the sampler's random draws; the first half of the epochs
     # is the warm-up / high-lr part of a schedule (steps are 0-based epochs: from step epochs//2 on it may prune)
     return optuna.pruners.MedianPruner(n_startup_trials=min(PRUNER_STARTUP_TRIALS, max(1, settings.trials - 1)),
-                                       n_warmup_steps=max(1, settings.epochs // 2))
+                                       n_warmup_steps=max(1, settings.train.epochs // 2))
 
 
 def _sampler(settings: TuneSettings, number: int):
@@ -265,7 +275,7 @@ def _sampler(settings: TuneSettings, number: int):
             stored = trial.user_attrs.get("constraints") or {}
             return [stored.get(n, 0.0) for n in names]
 
-    return optuna.samplers.TPESampler(seed=settings.seed * 100003 + number,
+    return optuna.samplers.TPESampler(seed=settings.train.seed * 100003 + number,
                                       n_startup_trials=max(2, min(10, settings.trials // 3)),
                                       constraints_func=constraints)
 
@@ -387,19 +397,16 @@ def run_search(settings: TuneSettings, log=print, source=None):
     space = settings.search_space()
     base = settings.base_config()
     space.check_against(base)
-    from tflkit.models import get_spec
 
-    get_spec(settings.model)
+    get_spec(settings.train.model)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings, baseline=space.baseline(base), log=log)
     if source is None:
-        from tflkit.data import load_dataset
-
-        source = load_dataset(settings.dataset, data_dir=settings.data_dir, seed=settings.seed)
+        source = load_dataset(settings.train.dataset, data_dir=settings.train.data_dir, seed=settings.train.seed)
     if "val" not in source.splits:
-        raise UsageError(f"{settings.dataset} has no val split to score trials on (do not disable val carving)")
-    log(f"tune     {settings.name}: {settings.trials} trials of {settings.model} on {source.label}, "
+        raise UsageError(f"{settings.train.dataset} has no val split to score trials on (do not disable val carving)")
+    log(f"tune     {settings.name}: {settings.trials} trials of {settings.train.model} on {source.label}, "
         f"objective {settings.objective.describe()}; storage {settings.storage_shown}")
     from sqlalchemy.exc import DBAPIError
 
@@ -411,7 +418,6 @@ def run_search(settings: TuneSettings, log=print, source=None):
         cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
         raise TflkitError(f"the tune storage {settings.storage_shown} is unreachable ({_first_line(cause)}); rerun "
                           f"the same command when it is back: the search goes on") from None
-    from tflkit.tune.report import write_results
 
     paths = write_results(study, settings, space)
     log(f"tune     written: {', '.join(str(p) for p in paths)}")
@@ -455,7 +461,7 @@ def _surplus(study, trial, wanted: int) -> bool:
 
 def _run_trial(study, trial, settings: TuneSettings, space: SearchSpace, base: TrainConfig, source, log) -> str:
     optuna = _optuna()
-    from tflkit.training import train
+    from tflkit.training.loop import train  # TensorFlow: a worker that only reports never loads it
 
     run_dir = trial_dir(settings.out, trial.number)
     trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})

@@ -15,8 +15,10 @@ import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tflkit.errors import UsageError
-from tflkit.training import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
+from tflkit.core.config import coerce_field, read_yaml
+from tflkit.core.errors import UsageError
+from tflkit.core.trainconfig import AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, TrainConfig
+from tflkit.models import get_spec
 
 # What each searchable key is, so a space file is checked before any trial trains.
 FLOAT_KEYS = ("lr", "weight_decay", "label_smoothing", "warmup_epochs", "finetune_lr", "bn_momentum", "step_gamma")
@@ -138,8 +140,6 @@ _FAMILY = {
 
 
 def default_space_dict(model: str, pretrained: bool) -> dict:
-    from tflkit.models import get_spec
-
     family = get_spec(model).family
     return {**_BASE, **_FAMILY.get(family, {}), **(_PRETRAINED if pretrained else {})}
 
@@ -150,8 +150,6 @@ def default_space(model: str, pretrained: bool = False) -> SearchSpace:
 
 def load_space(path, model: str, pretrained: bool = False) -> SearchSpace:
     """The default space for `model` with the file's entries laid over it."""
-    from tflkit.config import read_yaml
-
     path = Path(path)
     data = read_yaml(path, what="space file", expected="a mapping of TrainConfig keys to ranges")
     merged = {**default_space_dict(model, pretrained), **data}
@@ -206,21 +204,10 @@ def _param(name: str, spec: dict, source: str) -> Param:
 
 
 def _value(name: str, value, source: str):
-    """Coerce a YAML value to the key's type: PyYAML reads `1e-3` (no dot) as a string."""
-    where = f"{source}: {name}"
-    if name in NAMED_CHOICES:
-        if value not in NAMED_CHOICES[name]:
-            raise UsageError(f"{where}: unknown choice {value!r}; choose from: {', '.join(NAMED_CHOICES[name])}")
-        return value
-    if isinstance(value, bool):
-        raise UsageError(f"{where}: expected a number, got {value!r}")
-    if name in INT_KEYS:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise UsageError(f"{where}: expected an integer, got {value!r}")
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{where}: expected a number, got {value!r}") from None
+    """A value of TrainConfig key `name`, coerced as every config is (tflkit.core.config: YAML's `1e-3` is a string)."""
+    if name in NAMED_CHOICES and value not in NAMED_CHOICES[name]:
+        raise UsageError(f"{source}: {name}: unknown choice {value!r}; choose from: {', '.join(NAMED_CHOICES[name])}")
+    value = coerce_field(TrainConfig, name, value, source)
+    if value is None:
+        raise UsageError(f"{source}: {name} must be a value, got None")
+    return value

@@ -20,10 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import ModelFileError, UsageError
+from tflkit.core.limits import H5_DATASET_BYTES
 from tflkit.data.safe_pickle import shown
-from tflkit.errors import ModelFileError
-from tflkit.limits import H5_DATASET_BYTES
+from tflkit.models import create_model, get_spec
+from tflkit.models.layers import NORMALIZE_LAYER
 from tflkit.models.squeezenet import CAFFE
+from tflkit.weights.pth_port import port_pth
+from tflkit.weights.tflite import import_tflite_weights, model_from_tflite
 
 
 @contextlib.contextmanager
@@ -64,15 +68,20 @@ def _child(group, name: str, where: str):
 
 def _array(obj, where: str) -> np.ndarray:
     """A weight array from an HDF5 dataset, checked before a byte of it is read: a dataset (not a group), of
-    numbers, within tflkit.limits.H5_DATASET_BYTES, and, unless compressed, stored in the file (a 4 KB file can
+    numbers, within tflkit.core.limits.H5_DATASET_BYTES, and, unless compressed, stored in the file (a 4 KB file can
     declare a 4 TiB dataset that HDF5 fills with zeros on read)."""
     import h5py
 
     if not isinstance(obj, h5py.Dataset):
         raise ModelFileError(f"{where}: a {type(obj).__name__}, not a weights dataset")
-    if obj.shape is None or obj.dtype.kind not in "biuf":
-        raise ModelFileError(f"{where}: a dataset of {obj.dtype} {obj.shape}, not an array of numbers")
-    nbytes = int(np.prod(obj.shape, dtype=object)) * obj.dtype.itemsize
+    try:
+        shape, dtype = obj.shape, obj.dtype
+    except (ValueError, TypeError) as exc:  # a damaged datatype message h5py cannot map to a numpy type: a float
+        # whose exponent bias one flipped byte made 65,663 (found by tests/test_fuzz_mobilenetv3.py)
+        raise ModelFileError(f"{where}: a dataset whose type h5py cannot read ({shown(exc, 120)})") from None
+    if shape is None or dtype.kind not in "biuf":
+        raise ModelFileError(f"{where}: a dataset of {dtype} {shape}, not an array of numbers")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     H5_DATASET_BYTES.check(nbytes, f"{where} (dataset {shown(obj.name)})", ModelFileError)
     if obj.id.get_create_plist().get_nfilters() == 0 and obj.id.get_storage_size() < nbytes:
         raise ModelFileError(f"{where}: dataset {shown(obj.name)} declares {nbytes:,} bytes and the file holds "
@@ -100,6 +109,10 @@ def _text(value, where: str) -> str:
         except UnicodeDecodeError:
             raise ModelFileError(f"{where}: a name that is not UTF-8 ({shown(bytes(value))})") from None
     if isinstance(value, str):
+        try:  # h5py hands a stored name that is not UTF-8 over with surrogate escapes; looked up, it raised
+            value.encode()  # UnicodeEncodeError (found by tests/test_fuzz_mobilenetv3.py: one flipped byte)
+        except UnicodeEncodeError:
+            raise ModelFileError(f"{where}: a name that is not UTF-8 ({shown(value)})") from None
         return value
     raise ModelFileError(f"{where}: a name expected, found a {type(value).__name__}")
 
@@ -127,7 +140,6 @@ def port_squeezenet_keras1(model, path) -> list[str]:
     """Load the Keras-1 SqueezeNet file into a tflkit squeezenet1_1; returns the names of the layers loaded."""
     import h5py
 
-    from tflkit.models.layers import NORMALIZE_LAYER
 
     loaded = []
     with _open_h5(path) as f:
@@ -262,13 +274,9 @@ def load_weights_file(model, path) -> tuple[list[str], list[str]]:
             return port_squeezenet_keras1(model, path), []
         named = weights_from_keras2_h5(path)
     elif path.suffix == ".tflite":
-        from tflkit.weights.tflite import import_tflite_weights
-
         report = import_tflite_weights(model, path)
         return report["loaded_layers"], report["skipped_layers"]
     elif path.suffix in (".pth", ".pt"):
-        from tflkit.weights.pth_port import port_pth
-
         report = port_pth(model, path)
         return report["loaded_layers"], report["skipped_layers"]
     else:
@@ -293,8 +301,6 @@ def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[st
     Layers map by name; the head's 1x1 convolutions (`Conv_2`, `Logits`, kernels (1, 1, in, out)) become the
     Dense kernels (in, out). Every layer of the model but the input normalization must be in the file (the file
     holds the float model's own BatchNorm statistics); a classifier for another class count keeps its init."""
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     named = {keras_applications_layer_name(k): v for k, v in weights_from_keras2_h5(path).items()}
     loaded, skipped = [], []
     for layer in model.layers:
@@ -314,3 +320,16 @@ def port_keras_applications_mobilenetv3(model, path) -> tuple[list[str], list[st
         layer.set_weights(arrays)
         loaded.append(layer.name)
     return loaded, skipped
+
+
+def import_weights(path, model_name: str, image_size: int | None = None, num_classes: int | None = None):
+    """(model, report) for any supported weights file."""
+    path = Path(path)
+    get_spec(model_name)  # an unknown name is a one-line UsageError before anything is read
+    if not path.is_file():
+        raise UsageError(f"weights file not found: {path}")
+    if path.suffix == ".tflite":
+        return model_from_tflite(path, model_name, image_size=image_size)
+    model = create_model(model_name, num_classes=num_classes, image_size=image_size)
+    loaded, skipped = load_weights_file(model, path)
+    return model, {"source": str(path), "loaded_layers": loaded, "skipped_layers": skipped}

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import ModelFileError
+from tflkit.core.limits import PTH_MEMBER_BYTES, ZIP_RATIO
 from tflkit.data.safe_pickle import check_claimed_sizes, shown
-from tflkit.errors import ModelFileError
-from tflkit.limits import PTH_MEMBER_BYTES, ZIP_RATIO
 
 # torch storage class name -> numpy dtype (bfloat16 is widened to float32 on read)
 STORAGE_DTYPES = {
@@ -65,7 +65,7 @@ class _StorageType:
 
 
 class _OverLimit(Exception):
-    """A tensor larger than tflkit.limits.PTH_MEMBER_BYTES: refused with the limit's own message."""
+    """A tensor larger than tflkit.core.limits.PTH_MEMBER_BYTES: refused with the limit's own message."""
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -226,7 +226,7 @@ def _refuse_storage(pid):
 
 def check_members(path: Path, archive: zipfile.ZipFile) -> None:
     """Refuse a zip bomb posing as a .pth from its directory alone, before a byte is inflated: a member larger than
-    tflkit.limits.PTH_MEMBER_BYTES, or a compressed member expanding more than ZIP_RATIO times (torch.save stores
+    tflkit.core.limits.PTH_MEMBER_BYTES, or a compressed member expanding more than ZIP_RATIO times (torch.save stores
     its members uncompressed). A member's declared size also bounds what zipfile inflates from it."""
     for info in archive.infolist():
         # zipfile raises RuntimeError for an encrypted member and NotImplementedError for a method it lacks (one

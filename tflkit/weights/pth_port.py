@@ -28,8 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tflkit.core.errors import ModelFileError
 from tflkit.data.safe_pickle import shown
-from tflkit.errors import ModelFileError
+from tflkit.models import get_spec, list_models
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.weights.pth import load_state_dict
 
 _BN_FIELDS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 CLASSIFIER = "logits"
@@ -95,15 +98,20 @@ def _mobilenetv3(model):
         if not m or int(m.group(1)) not in blocks:
             return None
         prefix, order = blocks[int(m.group(1))]
-        index, rest = int(m.group(2)), m.group(3)
-        if index >= len(order):
-            return None
-        role = order[index]
-        if role == "se":
-            return {"fc1": f"{prefix}_se_fc1", "fc2": f"{prefix}_se_fc2"}.get(rest)
-        return _conv_bn_names(f"{prefix}_{role}", int(rest), depthwise=role == "dw") if rest in "01" else None
+        return _block_part(prefix, order, int(m.group(2)), m.group(3))
 
     return name
+
+
+def _block_part(prefix: str, roles: list, index: int, rest: str) -> str | None:
+    """The registry name of part `rest` of the `index`-th module of a torchvision inverted-residual block (its roles
+    in order: expand, dw, se, project, or fused): a conv, its BatchNorm, or a squeeze-excite layer."""
+    if index >= len(roles):
+        return None
+    role = roles[index]
+    if role == "se":
+        return {"fc1": f"{prefix}_se_fc1", "fc2": f"{prefix}_se_fc2"}.get(rest)
+    return _conv_bn_names(f"{prefix}_{role}", int(rest), depthwise=role == "dw") if rest in "01" else None
 
 
 def _efficientnetv2(model):
@@ -121,14 +129,8 @@ def _efficientnetv2(model):
         if not m:
             return None
         prefix = f"stage{m.group(1)}_{m.group(2)}"
-        index, rest = int(m.group(3)), m.group(4)
         roles = ["fused", "project"] if _has(model, f"{prefix}_fused_conv") else ["expand", "dw", "se", "project"]
-        if index >= len(roles):
-            return None
-        role = roles[index]
-        if role == "se":
-            return {"fc1": f"{prefix}_se_fc1", "fc2": f"{prefix}_se_fc2"}.get(rest)
-        return _conv_bn_names(f"{prefix}_{role}", int(rest), depthwise=role == "dw") if rest in "01" else None
+        return _block_part(prefix, roles, int(m.group(3)), m.group(4))
 
     return name
 
@@ -159,8 +161,6 @@ def _has(model, name: str) -> bool:
 
 
 def _namer(model, state: dict):
-    from tflkit.models import get_spec, list_models
-
     if model.name not in list_models(include_test=True):
         raise ModelFileError(f"{model.name} is not a registry model; torchvision ports exist for registry layouts")
     family = get_spec(model.name).family
@@ -248,15 +248,11 @@ def port_state_dict(model, state: dict[str, np.ndarray], where: str = "state dic
 
 
 def _frozen_by_design(layer) -> bool:
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     return layer.name == NORMALIZE_LAYER  # the pixel normalization: torchvision does it outside the model
 
 
 def port_pth(model, path) -> dict:
     """Read the .pth at `path` (no torch, no pickle code run) and port it onto `model`."""
-    from tflkit.weights.pth import load_state_dict
-
     path = Path(path)
     report = port_state_dict(model, load_state_dict(path), where=str(path))
     return {"source": str(path), **report}

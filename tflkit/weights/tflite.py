@@ -31,7 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tflkit.errors import ModelFileError
+from tflkit.core.errors import ModelFileError
+from tflkit.data.safe_pickle import shown
+from tflkit.models import create_model
+from tflkit.models.layers import NORMALIZE_LAYER
+from tflkit.tflite.runtime import load_interpreter
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 KERAS_WEIGHT_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
@@ -56,22 +60,38 @@ class TFLiteWeightFile:
     num_outputs: int
 
 
-def _dequantized(interpreter, detail: dict) -> np.ndarray:
-    value = interpreter.get_tensor(detail["index"])
+def _dequantized(interpreter, detail: dict, path) -> np.ndarray:
+    """A weight tensor as float32, or ModelFileError naming it: a tensor without data (a damaged buffer offset in
+    the TF-slim file made LiteRT's get_tensor raise ValueError, found by tests/test_fuzz_mobilenetv3.py), a
+    quantization that does not fit its shape, or values that are not finite (a NaN scale: a model of NaNs)."""
+    where = f"{path}: weight tensor {shown(detail['name'])}"
+    try:
+        value = interpreter.get_tensor(detail["index"])
+    except ValueError:  # LiteRT: "Tensor data is null. Run allocate_tensors() first", which it was
+        raise ModelFileError(f"{where} holds no data (its buffer is empty or damaged)") from None
     params = detail["quantization_parameters"]
     scales, zero_points = np.asarray(params["scales"]), np.asarray(params["zero_points"])
     if not np.issubdtype(value.dtype, np.integer) or scales.size == 0:
-        return value.astype(np.float32)
-    shape = [1] * value.ndim
-    if scales.size > 1:  # per channel along quantized_dimension
-        shape[params["quantized_dimension"]] = scales.size
-    return ((value.astype(np.float64) - zero_points.reshape(shape)) * scales.reshape(shape)).astype(np.float32)
+        out = value.astype(np.float32)
+    else:
+        shape = [1] * value.ndim
+        try:
+            if scales.size > 1:  # per channel along quantized_dimension
+                shape[params["quantized_dimension"]] = scales.size
+            out = (value.astype(np.float64) - zero_points.reshape(shape)) * scales.reshape(shape)
+        except (IndexError, ValueError):
+            raise ModelFileError(f"{where}: {scales.size} scales and {zero_points.size} zero points do not fit its "
+                                 f"shape {list(value.shape)} (quantized dimension {params['quantized_dimension']})") \
+                from None
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = out.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ModelFileError(f"{where} dequantizes to values that are not finite (NaN or infinity)")
+    return out
 
 
 def read_tflite_weights(path) -> TFLiteWeightFile:
     """The weight ops of a .tflite's main graph, in execution order, dequantized to float32."""
-    from tflkit.runtime import load_interpreter
-
     interpreter = load_interpreter(path, xnnpack=False)  # delegates may drop constant buffers
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # the only listing of the graph LiteRT's Python API offers
@@ -82,24 +102,29 @@ def read_tflite_weights(path) -> TFLiteWeightFile:
         if producer is not None and producer["op_name"] == "DEQUANTIZE":  # fp16 (or int8) weights
             index = int(producer["inputs"][0])
         elif producer is not None:
-            raise ModelFileError(f"{path}: weight tensor {details[index]['name']} is computed at run time "
+            raise ModelFileError(f"{path}: weight tensor {shown(details[index]['name'])} is computed at run time "
                                  f"({producer['op_name']}), not stored; cannot import")
-        return _dequantized(interpreter, details[index]), details[index]["name"]
+        return _dequantized(interpreter, details[index], path), details[index]["name"]
 
-    found = []
-    for op in ops:
-        if op["op_name"] not in WEIGHT_OPS:
-            continue
-        inputs = [int(i) for i in op["inputs"]]
-        filt, name = constant(inputs[1])
-        bias = constant(inputs[2])[0] if len(inputs) > 2 and inputs[2] >= 0 else None
-        out = details[int(op["outputs"][0])]
-        found.append(TFLiteWeights(op["op_name"], filt, bias, name, out["name"], tuple(int(d) for d in out["shape"])))
-    if not found:
-        raise ModelFileError(f"{path}: no CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED op; nothing to import")
-    inp = interpreter.get_input_details()[0]
-    quant = inp["quantization"] if np.issubdtype(inp["dtype"], np.integer) and inp["quantization"][0] else None
-    num_outputs = int(interpreter.get_output_details()[0]["shape"][-1])
+    try:
+        found = []
+        for op in ops:
+            if op["op_name"] not in WEIGHT_OPS:
+                continue
+            inputs = [int(i) for i in op["inputs"]]
+            filt, name = constant(inputs[1])
+            bias = constant(inputs[2])[0] if len(inputs) > 2 and inputs[2] >= 0 else None
+            out = details[int(op["outputs"][0])]
+            found.append(TFLiteWeights(op["op_name"], filt, bias, name, out["name"],
+                                       tuple(int(d) for d in out["shape"])))
+        if not found:
+            raise ModelFileError(f"{path}: no CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED op; nothing to import")
+        inp = interpreter.get_input_details()[0]
+        quant = inp["quantization"] if np.issubdtype(inp["dtype"], np.integer) and inp["quantization"][0] else None
+        num_outputs = int(interpreter.get_output_details()[0]["shape"][-1])
+    except (IndexError, KeyError) as exc:  # an op without its inputs, a tensor LiteRT does not list, no input
+        raise ModelFileError(f"{path}: not a graph whose weights can be read ({type(exc).__name__}: "
+                             f"{shown(exc, 100)})") from None
     return TFLiteWeightFile(found, (float(quant[0]), int(quant[1])) if quant else None, num_outputs)
 
 
@@ -155,8 +180,6 @@ def import_tflite_weights(model, path, log=None) -> dict:
 
     Raises ModelFileError naming the first pair whose shapes disagree, or when the op counts differ.
     """
-    from tflkit.models.layers import NORMALIZE_LAYER
-
     path = Path(path)
     source = read_tflite_weights(path)
     targets = [layer for layer in model.layers if type(layer).__name__ in KERAS_WEIGHT_LAYERS]
@@ -183,17 +206,18 @@ def import_tflite_weights(model, path, log=None) -> dict:
             if i == len(targets) - 1 and kernel.shape[:-1] == expected[:-1]:
                 skipped.append(layer.name)  # the classifier, for another number of classes: keeps its init
                 continue
-            raise ModelFileError(f"{path}: {src.name} ({src.op} {list(src.filter.shape)}) does not fit "
+            raise ModelFileError(f"{path}: {shown(src.name)} ({src.op} {list(src.filter.shape)}) does not fit "
                                  f"{layer.name} (kernel {list(expected)}); not the same architecture")
         channels = int(np.prod(expected[2:])) if src.op == "DEPTHWISE_CONV_2D" else expected[-1]
         bias = src.bias if src.bias is not None else np.zeros(channels, np.float32)
         bias = bias - np.float32(_folded_offset(src, consumers.get(layer.name, [])))
         bn = None if len(layer.weights) > 1 else bn_after.get(layer.name)
         if len(layer.weights) == 1 and bn is None and np.any(bias):
-            raise ModelFileError(f"{path}: {src.name} has a bias but {layer.name} has none and no BatchNormalization "
-                                 f"follows it")
+            raise ModelFileError(f"{path}: {shown(src.name)} has a bias but {layer.name} has none and no "
+                                 f"BatchNormalization follows it")
         if bn is not None and tuple(bn.weights[0].shape) != bias.shape:
-            raise ModelFileError(f"{path}: {src.name} bias {bias.shape} does not fit {bn.name} {bn.weights[0].shape}")
+            raise ModelFileError(f"{path}: {shown(src.name)} bias {bias.shape} does not fit {bn.name} "
+                                 f"{bn.weights[0].shape}")
         plan.append((src, layer, kernel, bias, bn))
 
     loaded, pairs = [], []
@@ -224,27 +248,24 @@ def import_tflite_weights(model, path, log=None) -> dict:
             "num_outputs": source.num_outputs}
 
 
-def model_from_tflite(path, model_name: str, input_size: int | None = None, log=None):
+def model_from_tflite(path, model_name: str, image_size: int | None = None, log=None):
     """A registry model built for the .tflite's own classes (its head kept) with the .tflite's weights in it.
 
     The strides are not in the weights: the model is built with the standard stem, and again with the registry's
     small-input stem (a tflkit export of a 32x32 run) when the .tflite's feature maps say so."""
-    from tflkit.models import create_model
-    from tflkit.runtime import load_interpreter
-
     interpreter = load_interpreter(path, xnnpack=False)
     shape = interpreter.get_input_details()[0]["shape"]
     num_classes = int(interpreter.get_output_details()[0]["shape"][-1])
-    size = input_size or int(shape[1])
+    size = image_size or int(shape[1])
     first_error = None
     for small_input in (False, True):
-        model = create_model(model_name, num_classes=num_classes, input_size=size, small_input=small_input)
+        model = create_model(model_name, num_classes=num_classes, image_size=size, small_input=small_input)
         try:
             report = import_tflite_weights(model, path, log=log)
         except ModelFileError as exc:  # e.g. ResNet's small-input stem is a 3x3 conv, not a 7x7
             first_error = first_error or exc
             continue
-        mismatch = _spatial_mismatch(model, report["pairs"]) if not input_size or input_size == shape[1] else None
+        mismatch = _spatial_mismatch(model, report["pairs"]) if not image_size or image_size == shape[1] else None
         if mismatch is None:
             return model, report
         first_error = first_error or ModelFileError(f"{path}: {mismatch}; the file's strides are not "
@@ -257,5 +278,6 @@ def _spatial_mismatch(model, pairs) -> str | None:
         want = tuple(pair["output_shape"][1:3])
         got = tuple(model.get_layer(pair["layer"]).output.shape[1:3])
         if len(want) == 2 and len(got) == 2 and want != got:
-            return f"{pair['tensor']} gives {want[0]}x{want[1]} maps where {pair['layer']} gives {got[0]}x{got[1]}"
+            return (f"{shown(pair['tensor'])} gives {want[0]}x{want[1]} maps where {pair['layer']} gives "
+                    f"{got[0]}x{got[1]}")
     return None

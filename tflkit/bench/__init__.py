@@ -1,0 +1,1 @@
+"""Host benchmarking of .tflite files with LiteRT (layer 5)."""

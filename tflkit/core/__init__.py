@@ -1,0 +1,1 @@
+"""The bottom layer: errors, files, config, processes, the machine, records; no TensorFlow."""

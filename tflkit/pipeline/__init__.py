@@ -1,0 +1,1 @@
+"""The stages that chain a run: train, convert, evaluate, bench, report (top layer)."""

@@ -1,0 +1,1 @@
+"""Training and evaluation of Keras models (layer 3)."""
