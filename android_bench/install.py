@@ -66,8 +66,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "tflkit" / "benchmark_model"
 
 
-
-
 def prebuilt_suffix(abis: tuple[str, ...] | list[str]) -> str:
     """The prebuilt's ABI suffix (aarch64, arm, x86-64, x86) for the phone's preferred supported ABI."""
     for abi in abis:

@@ -69,12 +69,6 @@ class HeldOut:
         return topk_accuracy(logits, self.labels, 1)
 
 
-
-
-
-
-
-
 def _settings(recipe, calib_samples: int, calib_given: bool, fine_tune: FineTuneSettings) -> dict:
     """What a recipe's file depends on beyond the run itself; a rerun redoes a recipe whose settings differ."""
     return {"calib_samples": ("given" if calib_given else calib_samples) if recipe.needs_calibration else None,
@@ -341,8 +335,5 @@ def _validate_and_document(result, recipe, held: HeldOut, fp32_ref, tensor_sampl
                       fine_tune=result.fine_tune)
     write_card(path, card)
     return result
-
-
-
 
 

@@ -160,8 +160,6 @@ def test_the_table_covers_every_command():
     assert {name for name, _ in _leaves(build_parser())} <= table
 
 
-
-
 def test_every_flag_has_help_and_every_command_takes_verbose():
     missing = set()
     for name, parser in _leaves(build_parser()):

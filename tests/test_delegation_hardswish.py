@@ -24,8 +24,6 @@ from tflkit.models.layers import hard_swish_op  # noqa: E402
 TEST_MODELS = list_models("test_*", include_test=True)
 
 
-
-
 def _with_batchnorm_statistics(model, images):
     """Moving statistics from one batch, so activations have trained-like ranges (a freshly initialised model's
     vanish, and int8 scales that extreme are refused by XNNPACK whatever the activation)."""

@@ -38,8 +38,6 @@ from tflkit.models.layers import hard_swish_op
 RECIPES = ("fp32", "fp16", "dynamic_wi8_afp32", "static_wi8_ai8")
 
 
-
-
 def _x_div6_first(x, keras, name):
     shifted = keras.layers.Rescaling(1.0, offset=3.0, name=f"{name}_plus3")(x)
     gate = keras.layers.ReLU(max_value=6.0, name=f"{name}_relu6")(shifted)

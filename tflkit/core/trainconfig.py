@@ -19,7 +19,6 @@ AUGMENT_PRESETS = ("none", "basic", "randaugment", "mixup", "cutmix", "paper")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-
 def _setting(default, help_text: str, choices=None):
     """A TrainConfig field: its default, the help of its `tflkit train` flag and its valid values."""
     metadata = {"help": help_text, **({"choices": choices} if choices else {})}

@@ -48,8 +48,6 @@ class Trained:
         return asdict(self)
 
 
-
-
 def train(run: Run, config: TrainConfig | None = None, source=None, *, resume: bool | None = None,
           verbose: int = 0, log: Log | None = None, callbacks=None) -> Trained:
     """Train `config` into `run` (None: resume the run's own config). `resume` None: resume when the run has

@@ -197,8 +197,6 @@ def _weights_name(pretrained: str | None) -> str:
     return Path(pretrained).name
 
 
-
-
 def _add_stage_failures(row: dict, stages: list[dict]) -> None:
     """A failed eval or bench stage of this recipe shows in its row, so an empty figure is explained."""
     for stage in stages:
@@ -209,10 +207,6 @@ def _add_stage_failures(row: dict, stages: list[dict]) -> None:
         row["message"] = _joined(row["message"], note)
         if row["status"] == "ok" and kind in ("eval", "bench_host"):
             row["status"] = f"{kind}_failed"
-
-
-
-
 
 
 def columns(rows: list[dict]) -> list[str]:

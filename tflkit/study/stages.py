@@ -71,7 +71,6 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-
 def run_cell(spec: StudySpec, cell: Cell, out_dir, done: set[str], emit: Emit, log=print,
              node: str | None = None) -> None:
     """`node`: the Ray node running the cell, recorded with every stage beside the host."""

@@ -57,7 +57,6 @@ def record_environment(run: Run, from_epoch: int, deterministic: bool) -> None:
     atomic_write_text(run.environment_path, json.dumps(sessions, indent=1) + "\n")
 
 
-
 # Below this many optimizer steps per epoch the architectures' reference BatchNorm momentum (0.99: a moving average
 # over ~100 steps) lags the weights by epochs, and validation sits at chance: see SMALL_RUN_BN_MOMENTUM.
 SMALL_RUN_STEPS_PER_EPOCH = 50
