@@ -15,6 +15,8 @@ backbone's, in inference mode) keep theirs.
 """
 from __future__ import annotations
 
+import numpy as np
+
 # Enough images for per-channel statistics to settle (pycls uses 1,024 by default; batch 64 x 16 = 1,024) at a
 # cost of about 16 forward passes: 5% of the demo's 93-step epoch (benchmarks/demo_seeds.py states the wall time).
 DEFAULT_BATCHES = 16
@@ -58,8 +60,6 @@ class BatchNormStats:
         """Set the statistics; returns the number of images they were computed from (0: nothing to do)."""
         if self._probe is None:
             return 0
-        import numpy as np
-
         # Keep the moving values: the probe runs the layers in training mode, which also steps their averages.
         sums = [[np.zeros(layer.moving_mean.shape, np.float64) for _ in range(2)] for layer in self.layers]
         images = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +41,6 @@ def load_keras_model(path):
         raise ModelFileError(f"model file not found: {path}")
 
     quiet_tensorflow()
-    import zipfile
-
     import keras
 
 
@@ -111,9 +111,6 @@ def evaluate(path, source, split: str = "test", threads: int | None = None, *, l
     Unreadable image files are skipped with a count (`strict`: a DatasetError naming the first). `log` gets notes
     and a progress line every PROGRESS_SECONDS (default: none). `runtime` "tflm": the file as TensorFlow Lite Micro
     computes it; with `compare`, LiteRT scores the same images too and their top-1 agreement is recorded."""
-    import time
-
-
     log = log or (lambda *_: None)
     name = Path(path).name
     if Path(path).suffix == ".tflite" and Path(path).is_file():

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from contextlib import contextmanager
 from dataclasses import replace
+
+import numpy as np
 
 import tflkit.training.schedules  # noqa: F401  (registers the schedule class so last.keras loads)
 from tflkit.core.errors import UsageError
@@ -96,8 +99,6 @@ def stem_note(config: TrainConfig, model) -> str:
 
 
 def _stderr(message: str) -> None:
-    import sys
-
     print(message, file=sys.stderr, flush=True)
 
 
@@ -391,8 +392,6 @@ def _set_phase_trainable(model, phase: str, run: Run, finetune_bn: str = "frozen
 def reseed_layers(model, seed: int, epoch: int) -> None:
     """Set every random layer's generator (Dropout, ...) to a state derived from (seed, epoch, layer position):
     their draws become a function of the epoch, so a resumed epoch repeats the uninterrupted run's dropout."""
-    import numpy as np
-
     position = 0
     for layer in model._flatten_layers(include_self=False):
         generator = getattr(layer, "seed_generator", None)
