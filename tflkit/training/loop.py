@@ -90,7 +90,7 @@ def _resolve(config: TrainConfig, source) -> TrainConfig:
 def stem_note(config: TrainConfig, model) -> str:
     """One line saying which stem the run trains and what an image costs: the CIFAR-style stem (the default at 64 px
     and below) keeps the early feature maps 4x (SqueezeNet) to 16x larger than the ImageNet stem, and images/s drop
-    by about that much (benchmarks/results/train_throughput.md); a user should see it before waiting."""
+    by about that much (benchmarks/results/train_throughput_xeon_amx.md); a user should see it before waiting."""
     how = get_spec(config.model).small_input_note.split(":")[0]  # "... (total stride 8 instead of 32)"
     stem = (f"CIFAR-style stem, {how}; --no-small-input: the ImageNet stem"
             if config.small_input else "ImageNet stem")
