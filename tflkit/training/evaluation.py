@@ -43,7 +43,6 @@ def load_keras_model(path):
     quiet_tensorflow()
     import keras
 
-
     if not zipfile.is_zipfile(path):  # Keras' own message for this case says "File not found"
         raise ModelFileError(f"cannot load Keras model {path}: not a .keras file (not a zip archive)")
     try:
