@@ -239,9 +239,24 @@ def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run
     int8 = next((run / "tflite").glob("*.static_wi8_ai8.tflite"))
     result = evaluate(int8, tiny_shapes, limit=64, runtime="tflm", compare=True)
     assert result.runtime == "tflm" and result.count == 64
-    # TFLM's reference kernels and LiteRT's differ by a few output steps (up to 4 int8 LSBs measured on this
-    # MobileNetV3's hard-swish); on a 4-epoch model with close logits that flips 5-8% of the top-1 classes.
-    assert result.agreement >= 0.85 and abs(result.top1 - result.reference_top1) <= 0.06
+
+    # TFLM's reference kernels and LiteRT's round differently, so their int8 logits differ by a few output steps
+    # (up to 6 over 9 seeds of this tiny model, oneDNN on and off; the flips were at LiteRT margins up to 2 steps).
+    # How many top-1 classes flip depends on how many images are near-ties (0-14% of 64 here), so the test bounds
+    # the steps and asks that every flip is a near-tie under LiteRT, not a fixed agreement rate.
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tflkit.data.preprocess import for_model
+    from tflkit.training.evaluation import Predictor
+
+    step = Interpreter(model_path=str(int8)).get_output_details()[0]["quantization"][0]
+    images = for_model(int8, log=lambda *_: None).apply(tiny_shapes.split("test").images[:64].astype(np.float32))
+    tflm, litert = Predictor(int8, runtime="tflm").predict(images), Predictor(int8).predict(images)
+    assert np.abs(tflm - litert).max() <= 8 * step + 1e-6
+    top2 = np.sort(litert, axis=1)[:, -2:]
+    flipped = tflm.argmax(1) != litert.argmax(1)
+    assert np.all(top2[flipped, 1] - top2[flipped, 0] <= 4 * step + 1e-6)
+    assert 0.0 <= result.agreement <= 1.0 and abs(result.top1 - result.reference_top1) <= 1.0 - result.agreement
 
     from tflkit.mcu.boards import BOARDS
 
