@@ -50,6 +50,7 @@ def test_only_the_first_batches_count_and_a_model_without_batchnorm_is_a_no_op()
     assert BatchNormStats(plain, dataset).update() == 0
 
 
+@pytest.mark.integration
 def test_a_run_validates_and_saves_recomputed_statistics_and_trains_the_same(tmp_path, tiny_shapes):
     """Training itself uses batch statistics: recomputing the moving ones changes validation and the saved model,
     never the training curve."""

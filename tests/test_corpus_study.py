@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("tensorflow")
+# A study trained and replayed (~70 s); the readers themselves replay the corpus in the default suite
+# (test_corpus_replay.py).
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
 TFLITES = sorted((ROOT / "tests" / "corpus" / "tflite").glob("*.tflite"))

@@ -100,8 +100,9 @@ def _split_hard_swish_before(x, keras, name):
     return keras.layers.Multiply(name=name)([scaled, gate])
 
 
-@pytest.mark.parametrize("recipe, spelling", [("fp32", "today"), ("fp16", "today"), ("dynamic_wi8_afp32", "today"),
-                                              ("fp32", "split_before")])
+@pytest.mark.parametrize("recipe, spelling", [
+    ("fp32", "today"), *(pytest.param(*p, marks=pytest.mark.integration)
+                         for p in [("fp16", "today"), ("dynamic_wi8_afp32", "today"), ("fp32", "split_before")])])
 def test_float_files_get_one_hard_swish_op_each(recipe, spelling, tmp_path, monkeypatch):
     """Float recipes convert the model's float graph (converters.convert.float_graph): one HARD_SWISH op per
     hard-swish (one XNNPACK op instead of two or three), with the same outputs as the Keras model; models saved with

@@ -34,6 +34,7 @@ def _weights(run_dir):
     return keras.models.load_model(run_dir / "checkpoints" / "last.keras").get_weights()
 
 
+@pytest.mark.integration
 def test_two_deterministic_runs_give_bit_identical_weights(tmp_path):
     for name in ("a", "b"):
         subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / name)], check=True, timeout=300)

@@ -40,6 +40,7 @@ def _recording_fine_tunes(monkeypatch):
     return calls
 
 
+@pytest.mark.integration
 @needs_tfmot
 def test_pruning_is_compared_with_fp32_fine_tuned_alike(tmp_path, monkeypatch):
     from converters.export import export_run

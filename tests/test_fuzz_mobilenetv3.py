@@ -292,6 +292,7 @@ def _fuzz_h5(folder: Path, n: int):
     assert tally["inputs"] >= min(examples(n), 10)
 
 
+@pytest.mark.integration
 def test_fuzz_mobilenetv3_h5_port(fuzz_env):
     pytest.importorskip("h5py")
     _fuzz_h5(fuzz_env, 150)

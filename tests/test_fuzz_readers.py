@@ -163,6 +163,7 @@ def _fuzz_tflite(tmp_path_factory, n: int):
     assert tally["inputs"] >= min(examples(n), 10)
 
 
+@pytest.mark.integration
 def test_fuzz_tflite_readers(tmp_path_factory):
     _fuzz_tflite(tmp_path_factory, 30)
 

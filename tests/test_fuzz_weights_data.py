@@ -825,6 +825,7 @@ def _fuzz_images(folder: Path, n: int):
     assert tally["inputs"] >= min(examples(n), 10)
 
 
+@pytest.mark.integration
 def test_fuzz_image_folder(fuzz_env):
     pytest.importorskip("tensorflow")
     _fuzz_images(fuzz_env, 100)

@@ -28,6 +28,7 @@ def test_crash_becomes_conversion_error_and_the_next_recipe_still_converts(softp
     assert data[4:8] == b"TFL3"
 
 
+@pytest.mark.integration
 def test_pool_converts_in_parallel_and_a_crash_costs_only_its_recipe(softplus_saved_model):
     from converters.isolated import ConverterPool
     from converters.recipes import resolve_recipes

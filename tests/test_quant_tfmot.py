@@ -39,6 +39,7 @@ def test_twin_carries_the_weights_and_hard_swish():
     assert isinstance(twin, tf_keras.Model)
 
 
+@pytest.mark.integration
 def test_pruned_weights_are_half_zeros_in_the_tflite_and_keras3_still_works(tmp_path):
     source = make_run(tmp_path / "run", "test_resnet", source=small_shapes())
     fp32, pruned = _export(tmp_path / "run", source, ["fp32", "prune50_static_wi8_ai8"])

@@ -90,6 +90,7 @@ def test_force_converts_again_and_other_settings_are_not_done(run):
     assert _rows(run)["static_wi8_ai8"]["settings"]["calib_samples"] == 16
 
 
+@pytest.mark.integration
 def test_report_lists_every_tflite_and_the_figures_it_lacks(run, tmp_path):
     from converters.export import export_run
     from tflkit.pipeline.report import write_report

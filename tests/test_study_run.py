@@ -155,6 +155,7 @@ def test_sigkill_midway_then_resume_redoes_no_finished_stage(study_file, local_r
     assert stable_rows(out) == stable_rows(local_run[0])
 
 
+@pytest.mark.integration
 def test_ray_executor_gives_the_same_rows(study_file, local_run, tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "ray"
@@ -250,6 +251,7 @@ def test_an_error_recording_a_cell_stops_the_study(monkeypatch, tmp_path):
         executors.run_worker(tmp_path, "ok", set(), None, broken_store)
 
 
+@pytest.mark.integration
 def test_remeasure_convert_converts_every_file_again(local_run, study_file, tmp_path):
     """`--remeasure convert` (a newer converter): every recipe is converted again and its file measured again;
     the trained model is kept, and the figures that do not depend on timing come out the same."""

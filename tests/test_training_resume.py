@@ -85,7 +85,8 @@ def test_schedules_warm_up_then_follow_their_curve():
     assert WarmupSchedule.from_config(cosine.get_config()).get_config() == cosine.get_config()
 
 
-@pytest.mark.parametrize("preset", ["mixup", "cutmix", "paper"])
+@pytest.mark.parametrize("preset", ["mixup", *(pytest.param(p, marks=pytest.mark.integration)
+                                               for p in ("cutmix", "paper"))])
 def test_soft_label_presets_train(tmp_path, shapes, preset):
     config = TrainConfig(model="test_mobilenetv3", epochs=1, batch_size=64, augment=preset, bn_momentum=0.9)
     history = train(config, tmp_path, verbose=0, source=shapes)
@@ -106,6 +107,7 @@ print("REPLICAS-OK", history["val_top1"][0])
 """
 
 
+@pytest.mark.integration
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     proc = subprocess.run([sys.executable, "-c", MIRRORED_RUN, str(tmp_path / "run")], capture_output=True,
                           text=True, timeout=300)

@@ -63,6 +63,7 @@ def test_a_run_compiles_the_plain_keras_step_and_states_its_cost(tmp_path, shape
     assert macs(cifar_note) > 4 * macs(standard_note)  # two stride-2 stages kept at full resolution
 
 
+@pytest.mark.integration
 def test_mixed_bfloat16_and_xla_are_chosen_recorded_and_saved_as_float32(tmp_path, shapes):
     """The two speed switches: a bf16 run computes in bf16 (float32 variables), says so in config.yaml, and saves
     a float32 model.keras (what conversion reads); XLA compiles the step when asked."""

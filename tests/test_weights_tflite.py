@@ -37,7 +37,7 @@ def _convert(model, path, fp16=False):
     return path
 
 
-@pytest.mark.parametrize("name", ["test_mobilenetv3", "test_resnet"])
+@pytest.mark.parametrize("name", [pytest.param("test_mobilenetv3", marks=pytest.mark.integration), "test_resnet"])
 def test_own_float_and_fp16_files_import_back_by_logits(tmp_path, name):
     source = _randomized(name, 6, seed=0)
     images = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
