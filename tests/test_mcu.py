@@ -247,16 +247,21 @@ def test_top1_under_tflm_agrees_with_litert_and_lands_in_the_run_report(tiny_run
     from ai_edge_litert.interpreter import Interpreter
 
     from tflkit.data.preprocess import for_model
+    from tflkit.data.splits import holdout_indices
     from tflkit.training.evaluation import Predictor
 
     step = Interpreter(model_path=str(int8)).get_output_details()[0]["quantization"][0]
-    images = for_model(int8, log=lambda *_: None).apply(tiny_shapes.split("test").images[:64].astype(np.float32))
+    test = tiny_shapes.split("test")
+    chosen = np.sort(holdout_indices(test.labels, 64, 0))  # the images evaluate(limit=64, seed=0) scored
+    images = for_model(int8, log=lambda *_: None).apply(test.images[chosen].astype(np.float32))
     tflm, litert = Predictor(int8, runtime="tflm").predict(images), Predictor(int8).predict(images)
     assert np.abs(tflm - litert).max() <= 8 * step + 1e-6
     top2 = np.sort(litert, axis=1)[:, -2:]
     flipped = tflm.argmax(1) != litert.argmax(1)
     assert np.all(top2[flipped, 1] - top2[flipped, 0] <= 4 * step + 1e-6)
-    assert 0.0 <= result.agreement <= 1.0 and abs(result.top1 - result.reference_top1) <= 1.0 - result.agreement
+    # evaluate's figures are these images' (one of them a wrong pairing of runtimes or images would break)
+    assert result.agreement == pytest.approx(np.mean(~flipped))
+    assert result.reference_top1 == pytest.approx(np.mean(litert.argmax(1) == test.labels[chosen]))
 
     from tflkit.mcu.boards import BOARDS
 
